@@ -1,0 +1,22 @@
+// The subcommands of the `iflame` binary, one source file each (cmd_<name>.cpp).
+// Each gets the arguments after its name and returns the process exit code.
+#pragma once
+
+namespace iflame::cli {
+
+int run_tokenize(int argc, char** argv);
+int run_prepare(int argc, char** argv);
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+// In the order `iflame --help` lists them.
+inline constexpr Command kCommands[] = {
+    {"tokenize", "print a mesh's canonical form and its token rows", run_tokenize},
+    {"prepare", "build a training dataset from folders of meshes", run_prepare},
+};
+
+}  // namespace iflame::cli

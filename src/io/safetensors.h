@@ -1,0 +1,40 @@
+// safetensors files (https://github.com/huggingface/safetensors format): 8-byte little-endian
+// header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}},
+// then the raw little-endian tensor bytes. Torch-free: model/weights.h converts to tensors.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iflame {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+
+// "F32" <-> DType::F32 etc.; throws iflame::Error for an unknown name.
+DType dtype_from_name(const std::string& name);
+const char* dtype_name(DType dtype);
+size_t dtype_size(DType dtype);
+
+struct TensorData {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;  // little-endian, row-major, size = numel * dtype_size
+  int64_t numel() const;
+};
+
+struct SafetensorsFile {
+  std::map<std::string, TensorData> tensors;  // sorted by name, as the format writes them
+  std::map<std::string, std::string> metadata;
+};
+
+// Reads PATH; throws iflame::Error naming the file for a bad header, overlapping or
+// out-of-range offsets, a size that does not match dtype x shape, or a truncated file.
+SafetensorsFile read_safetensors(const std::string& path);
+// Writes atomically (temp file + rename).
+void write_safetensors(const SafetensorsFile& file, const std::string& path);
+
+// Converts F16/BF16/F32/F64 tensor data to float32 values (for loading weights).
+std::vector<float> to_float32(const TensorData& tensor);
+
+}  // namespace iflame

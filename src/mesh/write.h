@@ -1,0 +1,15 @@
+// Mesh writers. Both write atomically (temp file + rename).
+#pragma once
+#include <string>
+
+#include "mesh/mesh.h"
+
+namespace iflame {
+
+void write_obj(const Mesh& mesh, const std::string& path, const std::string& comment = "");
+// Binary little-endian PLY (float32 positions, int32 triangle lists).
+void write_ply(const Mesh& mesh, const std::string& path);
+// Picks the writer from the extension (.obj or .ply); throws iflame::Error for anything else.
+void write_mesh(const Mesh& mesh, const std::string& path);
+
+}  // namespace iflame

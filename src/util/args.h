@@ -1,0 +1,45 @@
+// A small command-line parser for the subcommands: typed options with defaults and help text,
+// positionals, `--key value` and `--key=value`, unknown options are errors.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iflame {
+
+class ArgParser {
+ public:
+  ArgParser(std::string command, std::string summary);
+
+  // Registers options. `value` receives the parsed value; its current value is the default.
+  ArgParser& flag(const std::string& name, bool* value, const std::string& help);
+  ArgParser& option(const std::string& name, std::string* value, const std::string& help);
+  ArgParser& option(const std::string& name, int64_t* value, const std::string& help);
+  ArgParser& option(const std::string& name, double* value, const std::string& help);
+  // Repeatable option, or one that takes every following non-option word.
+  ArgParser& list(const std::string& name, std::vector<std::string>* values, const std::string& help);
+  ArgParser& positional(const std::string& name, std::string* value, const std::string& help, bool required = true);
+  ArgParser& positional_list(const std::string& name, std::vector<std::string>* values, const std::string& help);
+
+  // Returns false when --help was given (help is printed); throws iflame::Error on bad usage.
+  bool parse(int argc, char** argv);
+  std::string help() const;
+
+ private:
+  struct Opt {
+    std::string name, help, metavar, default_text;
+    bool takes_value = true, is_list = false;
+    std::function<void(const std::string&)> set;
+  };
+  struct Pos {
+    std::string name, help;
+    bool required = true, is_list = false;
+    std::function<void(const std::string&)> set;
+  };
+  std::string command_, summary_;
+  std::vector<Opt> options_;
+  std::vector<Pos> positionals_;
+};
+
+}  // namespace iflame

@@ -1,0 +1,22 @@
+// Small file helpers: whole-file reads, atomic writes, extensions.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace iflame {
+
+// Reads a whole file; throws iflame::Error naming the path when it cannot.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+std::string read_file_text(const std::string& path);
+
+// Writes to PATH.tmp.<pid> then renames over PATH, so a reader never sees a half-written file.
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+inline void write_file_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+// Lower-case extension with the dot (".obj"), "" when none.
+std::string lower_extension(const std::string& path);
+
+}  // namespace iflame

@@ -1,0 +1,14 @@
+// Where tests find reference data, the source tree, the CLI binary and scratch space.
+#pragma once
+#include <string>
+
+namespace iflame::test {
+
+std::string shared_dir();     // ../shared (override with IFLAME_SHARED_DIR)
+std::string reference_dir();  // shared/reference/iflame-dev
+std::string source_dir();
+std::string iflame_binary();
+// A fresh, empty directory unique to the running test.
+std::string temp_dir();
+
+}  // namespace iflame::test

@@ -1,1 +1,87 @@
-#include "model/torch_compat.h"
+#include "model/config.h"
+
+#include <sstream>
+
+#include "util/error.h"
+
+namespace iflame {
+
+const char* arch_name(Arch arch) {
+  switch (arch) {
+    case Arch::IFlame: return "iflame";
+    case Arch::Full: return "full";
+    case Arch::Linear: return "linear";
+  }
+  return "?";
+}
+
+Arch arch_from_name(const std::string& name) {
+  if (name == "iflame") return Arch::IFlame;
+  if (name == "full") return Arch::Full;
+  if (name == "linear") return Arch::Linear;
+  throw Error("unknown architecture '" + name + "' (expected iflame, full or linear)");
+}
+
+AttnKind ModelConfig::kind_of(int64_t index) const {
+  if (arch == Arch::Full) return AttnKind::Full;
+  if (arch == Arch::Linear) return AttnKind::Linear;
+  const char c = stage_pattern[size_t(index % int64_t(stage_pattern.size()))];
+  return c == 'F' ? AttnKind::Full : AttnKind::Linear;
+}
+
+void ModelConfig::validate() const {
+  if (dim <= 0 || heads <= 0 || dim % heads != 0) {
+    throw Error("model: width " + std::to_string(dim) + " is not divisible by " + std::to_string(heads) + " heads");
+  }
+  if (head_dim() % 4 != 0) throw Error("model: head dim " + std::to_string(head_dim()) + " must be divisible by 4 (RoPE)");
+  if (stage_pattern.empty()) throw Error("model: empty attention pattern");
+  for (char c : stage_pattern) {
+    if (c != 'L' && c != 'F') throw Error(std::string("model: attention pattern letter '") + c + "' (use L or F)");
+  }
+  if (blocks_per_stage <= 0 || baseline_layers <= 0) throw Error("model: block counts must be positive");
+  if (vocab <= pad_token) throw Error("model: vocabulary smaller than the PAD token");
+}
+
+std::string ModelConfig::describe() const {
+  std::ostringstream s;
+  s << "arch          = " << arch_name(arch) << "\n"
+    << "dim           = " << dim << "\n"
+    << "heads         = " << heads << " (head dim " << head_dim() << ")\n"
+    << "ffn_hidden    = " << hidden() << "\n"
+    << "vocab         = " << vocab << "\n";
+  if (arch == Arch::IFlame) {
+    s << "stages        = 6 x " << blocks_per_stage << " blocks (token, vertex, face, face, vertex, token)\n"
+      << "stage_pattern = " << stage_pattern << "\n";
+  } else {
+    s << "layers        = " << baseline_layers << " (" << (arch == Arch::Full ? "full" : "linear") << " attention)\n";
+  }
+  return s.str();
+}
+
+std::map<std::string, std::string> ModelConfig::to_metadata() const {
+  return {{"arch", arch_name(arch)},
+          {"embed_dim", std::to_string(dim)},
+          {"num_heads", std::to_string(heads)},
+          {"ffn_hidden", std::to_string(hidden())},
+          {"num_categories", std::to_string(vocab)},
+          {"blocks_per_stage", std::to_string(blocks_per_stage)},
+          {"baseline_layers", std::to_string(baseline_layers)},
+          {"stage_pattern", stage_pattern}};
+}
+
+ModelConfig model_preset(const std::string& name, Arch arch) {
+  ModelConfig c;
+  c.arch = arch;
+  if (name == "ref") {
+    c.dim = 512, c.heads = 16;
+  } else if (name == "small") {
+    c.dim = 256, c.heads = 8;
+  } else if (name == "tiny") {
+    c.dim = 64, c.heads = 4;
+  } else {
+    throw Error("unknown model preset '" + name + "' (expected ref, small or tiny)");
+  }
+  return c;
+}
+
+}  // namespace iflame

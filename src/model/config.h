@@ -1,0 +1,50 @@
+// Model hyperparameters (a plain struct, torch-free) and the per-layer attention pattern.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iflame {
+
+enum class AttnKind { Linear, Full };
+
+// Which network: the paper's hourglass, or one of the two baselines it compares against
+// (a plain stack at token resolution with full or linear attention everywhere).
+enum class Arch { IFlame, Full, Linear };
+
+struct ModelConfig {
+  Arch arch = Arch::IFlame;
+  int64_t dim = 512;         // E
+  int64_t heads = 16;        // H; head dim D = E / H, divisible by 4 (half-truncated RoPE)
+  int64_t vocab = 132;       // 129 coordinate levels + PAD, BOS, EOS
+  int64_t ffn_hidden = 0;    // 0 = int(8/3 * E), as the reference
+  int64_t blocks_per_stage = 4;
+  int64_t baseline_layers = 24;  // depth of the `full` / `linear` baselines
+  // Attention kinds of one stage's blocks, 'L' linear and 'F' full; repeated to fill a stage.
+  std::string stage_pattern = "LLLF";
+  double rms_eps = 1e-5;
+  double rope_base = 1024.0;
+  int64_t pad_token = 129;
+
+  int64_t head_dim() const { return dim / heads; }
+  int64_t hidden() const { return ffn_hidden > 0 ? ffn_hidden : int64_t(8.0 / 3.0 * double(dim)); }
+  // Attention kind of block `index` within a stage (iFlame) or of layer `index` (baselines).
+  AttnKind kind_of(int64_t index) const;
+  int64_t num_layers() const { return arch == Arch::IFlame ? 6 * blocks_per_stage : baseline_layers; }
+  // Throws iflame::Error when inconsistent (D not divisible by 4, unknown pattern letter, ...).
+  void validate() const;
+  // Aligned `key = value` lines for logs (llama.cpp's print_info style).
+  std::string describe() const;
+  // Metadata stored in safetensors so that a checkpoint knows its own architecture.
+  std::map<std::string, std::string> to_metadata() const;
+};
+
+const char* arch_name(Arch arch);
+Arch arch_from_name(const std::string& name);
+
+// Presets: "ref" (E=512, H=16: the paper's 75.7M model), "small" (E=256, H=8), "tiny" (E=64,
+// H=4: the reference test model's size). `arch` picks iFlame or a baseline of the same width.
+ModelConfig model_preset(const std::string& name, Arch arch = Arch::IFlame);
+
+}  // namespace iflame

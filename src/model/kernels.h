@@ -1,0 +1,38 @@
+// Attention kernels. Shapes: q, k, v are (B, H, T, D); outputs are (B, H, T, D).
+// The *_naive versions materialize T x T and exist as the reference for tests.
+#pragma once
+#include "model/torch_compat.h"
+
+namespace iflame::kernels {
+
+// Causal softmax(q k^T / sqrt(D)) v.
+torch::Tensor causal_attention_naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+// o_t = sum_{u<=t} exp(-slope_h (t-u)) (q_t . k_u) v_u; slopes: (H,).
+torch::Tensor linear_attention_naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& slopes);
+// Recurrent form (one position at a time, state S_h of D x D): the definition, for tests.
+torch::Tensor linear_attention_recurrent(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& slopes);
+
+// Flash-style causal attention: tiles of `tile` queries x `tile` keys with an online softmax,
+// never an T x T matrix; a custom autograd function whose backward recomputes the tiles from
+// the saved log-sum-exp. Memory O(T * D) per head plus one tile.
+torch::Tensor causal_attention_tiled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     int64_t tile = 256);
+
+// Chunked linear attention with decay: exact intra-chunk masked matmul plus an inter-chunk
+// state carried as one (N x N) decay-weighted prefix over the per-chunk D x D states. Memory
+// O(T * chunk + chunks * D^2) per head; plain autograd (no T x T anywhere, forward or backward).
+torch::Tensor linear_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                       const torch::Tensor& slopes, int64_t chunk = 64);
+
+// What the model calls: the fastest exact kernel for the device (SDPA on CUDA with LibTorch
+// 2.x, the tiled kernel elsewhere).
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+torch::Tensor linear_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& slopes);
+
+// Per-head decay slopes s_h = 2^(-8 (h+1) / H) (ALiBi), float32 (H,).
+torch::Tensor alibi_slopes(int64_t heads);
+
+}  // namespace iflame::kernels

@@ -1,0 +1,101 @@
+#include "model/layers.h"
+
+#include "model/kernels.h"
+
+namespace iflame {
+
+using torch::Tensor;
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+Tensor RMSNormImpl::forward(const Tensor& x) {
+  Tensor xf = x.to(torch::kFloat);
+  Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  return (normed * weight.to(torch::kFloat)).to(x.scalar_type());
+}
+
+Tensor RopeTable::frequencies(int64_t head_dim, double base) {
+  const int64_t quarter = head_dim / 4;
+  // (1/base) ** linspace(0, 1, D/4) in float32, then D/4 zeros: the reference's buffer bit for bit.
+  Tensor exponents = torch::linspace(0, 1, quarter, torch::kFloat);
+  Tensor rotated = torch::pow(torch::full({}, float(1.0 / base), torch::kFloat), exponents);
+  return torch::cat({rotated, torch::zeros({head_dim / 2 - quarter}, torch::kFloat)});
+}
+
+RopeTable RopeTable::make(int64_t positions, int64_t head_dim, double base, const torch::Device& device) {
+  Tensor pos = torch::arange(positions, torch::kFloat);
+  Tensor theta = torch::outer(pos, frequencies(head_dim, base));  // (T, D/2)
+  return {theta.cos().to(device), theta.sin().to(device)};
+}
+
+Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());  // (T, D/2) broadcasts over (B, H)
+  return torch::cat({x1 * c + x2 * s, x2 * c - x1 * s}, -1);
+}
+
+SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden) {
+  proj1 = register_module("proj1", torch::nn::Linear(dim, hidden));
+  proj2 = register_module("proj2", torch::nn::Linear(dim, hidden));
+  proj3 = register_module("proj3", torch::nn::Linear(hidden, dim));
+}
+
+Tensor SwiGLUImpl::forward(const Tensor& x) { return proj3(torch::silu(proj1(x)) * proj2(x)); }
+
+AttentionImpl::AttentionImpl(const ModelConfig& config, AttnKind kind_)
+    : kind(kind_), heads(config.heads), head_dim(config.head_dim()) {
+  const int64_t E = config.dim;
+  auto linear = [&](const char* name) {
+    return register_module(name, torch::nn::Linear(torch::nn::LinearOptions(E, E).bias(false)));
+  };
+  q_proj = linear("q_proj");
+  k_proj = linear("k_proj");
+  v_proj = linear("v_proj");
+  out_proj = linear("out_proj");
+  if (kind == AttnKind::Linear) {
+    rms_norm = register_module("rms_norm", RMSNorm(E, config.rms_eps));
+    slopes = register_buffer("slopes", kernels::alibi_slopes(heads));
+  }
+}
+
+std::array<Tensor, 3> AttentionImpl::project(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto split = [&](const Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };  // (B,H,T,D)
+  return {apply_rope(split(q_proj(x)), cos, sin), apply_rope(split(k_proj(x)), cos, sin), split(v_proj(x))};
+}
+
+Tensor AttentionImpl::merge_heads(const Tensor& o) {
+  const int64_t B = o.size(0), T = o.size(2);
+  Tensor merged = o.transpose(1, 2).reshape({B, T, heads * head_dim});  // (B,T,E)
+  if (kind == AttnKind::Linear) merged = rms_norm(merged);
+  return out_proj(merged);
+}
+
+Tensor AttentionImpl::forward(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  auto [q, k, v] = project(x, cos, sin);
+  Tensor o = kind == AttnKind::Full ? kernels::causal_attention(q, k, v) : kernels::linear_attention(q, k, v, slopes);
+  return merge_heads(o);
+}
+
+BlockImpl::BlockImpl(const ModelConfig& config, AttnKind kind) {
+  attn = register_module("attn", Attention(config, kind));
+  feed_forward = register_module("feed_forward", SwiGLU(config.dim, config.hidden()));
+  norm1 = register_module("norm1", RMSNorm(config.dim, config.rms_eps));
+  norm2 = register_module("norm2", RMSNorm(config.dim, config.rms_eps));
+}
+
+Tensor BlockImpl::forward(const Tensor& x, const Tensor& cos, const Tensor& sin, Trace* trace, const std::string& name) {
+  Tensor a = attn(norm1(x), cos, sin);
+  Tensor h = x + a;
+  Tensor out = h + feed_forward(norm2(h));
+  if (trace) {
+    (*trace)[name + ".attn_out"] = a.detach();
+    (*trace)[name + ".output"] = out.detach();
+  }
+  return out;
+}
+
+}  // namespace iflame

@@ -89,6 +89,11 @@ Tensor linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& 
 
 namespace {
 
+// Softmax statistics and gradients accumulate in float32, or float64 for float64 inputs.
+torch::ScalarType accumulation_type(const Tensor& x) {
+  return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+}
+
 // One (query tile, key tile) score block with the causal mask applied where the tiles overlap.
 Tensor tile_scores(const Tensor& qi, const Tensor& kj, int64_t q0, int64_t k0, double scale) {
   Tensor s = torch::matmul(qi, kj.transpose(-2, -1)) * scale;  // (B,H,tq,tk)
@@ -107,18 +112,19 @@ class TiledCausalAttention : public torch::autograd::Function<TiledCausalAttenti
                         int64_t tile) {
     const int64_t T = q.size(2);
     const double scale = 1.0 / std::sqrt(double(q.size(3)));
+    const auto acc_dtype = accumulation_type(q);
     Tensor out = torch::empty_like(q);
-    Tensor lse = torch::empty({q.size(0), q.size(1), T}, q.options().dtype(torch::kFloat));  // log-sum-exp
+    Tensor lse = torch::empty({q.size(0), q.size(1), T}, q.options().dtype(acc_dtype));  // log-sum-exp
     for (int64_t q0 = 0; q0 < T; q0 += tile) {
       const int64_t tq = std::min(tile, T - q0);
       Tensor qi = q.narrow(2, q0, tq);
       Tensor m, l, acc;  // running max (B,H,tq,1), normalizer, weighted sum (B,H,tq,D)
       for (int64_t k0 = 0; k0 < q0 + tq; k0 += tile) {
         const int64_t tk = std::min(tile, T - k0);
-        Tensor s = tile_scores(qi, k.narrow(2, k0, tk), q0, k0, scale).to(torch::kFloat);
+        Tensor s = tile_scores(qi, k.narrow(2, k0, tk), q0, k0, scale).to(acc_dtype);
         Tensor m_new = m.defined() ? torch::maximum(m, std::get<0>(s.max(-1, true))) : std::get<0>(s.max(-1, true));
         Tensor p = torch::exp(s - m_new);
-        Tensor pv = torch::matmul(p.to(v.scalar_type()), v.narrow(2, k0, tk)).to(torch::kFloat);
+        Tensor pv = torch::matmul(p.to(v.scalar_type()), v.narrow(2, k0, tk)).to(acc_dtype);
         if (!m.defined()) {
           l = p.sum(-1, true);
           acc = pv;
@@ -144,25 +150,26 @@ class TiledCausalAttention : public torch::autograd::Function<TiledCausalAttenti
     const int64_t tile = ctx->saved_data["tile"].toInt();
     const int64_t T = q.size(2);
     const double scale = 1.0 / std::sqrt(double(q.size(3)));
+    const auto acc_dtype = accumulation_type(q);
     Tensor dout = grads[0].contiguous();
-    Tensor dq = torch::zeros_like(q, q.options().dtype(torch::kFloat));
-    Tensor dk = torch::zeros_like(k, k.options().dtype(torch::kFloat));
-    Tensor dv = torch::zeros_like(v, v.options().dtype(torch::kFloat));
-    Tensor delta = (dout.to(torch::kFloat) * out.to(torch::kFloat)).sum(-1, true);  // (B,H,T,1)
+    Tensor dq = torch::zeros_like(q, q.options().dtype(acc_dtype));
+    Tensor dk = torch::zeros_like(k, k.options().dtype(acc_dtype));
+    Tensor dv = torch::zeros_like(v, v.options().dtype(acc_dtype));
+    Tensor delta = (dout.to(acc_dtype) * out.to(acc_dtype)).sum(-1, true);  // (B,H,T,1)
     for (int64_t q0 = 0; q0 < T; q0 += tile) {
       const int64_t tq = std::min(tile, T - q0);
-      Tensor qi = q.narrow(2, q0, tq), doi = dout.narrow(2, q0, tq).to(torch::kFloat);
+      Tensor qi = q.narrow(2, q0, tq), doi = dout.narrow(2, q0, tq).to(acc_dtype);
       Tensor lse_i = lse.narrow(2, q0, tq).unsqueeze(-1), delta_i = delta.narrow(2, q0, tq);
       Tensor dqi = dq.narrow(2, q0, tq);
       for (int64_t k0 = 0; k0 < q0 + tq; k0 += tile) {
         const int64_t tk = std::min(tile, T - k0);
         Tensor kj = k.narrow(2, k0, tk), vj = v.narrow(2, k0, tk);
-        Tensor p = torch::exp(tile_scores(qi, kj, q0, k0, scale).to(torch::kFloat) - lse_i);  // (B,H,tq,tk)
+        Tensor p = torch::exp(tile_scores(qi, kj, q0, k0, scale).to(acc_dtype) - lse_i);  // (B,H,tq,tk)
         dv.narrow(2, k0, tk).add_(torch::matmul(p.transpose(-2, -1), doi));
-        Tensor dp = torch::matmul(doi, vj.to(torch::kFloat).transpose(-2, -1));
+        Tensor dp = torch::matmul(doi, vj.to(acc_dtype).transpose(-2, -1));
         Tensor ds = p * (dp - delta_i) * scale;
-        dqi.add_(torch::matmul(ds, kj.to(torch::kFloat)));
-        dk.narrow(2, k0, tk).add_(torch::matmul(ds.transpose(-2, -1), qi.to(torch::kFloat)));
+        dqi.add_(torch::matmul(ds, kj.to(acc_dtype)));
+        dk.narrow(2, k0, tk).add_(torch::matmul(ds.transpose(-2, -1), qi.to(acc_dtype)));
       }
     }
     return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), Tensor()};

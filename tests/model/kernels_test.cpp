@@ -1,0 +1,104 @@
+// Attention kernels against their naive definitions, and hand-written backward passes against
+// finite differences in float64.
+#include "model/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include "model/model_test_util.h"
+
+namespace iflame {
+namespace {
+
+using torch::Tensor;
+
+std::array<Tensor, 3> random_qkv(int64_t B, int64_t H, int64_t T, int64_t D, torch::ScalarType dtype, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto opts = torch::dtype(dtype);
+  return {torch::randn({B, H, T, D}, opts), torch::randn({B, H, T, D}, opts), torch::randn({B, H, T, D}, opts)};
+}
+
+TEST(Kernels, TiledCausalAttentionEqualsNaive) {
+  // Lengths below, at, and not divisible by the tile.
+  for (int64_t T : {1, 7, 16, 33, 100}) {
+    SCOPED_TRACE(T);
+    auto [q, k, v] = random_qkv(2, 3, T, 8, torch::kFloat, 1 + T);
+    Tensor expected = kernels::causal_attention_naive(q, k, v);
+    EXPECT_LE(test::max_abs_diff(kernels::causal_attention_tiled(q, k, v, 16), expected), 1e-5);
+    EXPECT_LE(test::max_abs_diff(kernels::causal_attention_tiled(q, k, v, 5), expected), 1e-5);
+  }
+}
+
+TEST(Kernels, LinearAttentionChunkedEqualsNaiveAndRecurrent) {
+  for (int64_t T : {1, 9, 64, 70, 131}) {
+    SCOPED_TRACE(T);
+    auto [q, k, v] = random_qkv(2, 4, T, 8, torch::kDouble, 100 + T);
+    Tensor slopes = kernels::alibi_slopes(4);
+    Tensor naive = kernels::linear_attention_naive(q, k, v, slopes);
+    Tensor recurrent = kernels::linear_attention_recurrent(q, k, v, slopes);
+    EXPECT_LE(test::max_abs_diff(naive, recurrent), 1e-10);
+    for (int64_t chunk : {1, 8, 16, 64}) {
+      EXPECT_LE(test::max_abs_diff(kernels::linear_attention_chunked(q, k, v, slopes, chunk), naive), 1e-10) << chunk;
+    }
+  }
+}
+
+// Central finite differences of sum(f(q,k,v) * w) against autograd, float64.
+template <typename Fn>
+void check_gradients(Fn fn, int64_t T, int64_t D) {
+  auto [q, k, v] = random_qkv(1, 2, T, D, torch::kDouble, 7);
+  Tensor w = torch::randn({1, 2, T, D}, torch::kDouble);
+  std::array<Tensor, 3> inputs = {q.requires_grad_(), k.requires_grad_(), v.requires_grad_()};
+  (fn(inputs[0], inputs[1], inputs[2]) * w).sum().backward();
+  const double eps = 1e-6;
+  torch::NoGradGuard no_grad;
+  for (int which = 0; which < 3; ++which) {
+    Tensor analytic = inputs[size_t(which)].grad();
+    ASSERT_TRUE(analytic.defined());
+    Tensor flat = inputs[size_t(which)].view(-1);
+    Tensor numeric = torch::zeros_like(flat);
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double x0 = flat[i].item<double>();
+      flat[i] = x0 + eps;
+      const double up = Tensor((fn(inputs[0], inputs[1], inputs[2]) * w).sum()).item<double>();
+      flat[i] = x0 - eps;
+      const double down = Tensor((fn(inputs[0], inputs[1], inputs[2]) * w).sum()).item<double>();
+      flat[i] = x0;
+      numeric[i] = (up - down) / (2 * eps);
+    }
+    EXPECT_LE(test::max_abs_diff(analytic.view(-1), numeric), 1e-6) << "input " << which;
+  }
+}
+
+TEST(Kernels, TiledCausalAttentionBackwardMatchesFiniteDifferences) {
+  check_gradients([](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::causal_attention_tiled(q, k, v, 4); },
+                  11, 4);
+}
+
+TEST(Kernels, TiledBackwardEqualsNaiveBackward) {
+  auto [q, k, v] = random_qkv(2, 2, 45, 8, torch::kFloat, 3);
+  Tensor g = torch::randn({2, 2, 45, 8});
+  std::vector<Tensor> grads[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    Tensor qq = q.clone().requires_grad_(), kk = k.clone().requires_grad_(), vv = v.clone().requires_grad_();
+    Tensor out = pass == 0 ? kernels::causal_attention_naive(qq, kk, vv) : kernels::causal_attention_tiled(qq, kk, vv, 16);
+    (out * g).sum().backward();
+    grads[pass] = {qq.grad(), kk.grad(), vv.grad()};
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_LE(test::max_abs_diff(grads[0][size_t(i)], grads[1][size_t(i)]), 1e-4) << i;
+}
+
+TEST(Kernels, ChunkedLinearAttentionBackwardMatchesFiniteDifferences) {
+  Tensor slopes = kernels::alibi_slopes(2).to(torch::kDouble);
+  check_gradients(
+      [&](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::linear_attention_chunked(q, k, v, slopes, 4); },
+      10, 4);
+}
+
+TEST(Kernels, AlibiSlopes) {
+  Tensor s = kernels::alibi_slopes(16);
+  EXPECT_FLOAT_EQ(s[0].item<float>(), std::pow(2.0f, -0.5f));
+  EXPECT_FLOAT_EQ(s[15].item<float>(), std::pow(2.0f, -8.0f));
+}
+
+}  // namespace
+}  // namespace iflame

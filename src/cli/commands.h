@@ -6,6 +6,8 @@ namespace iflame::cli {
 
 int run_tokenize(int argc, char** argv);
 int run_prepare(int argc, char** argv);
+int run_convert(int argc, char** argv);
+int run_bench(int argc, char** argv);
 
 struct Command {
   const char* name;
@@ -17,6 +19,8 @@ struct Command {
 inline constexpr Command kCommands[] = {
     {"tokenize", "print a mesh's canonical form and its token rows", run_tokenize},
     {"prepare", "build a training dataset from folders of meshes", run_prepare},
+    {"convert", "convert a PyTorch .pth state dict to safetensors", run_convert},
+    {"bench", "benchmarks: training speed and memory of iFlame vs the baselines", run_bench},
 };
 
 }  // namespace iflame::cli

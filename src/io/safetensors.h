@@ -37,4 +37,16 @@ void write_safetensors(const SafetensorsFile& file, const std::string& path);
 // Converts F16/BF16/F32/F64 tensor data to float32 values (for loading weights).
 std::vector<float> to_float32(const TensorData& tensor);
 
+// In-memory forms of read_safetensors / write_safetensors (PATH only names the thing in errors).
+// parse_safetensors validates exactly as read_safetensors does; serialize_safetensors returns
+// the bytes write_safetensors writes: the JSON header (`__metadata__` first when there is any,
+// then the tensors in name order, which is also their order in the data section) padded with
+// spaces to a multiple of 8 bytes, as the reference implementation does.
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& path);
+std::vector<uint8_t> serialize_safetensors(const SafetensorsFile& file, const std::string& path = "");
+
+// IEEE half / bfloat16 bit patterns to float (exact: subnormals, infinities and NaNs included).
+float half_to_float(uint16_t bits);
+float bfloat16_to_float(uint16_t bits);
+
 }  // namespace iflame

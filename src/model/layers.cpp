@@ -1,5 +1,6 @@
 #include "model/layers.h"
 
+#include "generate/cache.h"
 #include "model/kernels.h"
 
 namespace iflame {
@@ -74,9 +75,44 @@ Tensor AttentionImpl::merge_heads(const Tensor& o) {
   return out_proj(merged);
 }
 
-Tensor AttentionImpl::forward(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+Tensor AttentionImpl::forward(const Tensor& x, const Tensor& cos, const Tensor& sin, LayerCache* capture) {
   auto [q, k, v] = project(x, cos, sin);
   Tensor o = kind == AttnKind::Full ? kernels::causal_attention(q, k, v) : kernels::linear_attention(q, k, v, slopes);
+  if (capture) {
+    torch::NoGradGuard no_grad;
+    const int64_t T = x.size(1);
+    if (kind == AttnKind::Full) {
+      TORCH_CHECK(T <= capture->k.size(2), "prompt longer than the cache");
+      capture->k.narrow(2, 0, T).copy_(k);
+      capture->v.narrow(2, 0, T).copy_(v);
+      capture->length = T;
+    } else {
+      // S = sum_u exp(-s (T-1-u)) k_u^T v_u: the recurrent state after T steps, in float32.
+      Tensor age = (double(T - 1) - torch::arange(T, torch::dtype(torch::kFloat).device(x.device())));
+      Tensor decay = torch::exp(-slopes.view({-1, 1}) * age.view({1, T})).view({1, heads, T, 1});  // (1,H,T,1)
+      capture->state.copy_(torch::matmul((k.to(torch::kFloat) * decay).transpose(-2, -1), v.to(torch::kFloat)));
+    }
+  }
+  return merge_heads(o);
+}
+
+Tensor AttentionImpl::step(const Tensor& x, const Tensor& cos, const Tensor& sin, LayerCache& cache) {
+  auto [q, k, v] = project(x, cos, sin);  // (B, H, 1, D)
+  Tensor o;
+  if (kind == AttnKind::Full) {
+    TORCH_CHECK(cache.length < cache.k.size(2), "KV cache is full");
+    cache.k.narrow(2, cache.length, 1).copy_(k);
+    cache.v.narrow(2, cache.length, 1).copy_(v);
+    ++cache.length;
+    Tensor keys = cache.k.narrow(2, 0, cache.length), values = cache.v.narrow(2, 0, cache.length);
+    Tensor scores = torch::matmul(q.to(keys.scalar_type()), keys.transpose(-2, -1)) / std::sqrt(double(head_dim));
+    o = torch::matmul(torch::softmax(scores, -1), values).to(x.scalar_type());  // (B, H, 1, D)
+  } else {
+    // S <- exp(-s) S + k^T v;  o = q S  (float32 state whatever the activations' dtype).
+    Tensor decay = torch::exp(-slopes).view({1, heads, 1, 1});
+    cache.state.mul_(decay).add_(torch::matmul(k.to(torch::kFloat).transpose(-2, -1), v.to(torch::kFloat)));
+    o = torch::matmul(q.to(torch::kFloat), cache.state).to(x.scalar_type());
+  }
   return merge_heads(o);
 }
 
@@ -87,8 +123,14 @@ BlockImpl::BlockImpl(const ModelConfig& config, AttnKind kind) {
   norm2 = register_module("norm2", RMSNorm(config.dim, config.rms_eps));
 }
 
-Tensor BlockImpl::forward(const Tensor& x, const Tensor& cos, const Tensor& sin, Trace* trace, const std::string& name) {
-  Tensor a = attn(norm1(x), cos, sin);
+Tensor BlockImpl::step(const Tensor& x, const Tensor& cos, const Tensor& sin, LayerCache& cache) {
+  Tensor h = x + attn->step(norm1(x), cos, sin, cache);
+  return h + feed_forward(norm2(h));
+}
+
+Tensor BlockImpl::forward(const Tensor& x, const Tensor& cos, const Tensor& sin, Trace* trace, const std::string& name,
+                          LayerCache* capture) {
+  Tensor a = attn->forward(norm1(x), cos, sin, capture);
   Tensor h = x + a;
   Tensor out = h + feed_forward(norm2(h));
   if (trace) {

@@ -10,6 +10,8 @@
 
 namespace iflame {
 
+struct LayerCache;  // generate/cache.h
+
 // Activations recorded by name during a forward (for per-block parity tests); may be null.
 using Trace = std::map<std::string, torch::Tensor>;
 
@@ -44,8 +46,12 @@ TORCH_MODULE(SwiGLU);
 // per-head ALiBi slopes, then RMSNorm over the concatenated heads. RoPE on q and k in both.
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(const ModelConfig& config, AttnKind kind);
-  // x: (B, T, E); cos/sin: (T, D/2) for these T positions -> (B, T, E).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // x: (B, T, E); cos/sin: (T, D/2) for these T positions -> (B, T, E). With `capture`
+  // (a prefill), K/V (full) or the final D x D state (linear) are written into it.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        LayerCache* capture = nullptr);
+  // One new position: x (B, 1, E), cos/sin (1, D/2) of that position; reads and updates `cache`.
+  torch::Tensor step(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, LayerCache& cache);
   // Projections with RoPE: q, k, v as (B, H, T, D).
   std::array<torch::Tensor, 3> project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
   // Heads (B, H, T, D) -> output (B, T, E): concat (+ RMSNorm for linear) and out_proj.
@@ -63,7 +69,8 @@ TORCH_MODULE(Attention);
 struct BlockImpl : torch::nn::Module {
   BlockImpl(const ModelConfig& config, AttnKind kind);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        Trace* trace = nullptr, const std::string& name = "");
+                        Trace* trace = nullptr, const std::string& name = "", LayerCache* capture = nullptr);
+  torch::Tensor step(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, LayerCache& cache);
   RMSNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   SwiGLU feed_forward{nullptr};

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include "generate/cache.h"
 #include "util/error.h"
 
 namespace iflame {
@@ -83,43 +84,54 @@ const RopeTable& IFlameModelImpl::rope(int64_t positions, const torch::Device& d
 }
 
 Tensor IFlameModelImpl::run_stage(const torch::nn::ModuleList& stage, const std::string& name, Tensor x,
-                                  Trace* trace) {
+                                  Trace* trace, HybridCache* capture, int64_t first_layer) {
   const int64_t T = x.size(1);
   const RopeTable& table = rope(T, x.device());
   Tensor cos = table.cos.narrow(0, 0, T), sin = table.sin.narrow(0, 0, T);
   if (trace) (*trace)[name + ".0.input"] = x.detach();
   for (size_t i = 0; i < stage->size(); ++i) {
-    x = stage->ptr<BlockImpl>(i)->forward(x, cos, sin, trace, name + "." + std::to_string(i));
+    LayerCache* layer = capture ? &capture->layers[size_t(first_layer) + i] : nullptr;
+    x = stage->ptr<BlockImpl>(i)->forward(x, cos, sin, trace, name + "." + std::to_string(i), layer);
   }
   return x;
 }
 
-Tensor IFlameModelImpl::forward(const Tensor& tokens, Trace* trace) {
+Tensor IFlameModelImpl::forward(const Tensor& tokens, Trace* trace, HybridCache* capture) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, L)");
   const int64_t L = tokens.size(1);
+  if (capture && (L % 9 != 0 || L > capture->max_tokens() || tokens.size(0) != capture->batch())) {
+    throw Error("prefill needs a prompt of a multiple of 9 tokens that fits the cache (got " + std::to_string(L) + ")");
+  }
+  const int64_t n = config.blocks_per_stage;
   Tensor x = norm(embedding(tokens));  // (B, L, E)
   if (trace) (*trace)["embed_norm_out"] = x.detach();
   Tensor h;
   if (config.arch != Arch::IFlame) {
-    h = run_stage(blocks, "blocks", x, trace);
+    h = run_stage(blocks, "blocks", x, trace, capture, 0);
   } else {
     const int64_t padded = (L + 8) / 9 * 9;
     if (padded != L) x = F::pad(x, F::PadFuncOptions({0, 0, 0, padded - L}));
     auto st = stages();
-    Tensor a = run_stage(st[0], "encoder_blocks.0", x, trace);              // (B, L, E)
+    Tensor a = run_stage(st[0], "encoder_blocks.0", x, trace, capture, 0);              // (B, L, E)
     Tensor a_down = downsample3(a);
     if (trace) (*trace)["downsamplers.0.output_BCL"] = a_down.transpose(1, 2).detach();
-    Tensor b = run_stage(st[1], "encoder_blocks.1", a_down, trace);         // (B, L/3, E)
+    Tensor b = run_stage(st[1], "encoder_blocks.1", a_down, trace, capture, n);         // (B, L/3, E)
     Tensor b_down = downsample3(b);
     if (trace) (*trace)["downsamplers.1.output_BCL"] = b_down.transpose(1, 2).detach();
-    Tensor c = run_stage(st[2], "bottlenecke", b_down, trace);              // (B, L/9, E)
-    c = run_stage(st[3], "bottleneckd", c, trace);
+    Tensor c = run_stage(st[2], "bottlenecke", b_down, trace, capture, 2 * n);              // (B, L/9, E)
+    c = run_stage(st[3], "bottleneckd", c, trace, capture, 3 * n);
     if (trace) (*trace)["upsamplers.0.output_BCL"] = c.repeat_interleave(3, 1).transpose(1, 2).detach();
-    Tensor d = run_stage(st[4], "decoder_blocks.0", skip_weights2[0] * upsample3_shift2(c) + b, trace);  // (B, L/3, E)
+    Tensor d = run_stage(st[4], "decoder_blocks.0", skip_weights2[0] * upsample3_shift2(c) + b, trace, capture, 4 * n);  // (B, L/3, E)
     if (trace) (*trace)["upsamplers.1.output_BCL"] = d.repeat_interleave(3, 1).transpose(1, 2).detach();
-    h = run_stage(st[5], "decoder_blocks.1", skip_weights2[1] * upsample3_shift2(d) + a, trace);  // (B, L, E)
+    h = run_stage(st[5], "decoder_blocks.1", skip_weights2[1] * upsample3_shift2(d) + a, trace, capture, 5 * n);  // (B, L, E)
     if (padded != L) h = h.narrow(1, 0, L);
+    if (capture) {
+      torch::NoGradGuard no_grad;
+      capture->latest_c.copy_(c.select(1, c.size(1) - 1));
+      capture->latest_d.copy_(d.select(1, d.size(1) - 1));
+    }
   }
+  if (capture) capture->position = L;
   Tensor logits = output_proj(h).to(torch::kFloat);  // (B, L, V)
   if (trace) (*trace)["logits"] = logits.detach();
   return logits;

@@ -16,12 +16,16 @@
 
 namespace iflame {
 
+class HybridCache;  // generate/cache.h
+
 struct IFlameModelImpl : torch::nn::Module {
   explicit IFlameModelImpl(const ModelConfig& config);
 
   // tokens: (B, L) int64, any L (padded internally to a multiple of 9; causal, so the padding
   // never reaches earlier positions) -> logits (B, L, V) in float32.
-  torch::Tensor forward(const torch::Tensor& tokens, Trace* trace = nullptr);
+  // With `capture` (a prefill; L must be a multiple of 9 and fit the cache), the cache is
+  // filled so that decoding can continue at position L.
+  torch::Tensor forward(const torch::Tensor& tokens, Trace* trace = nullptr, HybridCache* capture = nullptr);
 
   // The six iFlame stages in order A, B, C1, C2, D, E (empty for the baselines).
   std::vector<torch::nn::ModuleList> stages() const;
@@ -43,7 +47,7 @@ struct IFlameModelImpl : torch::nn::Module {
 
  private:
   torch::Tensor run_stage(const torch::nn::ModuleList& stage, const std::string& name, torch::Tensor x,
-                          Trace* trace);
+                          Trace* trace, HybridCache* capture, int64_t first_layer);
   RopeTable rope_;
 };
 TORCH_MODULE(IFlameModel);

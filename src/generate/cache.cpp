@@ -1,0 +1,81 @@
+#include "generate/cache.h"
+
+#include "util/error.h"
+
+namespace iflame {
+
+HybridCache::HybridCache(const ModelConfig& config, int64_t batch, int64_t max_tokens, torch::Device device,
+                         torch::ScalarType kv_dtype)
+    : batch_(batch), max_tokens_(max_tokens) {
+  if (max_tokens <= 0 || max_tokens % 9 != 0) throw Error("cache length must be a positive multiple of 9");
+  const int64_t H = config.heads, D = config.head_dim(), E = config.dim;
+  auto kv_opts = torch::dtype(kv_dtype).device(device);
+  auto f32 = torch::dtype(torch::kFloat).device(device);
+  // Resolution of each block, in named_blocks() order: stages A..E are 1, 3, 9, 9, 3, 1.
+  const int64_t stage_res[6] = {1, 3, 9, 9, 3, 1};
+  for (int64_t i = 0; i < config.num_layers(); ++i) {
+    LayerCache layer;
+    const int64_t in_stage = config.arch == Arch::IFlame ? i % config.blocks_per_stage : i;
+    layer.kind = config.kind_of(in_stage);
+    layer.resolution = config.arch == Arch::IFlame ? stage_res[i / config.blocks_per_stage] : 1;
+    if (layer.kind == AttnKind::Full) {
+      const int64_t capacity = max_tokens / layer.resolution;
+      layer.k = torch::zeros({batch, H, capacity, D}, kv_opts);
+      layer.v = torch::zeros({batch, H, capacity, D}, kv_opts);
+    } else {
+      layer.state = torch::zeros({batch, H, D, D}, f32);
+    }
+    layers.push_back(std::move(layer));
+  }
+  if (config.arch == Arch::IFlame) {
+    a_ring = torch::zeros({batch, 3, E}, f32);
+    b_ring = torch::zeros({batch, 3, E}, f32);
+    latest_c = torch::zeros({batch, E}, f32);
+    latest_d = torch::zeros({batch, E}, f32);
+  }
+}
+
+static int64_t tensor_bytes(const torch::Tensor& t) { return t.defined() ? t.numel() * t.element_size() : 0; }
+
+int64_t HybridCache::kv_bytes() const {
+  int64_t n = 0;
+  for (const auto& l : layers) n += tensor_bytes(l.k) + tensor_bytes(l.v);
+  return n;
+}
+
+int64_t HybridCache::state_bytes() const {
+  int64_t n = 0;
+  for (const auto& l : layers) n += tensor_bytes(l.state);
+  return n + tensor_bytes(a_ring) + tensor_bytes(b_ring) + tensor_bytes(latest_c) + tensor_bytes(latest_d);
+}
+
+int64_t HybridCache::bytes() const { return kv_bytes() + state_bytes(); }
+
+void HybridCache::keep_rows(const torch::Tensor& rows) {
+  auto sel = [&](torch::Tensor& t) {
+    if (t.defined()) t = t.index_select(0, rows.to(t.device()));
+  };
+  for (auto& l : layers) {
+    sel(l.k);
+    sel(l.v);
+    sel(l.state);
+  }
+  sel(a_ring);
+  sel(b_ring);
+  sel(latest_c);
+  sel(latest_d);
+  batch_ = rows.numel();
+}
+
+void HybridCache::reset() {
+  position = 0;
+  for (auto& l : layers) {
+    l.length = 0;
+    if (l.state.defined()) l.state.zero_();
+  }
+  for (torch::Tensor* t : {&a_ring, &b_ring, &latest_c, &latest_d}) {
+    if (t->defined()) t->zero_();
+  }
+}
+
+}  // namespace iflame

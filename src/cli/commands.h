@@ -5,9 +5,12 @@
 namespace iflame::cli {
 
 int run_tokenize(int argc, char** argv);
+int run_logits(int argc, char** argv);
+int run_sample(int argc, char** argv);
 int run_prepare(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_render(int argc, char** argv);
 
 struct Command {
   const char* name;
@@ -18,9 +21,12 @@ struct Command {
 // In the order `iflame --help` lists them.
 inline constexpr Command kCommands[] = {
     {"tokenize", "print a mesh's canonical form and its token rows", run_tokenize},
+    {"logits", "write a model's logits for token files (parallel or cached; parity checks)", run_logits},
+    {"sample", "generate meshes (batched cached decoding, top-k/top-p, grammar constraints)", run_sample},
     {"prepare", "build a training dataset from folders of meshes", run_prepare},
     {"convert", "convert a PyTorch .pth state dict to safetensors", run_convert},
     {"bench", "benchmarks: training speed and memory of iFlame vs the baselines", run_bench},
+    {"render", "render meshes to PNG (shaded, with edges, several views) and grids", run_render},
 };
 
 }  // namespace iflame::cli

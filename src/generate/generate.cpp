@@ -1,0 +1,86 @@
+#include "generate/generate.h"
+
+#include <chrono>
+
+#include "generate/decoder.h"
+#include "util/error.h"
+
+namespace iflame {
+
+using torch::Tensor;
+
+std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerConfig& tokenizer,
+                                        const GenerateOptions& options, GenerateStats* stats,
+                                        const std::function<void(int64_t, const GeneratedSequence&)>& on_done) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> prompt = options.prompt;
+  if (prompt.empty()) prompt.assign(kTokensPerFace, tokenizer.bos());
+  if (prompt.size() % kTokensPerFace != 0) throw Error("a prompt must be a multiple of 9 tokens");
+  const int64_t P = int64_t(prompt.size());
+  int64_t limit = P + (options.max_faces + 1) * kTokensPerFace;  // faces + the EOS row
+  if (options.max_new_tokens > 0) limit = std::min(limit, P + options.max_new_tokens);
+  const int64_t capacity = (limit + 8) / 9 * 9;
+  const auto device = model.output_proj->weight.device();
+  const auto start = std::chrono::steady_clock::now();
+
+  std::vector<GeneratedSequence> results(size_t(options.count));
+  for (int64_t first = 0; first < options.count; first += options.batch) {
+    const int64_t B = std::min(options.batch, options.count - first);
+    std::vector<int64_t> lane_of(static_cast<size_t>(B));  // active lane -> sample index
+    std::vector<at::Generator> gens;
+    for (int64_t i = 0; i < B; ++i) {
+      lane_of[size_t(i)] = first + i;
+      gens.push_back(make_generator(options.seed, uint64_t(first + i)));
+      results[size_t(first + i)].tokens = prompt;
+    }
+    HybridCache cache(model.config, B, capacity, device);
+    Tensor prompt_t = torch::tensor(prompt, torch::kLong).to(device).unsqueeze(0).expand({B, P}).contiguous();
+    Tensor logits = prefill(model, cache, prompt_t).select(1, P - 1);  // (B, V)
+    if (stats) stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());
+
+    for (int64_t t = P; t < limit && !lane_of.empty(); ++t) {
+      Tensor next = sample_tokens(logits, t, options.sampling, tokenizer, gens, stats ? &stats->rules : nullptr);
+      std::vector<int64_t> keep;
+      for (size_t lane = 0; lane < lane_of.size(); ++lane) {
+        GeneratedSequence& seq = results[size_t(lane_of[lane])];
+        const int64_t token = next[int64_t(lane)].item<int64_t>();
+        seq.tokens.push_back(token);
+        ++seq.new_tokens;
+        const bool eos = options.stop_at_eos && token == tokenizer.eos();
+        // The face limit: after max_faces complete rows, close with an EOS row.
+        const bool full = options.stop_at_eos && (t + 1) % kTokensPerFace == 0 && (t + 1 - P) / kTokensPerFace >= options.max_faces;
+        if (eos || full || t + 1 >= limit) {
+          if (eos || full) {
+            seq.tokens.resize((seq.tokens.size() + 8) / 9 * 9, tokenizer.eos());  // complete the EOS row
+            if (full) seq.tokens.insert(seq.tokens.end(), kTokensPerFace, tokenizer.eos());
+            seq.ended_with_eos = true;
+          }
+          if (on_done) on_done(lane_of[lane], seq);
+        } else {
+          keep.push_back(int64_t(lane));
+        }
+      }
+      if (stats) stats->tokens += int64_t(lane_of.size());
+      if (keep.empty()) break;
+      if (keep.size() != lane_of.size()) {  // free the finished sequences' slots
+        Tensor rows = torch::tensor(keep, torch::kLong);
+        cache.keep_rows(rows);
+        next = next.index_select(0, rows);
+        std::vector<int64_t> lanes;
+        std::vector<at::Generator> kept_gens;
+        for (int64_t k : keep) {
+          lanes.push_back(lane_of[size_t(k)]);
+          kept_gens.push_back(gens[size_t(k)]);
+        }
+        lane_of = std::move(lanes);
+        gens = std::move(kept_gens);
+      }
+      if (t + 1 >= limit) break;
+      logits = decode_step(model, cache, next.to(device));
+    }
+  }
+  if (stats) stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return results;
+}
+
+}  // namespace iflame

@@ -1,0 +1,41 @@
+// The generation loop: batches of sequences decode together on one hybrid cache; each stops
+// at its own EOS (or its face limit) and frees its slot.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "generate/sampler.h"
+#include "model/model.h"
+
+namespace iflame {
+
+struct GenerateOptions {
+  SamplingOptions sampling;
+  int64_t count = 1;              // sequences to generate
+  int64_t batch = 8;              // sequences decoded together
+  uint64_t seed = 0;
+  int64_t max_faces = 800;        // a sequence ends (with an EOS row) after this many faces
+  int64_t max_new_tokens = 0;     // 0 = no limit beyond max_faces
+  bool stop_at_eos = true;
+  std::vector<int64_t> prompt;    // a multiple of 9 tokens; empty = 9 BOS
+};
+
+struct GeneratedSequence {
+  std::vector<int64_t> tokens;  // prompt + generated tokens (+ a completed EOS row when it ended)
+  bool ended_with_eos = false;
+  int64_t new_tokens = 0;
+};
+
+struct GenerateStats {
+  RuleStats rules;
+  int64_t tokens = 0;        // new tokens decoded
+  double seconds = 0;
+  int64_t peak_cache_bytes = 0;
+};
+
+// `on_done` (optional) is called as each sequence finishes, with its index.
+std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerConfig& tokenizer,
+                                        const GenerateOptions& options, GenerateStats* stats = nullptr,
+                                        const std::function<void(int64_t, const GeneratedSequence&)>& on_done = {});
+
+}  // namespace iflame

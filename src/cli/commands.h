@@ -8,6 +8,7 @@ int run_tokenize(int argc, char** argv);
 int run_logits(int argc, char** argv);
 int run_sample(int argc, char** argv);
 int run_prepare(int argc, char** argv);
+int run_train(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_render(int argc, char** argv);
@@ -24,6 +25,7 @@ inline constexpr Command kCommands[] = {
     {"logits", "write a model's logits for token files (parallel or cached; parity checks)", run_logits},
     {"sample", "generate meshes (batched cached decoding, top-k/top-p, grammar constraints)", run_sample},
     {"prepare", "build a training dataset from folders of meshes", run_prepare},
+    {"train", "train iFlame or a baseline on a prepared dataset (checkpoints, resume)", run_train},
     {"convert", "convert a PyTorch .pth state dict to safetensors", run_convert},
     {"bench", "benchmarks: training speed and memory of iFlame vs the baselines", run_bench},
     {"render", "render meshes to PNG (shaded, with edges, several views) and grids", run_render},

@@ -1,0 +1,57 @@
+// Training configuration: defaults, then a config file (`key = value` lines, # comments), then
+// `--set key=value` overrides. Every key is documented in kTrainKeys; unknown keys are errors.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "train/optim.h"
+
+namespace iflame {
+
+struct TrainConfig {
+  // model
+  std::string model_preset = "tiny";
+  std::string model_arch = "iflame";
+  int64_t model_dim = 0, model_heads = 0;  // 0 = the preset's
+  std::string model_pattern = "LLLF";
+  int64_t model_blocks_per_stage = 4, model_baseline_layers = 24;
+  // data
+  std::string data_train;  // dataset from `iflame prepare`
+  int64_t data_max_faces = 800;
+  bool data_augment = true;
+  int64_t data_batch_tokens = 16384;  // padded tokens per micro-batch (length-grouped batches)
+  int64_t data_batch_size = 48;       // at most this many sequences per micro-batch
+  // optimization
+  int64_t train_steps = 1000;
+  uint64_t train_seed = 0;
+  std::string train_precision = "bf16";  // bf16 autocast (CPU: AMX via oneDNN) or fp32
+  int64_t train_threads = 0;
+  int64_t train_max_bad_steps = 10;
+  std::string optim_kind = "muon";
+  double optim_lr = 1e-3, optim_warmup = 0.1, optim_weight_decay = 0.1, optim_grad_clip = 1.0;
+  int64_t optim_accum = 1;
+  // evaluation, checkpoints, logs
+  int64_t eval_every = 200, eval_batches = 20;
+  std::string out_dir = "runs/iflame";
+  int64_t out_save_every = 200, out_keep_last = 3;
+  int64_t log_every = 10;
+
+  void set(const std::string& key, const std::string& value);  // throws iflame::Error
+  void load_file(const std::string& path);
+  std::string to_text() const;  // every key = value, loadable again
+  ModelConfig model_config() const;
+  OptimizerOptions optimizer_options() const;
+};
+
+struct TrainKey {
+  const char* name;
+  const char* help;
+};
+extern const std::vector<TrainKey> kTrainKeys;
+
+// Built-in presets: "ci" (seconds), "cpu" (the Debian corpus on this CPU), "ref" (the paper).
+TrainConfig train_preset(const std::string& name);
+
+}  // namespace iflame

@@ -1,0 +1,104 @@
+#include "train/data.h"
+
+#include <algorithm>
+#include <random>
+
+#include "util/error.h"
+
+namespace iflame {
+
+namespace {
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+size_t tokens_of(const DatasetReader& data, size_t i) { return (size_t(data[i].num_faces) + 2) * kTokensPerFace; }
+
+}  // namespace
+
+std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std::vector<size_t>& indices,
+                                            const BatchPlanOptions& options, uint64_t seed, int64_t epoch) {
+  std::vector<size_t> order;
+  for (size_t i : indices) {
+    if (int64_t(data[i].num_faces) <= options.max_faces && data[i].num_faces > 0) order.push_back(i);
+  }
+  if (order.empty()) throw Error(data.path(), "no meshes with 1.." + std::to_string(options.max_faces) + " faces to train on");
+  std::mt19937_64 rng(mix(seed, uint64_t(epoch)));
+  std::shuffle(order.begin(), order.end(), rng);
+  // Sort within windows of shuffled meshes so batches hold similar lengths, then shuffle batches.
+  const size_t window = size_t(std::max<int64_t>(options.batch_size, 1)) * 50;
+  for (size_t w = 0; w < order.size(); w += window) {
+    auto end = order.begin() + std::min(order.size(), w + window);
+    std::stable_sort(order.begin() + w, end, [&](size_t a, size_t b) { return tokens_of(data, a) < tokens_of(data, b); });
+  }
+  std::vector<std::vector<size_t>> batches;
+  std::vector<size_t> cur;
+  size_t longest = 0;
+  for (size_t i : order) {
+    const size_t len = tokens_of(data, i);
+    const size_t new_longest = std::max(longest, len);
+    if (!cur.empty() && (int64_t((cur.size() + 1) * new_longest) > options.batch_tokens ||
+                         int64_t(cur.size()) >= options.batch_size)) {
+      batches.push_back(std::move(cur));
+      cur.clear();
+      longest = 0;
+    }
+    cur.push_back(i);
+    longest = std::max(longest, len);
+  }
+  if (!cur.empty()) batches.push_back(std::move(cur));
+  std::shuffle(batches.begin(), batches.end(), rng);
+  return batches;
+}
+
+torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
+                         int64_t epoch, int64_t max_faces) {
+  const TokenizerConfig tk = data.tokenizer_config();
+  std::vector<std::vector<int64_t>> seqs;
+  size_t L = 0;
+  for (size_t i : batch) {
+    const DatasetMesh m = data[i];
+    std::vector<int64_t> seq;
+    if (augment) {
+      std::mt19937_64 rng(mix(mix(seed, uint64_t(epoch)), uint64_t(i)));
+      try {
+        const CanonicalMesh cm = canonicalize_normalized(augment_mesh(m.to_mesh(), rng), tk);
+        if (!cm.faces.empty() && int64_t(cm.faces.size()) <= max_faces) seq = encode_sequence(cm, tk);
+      } catch (const Error&) {
+        // A degenerate augmented mesh: fall back to the stored rows below.
+      }
+    }
+    if (seq.empty()) seq = m.sequence(tk);
+    L = std::max(L, seq.size());
+    seqs.push_back(std::move(seq));
+  }
+  torch::Tensor out = torch::full({int64_t(seqs.size()), int64_t(L)}, int64_t(tk.pad()), torch::kLong);
+  auto acc = out.accessor<int64_t, 2>();
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    for (size_t t = 0; t < seqs[b].size(); ++t) acc[int64_t(b)][int64_t(t)] = seqs[b][t];
+  }
+  return out;
+}
+
+BatchStream::BatchStream(const DatasetReader& data, std::vector<size_t> indices, BatchPlanOptions options,
+                         bool augment, uint64_t seed, DataPosition start)
+    : data_(data), indices_(std::move(indices)), options_(options), augment_(augment), seed_(seed), pos_(start) {
+  plan_ = plan_epoch(data_, indices_, options_, seed_, pos_.epoch);
+}
+
+torch::Tensor BatchStream::next() {
+  if (pos_.batch >= int64_t(plan_.size())) {
+    ++pos_.epoch;
+    pos_.batch = 0;
+    plan_ = plan_epoch(data_, indices_, options_, seed_, pos_.epoch);
+  }
+  torch::Tensor batch = make_batch(data_, plan_[size_t(pos_.batch)], augment_, seed_, pos_.epoch, options_.max_faces);
+  ++pos_.batch;
+  return batch;
+}
+
+}  // namespace iflame

@@ -1,0 +1,53 @@
+// Training batches from a prepared dataset: a seeded shuffle per epoch, then batches of
+// similar lengths packed to a token budget (the reference pads everything to 769 rows), with
+// the reference's augmentation applied per sample before quantizing. Every choice is a pure
+// function of (seed, epoch, position), so a resumed run sees exactly the same data.
+#pragma once
+#include <vector>
+
+#include "dataset/format.h"
+#include "model/torch_compat.h"
+
+namespace iflame {
+
+struct BatchPlanOptions {
+  int64_t batch_tokens = 16384;  // padded tokens per batch
+  int64_t batch_size = 48;       // sequences per batch at most
+  int64_t max_faces = 800;
+};
+
+// The batches of one epoch over `indices`: lists of dataset indices.
+std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std::vector<size_t>& indices,
+                                            const BatchPlanOptions& options, uint64_t seed, int64_t epoch);
+
+// Builds the (B, L) int64 token batch: each mesh augmented (seeded by seed/epoch/index) and
+// canonicalized, or its stored canonical rows when `augment` is false; PAD-filled to the
+// longest sequence. Augmented meshes that exceed max_faces fall back to the stored rows.
+torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
+                         int64_t epoch, int64_t max_faces);
+
+// Position in the data stream, stored in checkpoints.
+struct DataPosition {
+  int64_t epoch = 0;
+  int64_t batch = 0;  // next batch within the epoch
+};
+
+class BatchStream {
+ public:
+  BatchStream(const DatasetReader& data, std::vector<size_t> indices, BatchPlanOptions options, bool augment,
+              uint64_t seed, DataPosition start = {});
+  torch::Tensor next();  // the next batch, advancing (and starting new epochs as needed)
+  DataPosition position() const { return pos_; }
+  size_t batches_per_epoch() const { return plan_.size(); }
+
+ private:
+  const DatasetReader& data_;
+  std::vector<size_t> indices_;
+  BatchPlanOptions options_;
+  bool augment_;
+  uint64_t seed_;
+  DataPosition pos_;
+  std::vector<std::vector<size_t>> plan_;
+};
+
+}  // namespace iflame

@@ -1,0 +1,124 @@
+#include "train/optim.h"
+
+#include <cmath>
+
+#include "util/error.h"
+
+namespace iflame {
+
+using torch::Tensor;
+
+Tensor newton_schulz5(const Tensor& g, int steps) {
+  const double a = 3.4445, b = -4.7750, c = 2.0315;
+  Tensor x = g.to(torch::kFloat);
+  const bool tall = x.size(0) > x.size(1);
+  if (tall) x = x.t();
+  x = x / (x.norm() + 1e-7);
+  for (int i = 0; i < steps; ++i) {
+    Tensor A = torch::matmul(x, x.t());
+    Tensor B = b * A + c * torch::matmul(A, A);
+    x = a * x + torch::matmul(B, x);
+  }
+  return tall ? x.t() : x;
+}
+
+double scheduled_lr(int64_t step, int64_t total, int64_t warmup, double peak, double floor) {
+  if (warmup > 0 && step < warmup) return peak * double(step + 1) / double(warmup);
+  const double progress = total > warmup ? std::min(1.0, double(step - warmup) / double(total - warmup)) : 1.0;
+  return floor + (peak - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  double sq = 0;
+  for (const auto& p : params) {
+    if (p.grad().defined()) sq += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
+  }
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& p : params) {
+      if (p.grad().defined()) p.grad().mul_(scale);
+    }
+  }
+  return norm;
+}
+
+Optimizer::Optimizer(std::vector<std::pair<std::string, Tensor>> params, OptimizerOptions options,
+                     const std::string& adam_only_prefix)
+    : options_(std::move(options)) {
+  if (options_.kind != "muon" && options_.kind != "adamw") throw Error("optimizer must be muon or adamw, got '" + options_.kind + "'");
+  for (auto& [name, value] : params) {
+    Param p;
+    p.name = name;
+    p.value = value;
+    p.muon = options_.kind == "muon" && value.dim() == 2 && name.rfind(adam_only_prefix, 0) != 0;
+    p.m = torch::zeros_like(value, value.options().dtype(torch::kFloat));
+    if (!p.muon) p.v = torch::zeros_like(value, value.options().dtype(torch::kFloat));
+    params_.push_back(std::move(p));
+  }
+}
+
+bool Optimizer::uses_muon(const std::string& name) const {
+  for (const auto& p : params_) {
+    if (p.name == name) return p.muon;
+  }
+  return false;
+}
+
+void Optimizer::zero_grad() {
+  for (auto& p : params_) {
+    if (p.value.grad().defined()) p.value.mutable_grad().zero_();
+  }
+}
+
+void Optimizer::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++step_;
+  const double bc1 = 1.0 - std::pow(options_.beta1, double(step_));
+  const double bc2 = 1.0 - std::pow(options_.beta2, double(step_));
+  for (auto& p : params_) {
+    Tensor g = p.value.grad();
+    if (!g.defined()) continue;
+    g = g.to(torch::kFloat);
+    if (p.muon) {
+      const double mu = options_.muon_momentum;
+      p.m.mul_(mu).add_(g);
+      Tensor update = newton_schulz5(g.add(p.m, mu), options_.ns_steps);  // Nesterov
+      const double scaled = lr * 0.2 * std::sqrt(double(std::max(p.value.size(0), p.value.size(1))));
+      p.value.mul_(1.0 - lr * options_.weight_decay);
+      p.value.add_(update.to(p.value.scalar_type()), -scaled);
+    } else {
+      p.m.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
+      p.v.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
+      Tensor denom = (p.v / bc2).sqrt_().add_(options_.eps);
+      p.value.mul_(1.0 - lr * options_.weight_decay);
+      p.value.addcdiv_(p.m, denom, -lr / bc1);
+    }
+  }
+}
+
+std::map<std::string, Tensor> Optimizer::state() const {
+  std::map<std::string, Tensor> out;
+  for (const auto& p : params_) {
+    out[p.name + (p.muon ? ".momentum" : ".exp_avg")] = p.m;
+    if (!p.muon) out[p.name + ".exp_avg_sq"] = p.v;
+  }
+  return out;
+}
+
+void Optimizer::load_state(const std::map<std::string, Tensor>& state, int64_t step) {
+  torch::NoGradGuard no_grad;
+  auto take = [&](const std::string& key, Tensor& dst) {
+    auto it = state.find(key);
+    if (it == state.end()) throw Error("optimizer state has no '" + key + "' (a checkpoint of another optimizer?)");
+    if (it->second.sizes() != dst.sizes()) throw Error("optimizer state '" + key + "' has the wrong shape");
+    dst.copy_(it->second);
+  };
+  for (auto& p : params_) {
+    take(p.name + (p.muon ? ".momentum" : ".exp_avg"), p.m);
+    if (!p.muon) take(p.name + ".exp_avg_sq", p.v);
+  }
+  step_ = step;
+}
+
+}  // namespace iflame

@@ -1,0 +1,62 @@
+// Optimizers of the reference (spec section 4), written out so that their state is plain
+// named tensors (saved in checkpoints as safetensors):
+//   Muon  for matrices: momentum 0.95, Nesterov, 5 Newton-Schulz steps with coefficients
+//         (3.4445, -4.7750, 2.0315), per-matrix lr * 0.2 * sqrt(max(rows, cols)), decoupled
+//         weight decay;
+//   AdamW for the output head, vectors and biases (betas 0.95/0.95, eps 1e-8).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/torch_compat.h"
+
+namespace iflame {
+
+struct OptimizerOptions {
+  std::string kind = "muon";  // "muon" (Muon + AdamW split) or "adamw" (AdamW everywhere)
+  double weight_decay = 0.1;
+  double beta1 = 0.95, beta2 = 0.95, eps = 1e-8;
+  double muon_momentum = 0.95;
+  int ns_steps = 5;
+};
+
+class Optimizer {
+ public:
+  // `params`: name -> parameter. With kind "muon", every 2-D parameter except those whose
+  // name starts with `adam_only_prefix` (the output head) goes to Muon.
+  Optimizer(std::vector<std::pair<std::string, torch::Tensor>> params, OptimizerOptions options,
+            const std::string& adam_only_prefix = "output_proj.");
+  void zero_grad();
+  void step(double lr);  // lr: the scheduled base learning rate of this step
+  int64_t steps() const { return step_; }
+  bool uses_muon(const std::string& name) const;
+
+  // State as named tensors ("<param>.exp_avg", "<param>.exp_avg_sq", "<param>.momentum") plus
+  // the step count, for checkpoints.
+  std::map<std::string, torch::Tensor> state() const;
+  void load_state(const std::map<std::string, torch::Tensor>& state, int64_t step);
+
+ private:
+  struct Param {
+    std::string name;
+    torch::Tensor value;
+    bool muon = false;
+    torch::Tensor m, v;  // Adam moments, or Muon momentum in m
+  };
+  std::vector<Param> params_;
+  OptimizerOptions options_;
+  int64_t step_ = 0;
+};
+
+// The orthogonalizing Newton-Schulz iteration of Muon on one matrix (float32).
+torch::Tensor newton_schulz5(const torch::Tensor& g, int steps = 5);
+
+// Linear warmup over `warmup` steps, then cosine from `peak` to `floor` at `total`.
+double scheduled_lr(int64_t step, int64_t total, int64_t warmup, double peak, double floor = 0.0);
+
+// Clips the global L2 norm of the gradients to `max_norm` (<= 0: no clipping); returns the
+// norm before clipping (NaN/Inf when a gradient is not finite).
+double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+
+}  // namespace iflame

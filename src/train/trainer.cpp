@@ -1,0 +1,198 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/loss.h"
+#include "model/weights.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace iflame {
+
+using torch::Tensor;
+
+namespace {
+
+struct EvalResult {
+  double loss = 0, token_accuracy = 0, face_accuracy = 0;
+  int64_t targets = 0;
+};
+
+EvalResult evaluate(IFlameModelImpl& model, const DatasetReader& data, const std::vector<size_t>& val,
+                    const TrainConfig& cfg, bool bf16) {
+  EvalResult r;
+  if (val.empty()) return r;
+  torch::NoGradGuard no_grad;
+  model.eval();
+  BatchPlanOptions plan{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces};
+  auto batches = plan_epoch(data, val, plan, /*seed=*/12345, /*epoch=*/0);  // fixed: comparable across steps
+  if (cfg.eval_batches > 0 && int64_t(batches.size()) > cfg.eval_batches) batches.resize(size_t(cfg.eval_batches));
+  double loss_sum = 0;
+  int64_t correct = 0, faces = 0, faces_correct = 0;
+  for (const auto& b : batches) {
+    Tensor tokens = make_batch(data, b, false, 0, 0, cfg.data_max_faces);
+    compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, bf16);
+    LossStats s = sequence_loss(model.forward(tokens), tokens, model.config.pad_token);
+    loss_sum += s.loss.item<double>() * double(s.targets);
+    r.targets += s.targets;
+    correct += s.correct;
+    faces += s.faces;
+    faces_correct += s.faces_correct;
+  }
+  model.train();
+  if (r.targets > 0) {
+    r.loss = loss_sum / double(r.targets);
+    r.token_accuracy = double(correct) / double(r.targets);
+    r.face_accuracy = faces ? double(faces_correct) / double(faces) : 0;
+  }
+  return r;
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& cfg, bool resume) {
+  namespace fs = std::filesystem;
+  if (cfg.data_train.empty()) throw Error("train: data.train is not set (a dataset from `iflame prepare`)");
+  DatasetReader data(cfg.data_train);
+  if (data.num_train() == 0) throw Error(cfg.data_train, "the dataset has no training meshes");
+  const TokenizerConfig tk = data.tokenizer_config();
+  ModelConfig mc = cfg.model_config();
+  mc.vocab = tk.vocab_size();
+  mc.pad_token = tk.pad();
+
+  torch::manual_seed(cfg.train_seed);
+  IFlameModel model(mc);
+  model->train();
+  std::vector<std::pair<std::string, Tensor>> named;
+  std::vector<Tensor> params;
+  for (auto& item : model->named_parameters()) {
+    named.emplace_back(item.key(), item.value());
+    params.push_back(item.value());
+  }
+  Optimizer optimizer(named, cfg.optimizer_options());
+  const bool bf16 = cfg.train_precision == "bf16";
+
+  fs::create_directories(cfg.out_dir);
+  TrainState state;
+  state.config_text = cfg.to_text();
+  if (resume) {
+    const std::string ckpt = latest_checkpoint(cfg.out_dir);
+    if (!ckpt.empty()) {
+      state = load_checkpoint(ckpt, *model, optimizer);
+      state.config_text = cfg.to_text();
+      std::fprintf(stderr, "train: resumed from %s (step %lld)\n", ckpt.c_str(), (long long)state.step);
+    } else {
+      std::fprintf(stderr, "train: --resume: no checkpoint in %s, starting fresh\n", cfg.out_dir.c_str());
+    }
+  }
+  std::fprintf(stderr, "train: %s\n%s", arch_name(mc.arch), mc.describe().c_str());
+  std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\n",
+               double(model->num_parameters()) / 1e6, cfg.data_train.c_str(), data.num_train(), data.num_val());
+
+  const auto train_idx = data.indices(Split::kTrain), val_idx = data.indices(Split::kVal);
+  BatchStream stream(data, train_idx, {cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces},
+                     cfg.data_augment, cfg.train_seed, state.data);
+  std::ofstream log(cfg.out_dir + "/log.jsonl", std::ios::app);
+  auto log_line = [&](const nlohmann::json& j) {
+    log << j.dump() << "\n";
+    log.flush();
+  };
+  if (state.step == 0) log_line({{"event", "start"}, {"config", state.config_text}, {"params", model->num_parameters()}});
+  else log_line({{"event", "resume"}, {"step", state.step}});
+
+  const int64_t warmup = int64_t(cfg.optim_warmup * double(cfg.train_steps));
+  TrainResult result;
+  int64_t bad_in_a_row = 0;
+  Progress progress("train", size_t(cfg.train_steps - state.step));
+  while (state.step < cfg.train_steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Tensor> micro;
+    int64_t total_targets = 0;
+    for (int64_t a = 0; a < cfg.optim_accum; ++a) {
+      micro.push_back(stream.next());
+      total_targets += micro.back().narrow(1, 9, micro.back().size(1) - 9).ne(tk.pad()).sum().item<int64_t>();
+    }
+    optimizer.zero_grad();
+    double loss_sum = 0;
+    for (const Tensor& tokens : micro) {
+      LossStats s;
+      {
+        compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, bf16);
+        s = sequence_loss(model->forward(tokens), tokens, tk.pad(), /*metrics=*/false);
+      }
+      const int64_t n = tokens.narrow(1, 9, tokens.size(1) - 9).ne(tk.pad()).sum().item<int64_t>();
+      const double weight = double(n) / double(std::max<int64_t>(total_targets, 1));
+      (s.loss * weight).backward();
+      loss_sum += s.loss.item<double>() * weight;
+    }
+    const double lr = scheduled_lr(state.step, cfg.train_steps, warmup, cfg.optim_lr);
+    const double norm = clip_grad_norm(params, cfg.optim_grad_clip);
+    const bool finite = std::isfinite(loss_sum) && std::isfinite(norm);
+    if (finite) {
+      optimizer.step(lr);
+      bad_in_a_row = 0;
+    } else {
+      ++bad_in_a_row;
+      log_line({{"step", state.step + 1}, {"skipped", "non-finite loss or gradient"}, {"loss", std::to_string(loss_sum)}});
+      std::fprintf(stderr, "train: step %lld skipped: non-finite loss or gradients (%lld in a row)\n",
+                   (long long)(state.step + 1), (long long)bad_in_a_row);
+      if (bad_in_a_row >= cfg.train_max_bad_steps) {
+        throw Error("train: " + std::to_string(bad_in_a_row) + " non-finite steps in a row; stopping. Lower optim.lr " +
+                    "or use train.precision = fp32");
+      }
+    }
+    ++state.step;
+    state.data = stream.position();
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double tps = double(total_targets) / (ms / 1000.0);
+    if (finite) {
+      result.final_loss = loss_sum;
+      log_line({{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", norm}, {"ms", ms},
+                {"tokens_per_s", tps}, {"epoch", state.data.epoch}});
+    }
+    progress.add(1);
+    if (cfg.log_every > 0 && (state.step % cfg.log_every == 0 || state.step == cfg.train_steps)) {
+      progress.finish();
+      std::fprintf(stderr, "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | epoch %lld\n",
+                   (long long)state.step, (long long)cfg.train_steps, loss_sum, lr, norm, ms, tps,
+                   (long long)state.data.epoch);
+    }
+    const bool last = state.step == cfg.train_steps;
+    if ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || last) {
+      EvalResult ev = evaluate(*model, data, val_idx, cfg, bf16);
+      if (ev.targets > 0) {
+        result.val_loss = ev.loss;
+        result.val_token_accuracy = ev.token_accuracy;
+        result.val_face_accuracy = ev.face_accuracy;
+        log_line({{"step", state.step}, {"val_loss", ev.loss}, {"val_token_accuracy", ev.token_accuracy},
+                  {"val_face_accuracy", ev.face_accuracy}});
+        progress.finish();
+        std::fprintf(stderr, "val  %6lld | loss %.4f | token acc %.2f%% | face acc %.2f%%\n", (long long)state.step,
+                     ev.loss, 100 * ev.token_accuracy, 100 * ev.face_accuracy);
+        if (ev.loss < state.best_val_loss) {
+          state.best_val_loss = ev.loss;
+          save_best(cfg.out_dir, *model, state);
+          result.best_weights = cfg.out_dir + "/best/model.safetensors";
+        }
+      }
+    }
+    if ((cfg.out_save_every > 0 && state.step % cfg.out_save_every == 0) || last) {
+      save_checkpoint(cfg.out_dir, *model, optimizer, state, cfg.out_keep_last);
+    }
+  }
+  progress.finish();
+  result.steps = state.step;
+  if (result.best_weights.empty() && std::filesystem::exists(cfg.out_dir + "/best/model.safetensors")) {
+    result.best_weights = cfg.out_dir + "/best/model.safetensors";
+  }
+  return result;
+}
+
+}  // namespace iflame

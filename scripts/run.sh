@@ -41,7 +41,7 @@ fi
 echo "== generating ${IFLAME_SAMPLES:-8} meshes"
 "$IFLAME" sample --weights "$WEIGHTS" --n "${IFLAME_SAMPLES:-8}" --batch 8 --max-faces 300 --seed 1 \
   --out "$WORK/samples"
-if ls "$WORK"/samples/*.obj >/dev/null 2>&1; then
-  "$IFLAME" render "$WORK"/samples/*.obj --out "$WORK/samples/grid.png"
-  echo "meshes: $WORK/samples/*.obj   preview: $WORK/samples/grid.png"
+echo "meshes: $WORK/samples/*.obj   previews: $WORK/samples/*.png (grid.png shows all)"
+if [ -f "$WORK/run/log.jsonl" ]; then
+  "$IFLAME" render --curve "$WORK/run/log.jsonl" --out "$WORK/run/curve.png" && echo "training curve: $WORK/run/curve.png"
 fi

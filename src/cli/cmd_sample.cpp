@@ -10,6 +10,8 @@
 #include "mesh/load.h"
 #include "mesh/write.h"
 #include "model/weights.h"
+#include "render/png.h"
+#include "render/render.h"
 #include "util/args.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -20,13 +22,13 @@ int run_sample(int argc, char** argv) {
   std::string weights, prompt_path, out_dir = "samples", tokens_out, format = "obj", device_name = "cpu";
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
   double temperature = 1.0, top_p = 0.95;
-  bool greedy = false, no_constraints = false;
+  bool greedy = false, no_constraints = false, no_previews = false;
   ArgParser args("sample",
                  "Generates meshes token by token with the cached hybrid decoder. Sequences decode in\n"
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
                  "uses its own seeded generator, so the same --seed gives the same meshes at any --batch.\n"
-                 "Outputs DIR/sample_NNN.obj (decoded: dequantized, vertices merged, input winding) and\n"
-                 "DIR/summary.json.");
+                 "Outputs DIR/sample_NNN.obj (decoded: dequantized, vertices merged, input winding), a PNG\n"
+                 "preview of each (DIR/sample_NNN.png), one grid of all (DIR/grid.png) and DIR/summary.json.");
   args.option("weights", &weights, "model weights (.safetensors)")
       .option("n", &n, "number of meshes")
       .option("batch", &batch, "sequences decoded together")
@@ -41,6 +43,7 @@ int run_sample(int argc, char** argv) {
       .flag("no-constraints", &no_constraints, "do not mask tokens the mesh grammar forbids (and do not stop at EOS)")
       .option("out", &out_dir, "output folder")
       .option("format", &format, "mesh files to write: obj, ply or both")
+      .flag("no-previews", &no_previews, "do not write the PNG previews (sample_NNN.png and grid.png)")
       .option("tokens-out", &tokens_out, "also write all token rows, prompt included, as raw int64 [N, L] (PAD-filled)")
       .option("heads", &heads, "attention heads when the weights' metadata does not say")
       .option("bits", &bits, "tokenizer quantization bits (must match the model)")
@@ -87,6 +90,8 @@ int run_sample(int argc, char** argv) {
   summary["weights"] = weights;
   summary["samples"] = nlohmann::json::array();
   int64_t written = 0;
+  std::vector<Mesh> previews;
+  std::vector<std::string> captions;
   auto on_done = [&](int64_t index, const GeneratedSequence& seq) {
     const Mesh mesh = decode_tokens(seq.tokens, tokenizer);
     char name[64];
@@ -100,6 +105,11 @@ int run_sample(int argc, char** argv) {
       if (format != "obj") write_ply(mesh, out_dir + "/" + name + ".ply");
       entry["file"] = std::string(name) + (format == "ply" ? ".ply" : ".obj");
       ++written;
+      if (!no_previews) {
+        render::write_png(out_dir + "/" + name + ".png", render::render_views(mesh, render::default_views(3), 320));
+        previews.push_back(mesh);
+        captions.push_back(std::string(name) + "\n" + std::to_string(mesh.faces.size()) + " faces");
+      }
       std::fprintf(stderr, "  %s: %zu faces, %zu vertices, %lld tokens%s\n", name, mesh.faces.size(), mesh.vertices.size(),
                    (long long)seq.new_tokens, seq.ended_with_eos ? "" : " (no EOS: hit the limit)");
     }
@@ -109,6 +119,7 @@ int run_sample(int argc, char** argv) {
   GenerateStats stats;
   std::vector<GeneratedSequence> seqs = generate(*model, tokenizer, opts, &stats, on_done);
 
+  if (!previews.empty()) render::write_png(out_dir + "/grid.png", render::render_grid(previews, {}, captions));
   if (!tokens_out.empty()) {
     size_t L = 0;
     for (const auto& s : seqs) L = std::max(L, s.tokens.size());

@@ -7,8 +7,28 @@
 #include <assimp/Importer.hpp>
 #include <cmath>
 
+#include <stdexcept>
+#include <string>
+
 #include "mesh/readers.h"
 #include "util/error.h"
+
+// Debian's assimp 5.2.5 is built with live internal assertions (ai_assert) that end in
+// std::abort(): FlightGear's Models/Airport/LGSM_Biglight.ac stops the whole process inside
+// TriangulateProcess. libassimp calls Assimp::aiAssertViolation through the PLT, so this
+// definition, linked with the reader (same translation unit, so always pulled in), takes its
+// place: it throws, Importer::ReadFile catches it and returns no scene, and the file is
+// reported as unreadable. Only one definition may exist in the program.
+namespace Assimp {
+
+void aiAssertViolation(const char* expression, const char* file, int line);
+
+void aiAssertViolation(const char* expression, const char* file, int line) {
+  throw std::runtime_error(std::string("assimp internal assertion failed: ") + (expression ? expression : "?") + " at " +
+                           (file ? file : "?") + ":" + std::to_string(line));
+}
+
+}  // namespace Assimp
 
 namespace iflame::readers {
 
@@ -16,7 +36,10 @@ Mesh read_with_assimp(const std::string& path) {
   Assimp::Importer importer;
   // Drop points and lines at import (SortByPType splits them out, this removes them).
   importer.SetPropertyInteger(AI_CONFIG_PP_SBP_REMOVE, aiPrimitiveType_POINT | aiPrimitiveType_LINE);
-  const unsigned flags = aiProcess_Triangulate | aiProcess_PreTransformVertices | aiProcess_SortByPType;
+  // ValidateDataStructure first: it rejects scenes that would crash the later steps (e.g. an
+  // MD3 surface without vertices segfaults them).
+  const unsigned flags = aiProcess_ValidateDataStructure | aiProcess_Triangulate | aiProcess_PreTransformVertices |
+                         aiProcess_SortByPType;
   const aiScene* scene = importer.ReadFile(path, flags);
   if (!scene) {
     std::string why = importer.GetErrorString();

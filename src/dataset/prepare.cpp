@@ -1,0 +1,645 @@
+#include "dataset/prepare.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "dataset/isolated_load.h"
+#include "mesh/load.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/parallel.h"
+#include "util/progress.h"
+
+namespace iflame {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const char* split_by_name(SplitBy by) {
+  switch (by) {
+    case SplitBy::kDir: return "dir";
+    case SplitBy::kFile: return "file";
+    case SplitBy::kStemPrefix: return "stem-prefix";
+  }
+  return "?";
+}
+
+SplitBy parse_split_by(const std::string& text) {
+  if (text == "dir") return SplitBy::kDir;
+  if (text == "file") return SplitBy::kFile;
+  if (text == "stem-prefix") return SplitBy::kStemPrefix;
+  throw Error("--split-by must be dir, file or stem-prefix, got '" + text + "'");
+}
+
+const char* skip_reason_name(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kNone: return "kept";
+    case SkipReason::kUnreadable: return "unreadable";
+    case SkipReason::kZeroSize: return "zero_size";
+    case SkipReason::kTooFewFaces: return "too_few_faces";
+    case SkipReason::kTooManyFaces: return "too_many_faces";
+    case SkipReason::kDuplicate: return "duplicate";
+  }
+  return "?";
+}
+
+uint64_t fnv1a64(std::string_view bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+uint64_t fmix64(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+
+Split split_for_group(const std::string& group, double val_fraction) {
+  const double u = double(fmix64(fnv1a64(group)) >> 11) * 0x1.0p-53;  // [0, 1)
+  return u < val_fraction ? Split::kVal : Split::kTrain;
+}
+
+void rotate_z_up_to_y_up(Mesh& mesh) {
+  for (Vec3& v : mesh.vertices) v = {v[0], v[2], -v[1]};
+}
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool is_cut(char c) { return c == '_' || c == '-' || c == ' ' || c == '.' || std::isdigit(static_cast<unsigned char>(c)); }
+
+}  // namespace
+
+std::string stem_prefix(const std::string& stem) {
+  size_t n = 0;
+  while (n < stem.size() && !is_cut(stem[n])) ++n;
+  return lower(n == 0 ? stem : stem.substr(0, n));
+}
+
+std::string group_key(const std::string& name, SplitBy by) {
+  if (by == SplitBy::kFile) return name;
+  const size_t slash = name.rfind('/');
+  std::string dir = slash == std::string::npos ? std::string() : name.substr(0, slash);
+  std::string stem = slash == std::string::npos ? name : name.substr(slash + 1);
+  if (const size_t dot = stem.find('.'); dot != std::string::npos && dot > 0) stem.resize(dot);
+  bool flattened = false;
+  // Flattened names only count in a flat folder (a file directly inside its root).
+  const bool top_level = dir.find('/') == std::string::npos;
+  if (const size_t sep = stem.rfind("__"); top_level && sep != std::string::npos && sep > 0) {
+    std::string folders = stem.substr(0, sep);
+    for (size_t p; (p = folders.find("__")) != std::string::npos;) folders.replace(p, 2, "/");
+    dir += (dir.empty() ? "" : "/") + folders;
+    stem = stem.substr(sep + 2);
+    flattened = true;
+  }
+  if (by == SplitBy::kDir) {
+    // A file directly inside its root ("label/file.obj") is its own group.
+    if (top_level && !flattened) return name;
+    return dir;
+  }
+  return dir + "/" + stem_prefix(stem);
+}
+
+// ------------------------------------------------------------------------------------------
+// Step 1: collect.
+
+namespace {
+
+bool is_list_path(const std::string& path) {
+  const std::string ext = lower_extension(path);
+  return ext == ".txt" || ext == ".lst";
+}
+
+bool is_under(const std::string& path, const std::string& dir) {
+  if (dir.empty()) return false;
+  if (dir == "/") return path.size() > 1 && path[0] == '/';
+  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+}
+
+std::string canonical_string(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(p, ec);
+  if (ec) c = fs::absolute(p, ec).lexically_normal();
+  std::string s = c.generic_string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+struct Found {
+  InputFile file;
+  std::string key;  // canonical path, to take every file once
+};
+
+class Collector {
+ public:
+  explicit Collector(const std::vector<std::string>& z_up) {
+    for (const std::string& d : z_up) {
+      std::error_code ec;
+      if (!fs::is_directory(d, ec)) throw Error(d, "--z-up needs an existing directory");
+      z_up_.push_back(canonical_string(d));
+    }
+  }
+
+  // Adds one root: a label and its canonical path.
+  std::pair<std::string, std::string> root_label(const std::string& canon_root) {
+    if (auto it = labels_.find(canon_root); it != labels_.end()) return it->second;
+    std::string base = fs::path(canon_root).filename().string();
+    if (base.empty()) base = "root";
+    std::string label = base;
+    for (int k = 2; taken_.count(label); ++k) label = base + "~" + std::to_string(k);
+    taken_.insert(label);
+    return labels_[canon_root] = {label, base};
+  }
+
+  void add(const std::string& path, const std::string& canon_root, const std::string& rel, size_t input) {
+    const auto [label, base] = root_label(canon_root);
+    Found f;
+    f.file.path = path;
+    f.file.name = label + "/" + rel;
+    const std::string filename = fs::path(rel).filename().string();
+    const size_t sep = filename.find("__");
+    const bool top_level = rel.find('/') == std::string::npos;  // flattened names live in flat folders
+    f.file.source = (top_level && sep != std::string::npos && sep > 0) ? filename.substr(0, sep) : base;
+    f.file.input = input;
+    f.key = canon_root == "/" ? "/" + rel : canon_root + "/" + rel;
+    for (const std::string& z : z_up_) f.file.z_up = f.file.z_up || is_under(f.key, z);
+    found_.push_back(std::move(f));
+  }
+
+  // Walks a directory; returns the number of mesh files found.
+  size_t walk(const std::string& dir, size_t input, std::vector<std::string>& warnings) {
+    const std::string canon_root = canonical_string(dir);
+    const fs::path root(dir);
+    size_t count = 0;
+    std::error_code ec;
+    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+    if (ec) {
+      warnings.push_back(dir + ": cannot read directory: " + ec.message());
+      return 0;
+    }
+    for (; it != end; it.increment(ec)) {
+      if (ec) {
+        warnings.push_back(dir + ": stopped walking: " + ec.message());
+        break;
+      }
+      std::error_code fec;
+      if (!it->is_regular_file(fec)) continue;
+      const std::string p = it->path().string();
+      if (!is_mesh_path(p)) continue;
+      add(p, canon_root, it->path().lexically_relative(root).generic_string(), input);
+      ++count;
+    }
+    return count;
+  }
+
+  std::vector<Found>& found() { return found_; }
+
+ private:
+  std::vector<std::string> z_up_;
+  std::map<std::string, std::pair<std::string, std::string>> labels_;  // canonical root -> (label, base)
+  std::set<std::string> taken_;
+  std::vector<Found> found_;
+};
+
+// The deepest directory holding all of `paths` (absolute, lexically normal).
+fs::path common_directory(const std::vector<fs::path>& paths) {
+  fs::path common = paths.front().parent_path();
+  for (const fs::path& p : paths) {
+    const fs::path dir = p.parent_path();
+    fs::path shared;
+    auto a = common.begin(), b = dir.begin();
+    for (; a != common.end() && b != dir.end() && *a == *b; ++a, ++b) shared /= *a;
+    common = shared;
+  }
+  return common;
+}
+
+}  // namespace
+
+CollectedInputs collect_inputs(const std::vector<std::string>& inputs, const std::vector<std::string>& z_up) {
+  CollectedInputs out;
+  Collector collector(z_up);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string& input = inputs[i];
+    std::error_code ec;
+    const fs::file_status st = fs::status(input, ec);
+    if (ec || !fs::exists(st)) throw Error(input, "no such file or directory");
+    json info = {{"input", input}};
+    if (fs::is_directory(st)) {
+      info["kind"] = "dir";
+      info["files"] = collector.walk(input, i, out.warnings);
+    } else if (is_list_path(input)) {
+      // A list: one path per line (blank lines and '#' comments skipped), relative to the
+      // list's folder. Folders are walked; files are taken whatever their extension.
+      info["kind"] = "list";
+      const fs::path list_dir = fs::absolute(fs::path(input)).parent_path();
+      std::istringstream lines(read_file_text(input));
+      std::string line;
+      std::vector<fs::path> files;
+      size_t count = 0;
+      while (std::getline(lines, line)) {
+        const size_t b = line.find_first_not_of(" \t\r");
+        if (b == std::string::npos || line[b] == '#') continue;
+        const size_t e = line.find_last_not_of(" \t\r");
+        const fs::path p = fs::path(line.substr(b, e - b + 1));
+        const fs::path resolved = p.is_absolute() ? p : list_dir / p;
+        if (fs::is_directory(resolved, ec)) {
+          count += collector.walk(resolved.string(), i, out.warnings);
+        } else {
+          files.push_back(resolved.lexically_normal());
+        }
+      }
+      if (!files.empty()) {
+        // Listed files share one root: the deepest folder holding them all.
+        const fs::path root = common_directory(files);
+        const std::string canon_root = canonical_string(root);
+        for (const fs::path& f : files) collector.add(f.string(), canon_root, f.lexically_relative(root).generic_string(), i);
+        count += files.size();
+      }
+      info["files"] = count;
+    } else {
+      info["kind"] = "file";
+      const fs::path p(input);
+      const fs::path abs = fs::absolute(p).lexically_normal();
+      collector.add(input, canonical_string(abs.parent_path()), abs.filename().string(), i);
+      info["files"] = 1;
+    }
+    out.inputs.push_back(std::move(info));
+  }
+
+  std::vector<Found>& found = collector.found();
+  std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.file.path < b.file.path; });
+  std::unordered_set<std::string> seen_keys, seen_names;
+  for (Found& f : found) {
+    if (!seen_keys.insert(f.key).second) {
+      out.warnings.push_back(f.file.path + ": found twice (through overlapping inputs); taken once");
+      continue;
+    }
+    if (!seen_names.insert(f.file.name).second) {  // cannot happen with unique labels; keep names unique anyway
+      int k = 2;
+      while (!seen_names.insert(f.file.name + "~" + std::to_string(k)).second) ++k;
+      f.file.name += "~" + std::to_string(k);
+    }
+    out.files.push_back(std::move(f.file));
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// Step 2: process one file.
+
+namespace {
+
+struct Processed {
+  SkipReason reason = SkipReason::kNone;
+  std::string detail;
+  uint32_t input_faces = 0;
+  uint32_t faces = 0;  // canonical
+  std::vector<float> vertices;
+  std::vector<int32_t> triangles;
+  std::vector<uint16_t> tokens;
+  uint64_t hash = 0;
+};
+
+// The reader's message without the leading "path: " (the report names the file already).
+std::string without_path(const Error& e, const std::string& path) {
+  std::string what = e.what();
+  if (!e.path().empty() && what.rfind(e.path() + ": ", 0) == 0) return what.substr(e.path().size() + 2);
+  if (what.rfind(path + ": ", 0) == 0) return what.substr(path.size() + 2);
+  return what;
+}
+
+// `readers` (null: load in this process) runs the assimp formats in reader processes.
+Processed process_file(const InputFile& in, const PrepareOptions& opt, IsolatedReaderPool* readers) {
+  Processed r;
+  auto skip = [&](SkipReason reason, std::string detail) {
+    r = Processed();
+    r.reason = reason;
+    r.detail = std::move(detail);
+    return r;
+  };
+  std::error_code ec;
+  if (fs::file_size(in.path, ec) == 0 && !ec) return skip(SkipReason::kZeroSize, "empty file (0 bytes)");
+
+  Mesh mesh;
+  try {
+    mesh = readers && is_assimp_path(in.path) ? readers->load(in.path, opt.reader_timeout_s) : load_mesh(in.path);
+  } catch (const Error& e) {
+    return skip(SkipReason::kUnreadable, without_path(e, in.path));
+  } catch (const std::exception& e) {
+    return skip(SkipReason::kUnreadable, std::string("reader failed: ") + e.what());
+  }
+  r.input_faces = uint32_t(std::min<size_t>(mesh.faces.size(), UINT32_MAX));
+  if (in.z_up) rotate_z_up_to_y_up(mesh);
+
+  // Bounding box: non-finite and zero-size meshes are named as such.
+  Vec3 lo = mesh.vertices.at(0), hi = lo;
+  for (const Vec3& v : mesh.vertices) {
+    for (int k = 0; k < 3; ++k) {
+      if (!std::isfinite(v[k])) return skip(SkipReason::kUnreadable, "non-finite vertex coordinate (NaN or Inf)");
+      lo[k] = std::min(lo[k], v[k]);
+      hi[k] = std::max(hi[k], v[k]);
+    }
+  }
+  const double extent = std::max({hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]});
+  if (!(extent > 0)) return skip(SkipReason::kZeroSize, "all vertices coincide (zero-size bounding box)");
+  if (!std::isfinite(extent)) return skip(SkipReason::kUnreadable, "coordinates too large (infinite bounding box)");
+
+  TokenizerConfig cfg;
+  cfg.bits = opt.bits;
+  CanonicalMesh cm;
+  Mesh normalized;
+  try {
+    cm = canonicalize(mesh, cfg);
+    normalized = normalize_mesh(mesh);
+  } catch (const Error& e) {
+    return skip(SkipReason::kUnreadable, e.what());
+  }
+  const size_t faces = cm.faces.size();
+  if (faces == 0) {
+    return skip(SkipReason::kTooFewFaces, "no faces after quantization (all " + std::to_string(mesh.faces.size()) +
+                                              " triangles collapse at " + std::to_string(opt.bits) + " bits)");
+  }
+  if (int64_t(faces) < opt.min_faces) {
+    return skip(SkipReason::kTooFewFaces, std::to_string(faces) + " faces after quantization, fewer than --min-faces " +
+                                              std::to_string(opt.min_faces));
+  }
+  if (int64_t(faces) > opt.max_faces) {
+    return skip(SkipReason::kTooManyFaces, std::to_string(faces) + " faces after quantization, more than --max-faces " +
+                                               std::to_string(opt.max_faces));
+  }
+  r.faces = uint32_t(faces);
+
+  // Float geometry: all vertices (normalization uses them all), triangles not degenerate in float.
+  r.vertices.resize(normalized.vertices.size() * 3);
+  for (size_t i = 0; i < normalized.vertices.size(); ++i) {
+    for (int k = 0; k < 3; ++k) r.vertices[3 * i + k] = float(normalized.vertices[i][k]);
+  }
+  auto same = [&](int32_t a, int32_t b) {
+    return a == b || (r.vertices[3 * size_t(a)] == r.vertices[3 * size_t(b)] &&
+                      r.vertices[3 * size_t(a) + 1] == r.vertices[3 * size_t(b) + 1] &&
+                      r.vertices[3 * size_t(a) + 2] == r.vertices[3 * size_t(b) + 2]);
+  };
+  r.triangles.reserve(normalized.faces.size() * 3);
+  for (const Tri& t : normalized.faces) {
+    if (same(t[0], t[1]) || same(t[1], t[2]) || same(t[0], t[2])) continue;
+    r.triangles.insert(r.triangles.end(), t.begin(), t.end());
+  }
+
+  const std::vector<int32_t> rows = face_rows(cm);
+  r.tokens.assign(rows.begin(), rows.end());
+  r.hash = fnv1a64(std::string_view(reinterpret_cast<const char*>(r.tokens.data()), r.tokens.size() * sizeof(uint16_t)));
+  return r;
+}
+
+// Summary statistics of a list of counts.
+json stats(std::vector<size_t> v) {
+  if (v.empty()) return json{{"count", 0}};
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (size_t x : v) sum += double(x);
+  auto pct = [&](double p) { return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))]; };
+  return json{{"count", v.size()}, {"min", v.front()},   {"max", v.back()},     {"mean", sum / double(v.size())},
+              {"median", pct(0.5)}, {"p90", pct(0.9)},     {"p99", pct(0.99)},   {"total", size_t(sum)}};
+}
+
+std::string with_commas(size_t n) {
+  std::string s = std::to_string(n);
+  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+
+PrepareResult prepare_dataset(const PrepareOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (opt.inputs.empty()) throw Error("prepare: no --input given");
+  if (opt.out.empty()) throw Error("prepare: no --out given");
+  if (opt.bits < 2 || opt.bits > 15) throw Error("--bits must be between 2 and 15 (tokens are stored as uint16)");
+  if (opt.min_faces < 1) throw Error("--min-faces must be at least 1");
+  if (opt.max_faces < opt.min_faces) throw Error("--max-faces must be at least --min-faces");
+  if (!(opt.val_fraction >= 0 && opt.val_fraction <= 1)) throw Error("--val-fraction must be between 0 and 1");
+  if (!(opt.reader_timeout_s > 0)) throw Error("--reader-timeout must be positive");
+  const int jobs = opt.jobs > 0 ? opt.jobs : hardware_jobs();
+
+  PrepareResult result;
+  result.dataset_path = opt.out;
+  result.report_path = opt.report.empty() ? opt.out + ".report.json" : opt.report;
+
+  // 1. collect
+  CollectedInputs collected = collect_inputs(opt.inputs, opt.z_up);
+  const std::vector<InputFile>& files = collected.files;
+  if (files.empty()) throw Error("prepare: no mesh files found in the inputs (extensions: see `iflame prepare --help`)");
+  const double collect_s = seconds_since(t0);
+
+  // 2. process, in parallel
+  const auto t1 = std::chrono::steady_clock::now();
+  std::vector<Processed> done(files.size());
+  {
+    IsolatedReaderPool reader_pool;  // reader processes end when this goes
+    IsolatedReaderPool* readers = opt.isolate_assimp ? &reader_pool : nullptr;
+    Progress progress("prepare", files.size(), stderr, opt.progress);
+    parallel_for(files.size(), jobs, [&](size_t i) {
+      try {
+        done[i] = process_file(files[i], opt, readers);
+      } catch (const std::exception& e) {  // never let one mesh stop the job (bad_alloc, ...)
+        done[i] = Processed();
+        done[i].reason = SkipReason::kUnreadable;
+        done[i].detail = std::string("failed: ") + e.what();
+      }
+      progress.add();
+    });
+    progress.finish();
+  }
+  const double process_s = seconds_since(t1);
+
+  // 3. dedup (path order) and 4. split
+  const auto t2 = std::chrono::steady_clock::now();
+  std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
+  std::vector<std::string> duplicate_of(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    Processed& p = done[i];
+    if (p.reason != SkipReason::kNone) continue;
+    std::vector<size_t>& same_hash = by_hash[p.hash];
+    for (size_t j : same_hash) {
+      if (done[j].tokens == p.tokens) {
+        duplicate_of[i] = files[j].name;
+        p = Processed();
+        p.reason = SkipReason::kDuplicate;
+        p.detail = "duplicate of " + files[j].name + " (identical face rows)";
+        break;
+      }
+    }
+    if (p.reason == SkipReason::kNone) same_hash.push_back(i);
+  }
+
+  std::vector<DatasetEntry> entries;
+  std::map<std::string, json> sources;
+  std::map<SkipReason, size_t> skipped_by_reason;
+  std::set<std::string> train_groups, val_groups;
+  std::vector<size_t> kept_faces, kept_tokens;
+  json skipped_files = json::array();
+  auto source_entry = [&](const std::string& source) -> json& {
+    json& s = sources[source];
+    if (s.is_null()) {
+      s = json{{"found", 0}, {"kept", 0}, {"train", 0}, {"val", 0}, {"skipped", json::object()}};
+      for (SkipReason r : kSkipReasons) s["skipped"][skip_reason_name(r)] = 0;
+    }
+    return s;
+  };
+  for (size_t i = 0; i < files.size(); ++i) {
+    const InputFile& f = files[i];
+    Processed& p = done[i];
+    json& src = source_entry(f.source);
+    src["found"] = src["found"].get<size_t>() + 1;
+    if (p.reason != SkipReason::kNone) {
+      ++skipped_by_reason[p.reason];
+      json& count = src["skipped"][skip_reason_name(p.reason)];
+      count = count.get<size_t>() + 1;
+      json item = {{"file", f.path}, {"name", f.name}, {"reason", skip_reason_name(p.reason)}, {"detail", p.detail}};
+      if (!duplicate_of[i].empty()) item["duplicate_of"] = duplicate_of[i];
+      skipped_files.push_back(std::move(item));
+      continue;
+    }
+    DatasetEntry e;
+    e.name = f.name;
+    e.group = group_key(f.name, opt.split_by);
+    e.source = f.source;
+    e.split = split_for_group(e.group, opt.val_fraction);
+    e.input_faces = p.input_faces;
+    e.vertices = std::move(p.vertices);
+    e.triangles = std::move(p.triangles);
+    e.tokens = std::move(p.tokens);
+    (e.split == Split::kVal ? val_groups : train_groups).insert(e.group);
+    src["kept"] = src["kept"].get<size_t>() + 1;
+    json& n = src[split_name(e.split)];
+    n = n.get<size_t>() + 1;
+    kept_faces.push_back(p.faces);
+    kept_tokens.push_back((size_t(p.faces) + 2) * kTokensPerFace);
+    entries.push_back(std::move(e));
+    p = Processed();
+  }
+  done.clear();
+  done.shrink_to_fit();
+  for (const DatasetEntry& e : entries) (e.split == Split::kVal ? result.val : result.train)++;
+  result.found = files.size();
+  result.kept = entries.size();
+  result.skipped = files.size() - entries.size();
+
+  // 5. write
+  json meta = {{"format", "iflame-dataset"},
+               {"tokenizer_bits", opt.bits},
+               {"max_faces", opt.max_faces},
+               {"min_faces", opt.min_faces},
+               {"val_fraction", opt.val_fraction},
+               {"split_by", split_by_name(opt.split_by)},
+               {"split_hash", "fmix64(fnv1a64(group)) / 2^64 < val_fraction"},
+               {"inputs", opt.inputs},
+               {"z_up", opt.z_up},
+               {"meshes", entries.size()},
+               {"train", result.train},
+               {"val", result.val}};
+  if (const fs::path parent = fs::path(opt.out).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+  }
+  write_dataset(opt.out, entries, opt.bits, meta.dump());
+  const double write_s = seconds_since(t2);
+  result.seconds = seconds_since(t0);
+
+  // The report.
+  json report;
+  report["dataset"] = opt.out;
+  report["options"] = {{"max_faces", opt.max_faces},      {"min_faces", opt.min_faces},
+                       {"val_fraction", opt.val_fraction}, {"bits", opt.bits},
+                       {"split_by", split_by_name(opt.split_by)}, {"jobs", jobs},
+                       {"z_up", opt.z_up}, {"isolate_assimp", opt.isolate_assimp},
+                       {"reader_timeout_s", opt.reader_timeout_s}};
+  report["inputs"] = collected.inputs;
+  report["files_found"] = files.size();
+  report["kept"] = {{"total", result.kept}, {"train", result.train}, {"val", result.val}};
+  report["groups"] = {{"train", train_groups.size()}, {"val", val_groups.size()}};
+  json skipped = {{"total", result.skipped}};
+  for (SkipReason r : kSkipReasons) skipped[skip_reason_name(r)] = skipped_by_reason[r];
+  report["skipped"] = skipped;
+  report["sources"] = sources;
+  constexpr size_t kBin = 50;
+  json bins = json::array();
+  if (!kept_faces.empty()) {
+    const size_t top = *std::max_element(kept_faces.begin(), kept_faces.end());
+    std::vector<size_t> counts(top / kBin + 1, 0);
+    for (size_t f : kept_faces) ++counts[f / kBin];
+    for (size_t b = 0; b < counts.size(); ++b) bins.push_back({{"lo", b * kBin}, {"hi", (b + 1) * kBin}, {"count", counts[b]}});
+  }
+  {
+    std::map<std::string, std::pair<size_t, Split>> group_sizes;
+    for (const DatasetEntry& e : entries) {
+      auto& g = group_sizes[e.group];
+      ++g.first;
+      g.second = e.split;
+    }
+    std::vector<std::pair<std::string, std::pair<size_t, Split>>> largest(group_sizes.begin(), group_sizes.end());
+    std::stable_sort(largest.begin(), largest.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    if (largest.size() > 10) largest.resize(10);
+    json top = json::array();
+    for (const auto& [group, g] : largest) top.push_back({{"group", group}, {"meshes", g.first}, {"split", split_name(g.second)}});
+    report["largest_groups"] = std::move(top);
+  }
+  report["face_histogram"] = {{"bin_width", kBin}, {"note", "canonical faces of kept meshes; bin = [lo, hi)"}, {"bins", bins}};
+  report["faces"] = stats(kept_faces);
+  report["tokens"] = stats(kept_tokens);
+  report["tokens"]["note"] = "sequence length with the BOS and EOS rows: (faces + 2) * 9";
+  report["skipped_files"] = std::move(skipped_files);
+  report["warnings"] = collected.warnings;
+  report["timing"] = {{"collect_s", collect_s}, {"process_s", process_s}, {"write_s", write_s}};
+  report["wall_time_s"] = result.seconds;
+  report["meshes_per_s"] = result.seconds > 0 ? double(files.size()) / result.seconds : 0.0;
+  write_file_atomic(result.report_path, report.dump(2) + "\n");
+  result.report = std::move(report);
+
+  // The one-line summary.
+  std::ostringstream s;
+  s << "prepare: " << with_commas(result.kept) << " kept (" << with_commas(result.train) << " train, "
+    << with_commas(result.val) << " val), " << with_commas(result.skipped) << " skipped";
+  std::string reasons;
+  for (SkipReason r : kSkipReasons) {
+    if (skipped_by_reason[r] == 0) continue;
+    reasons += (reasons.empty() ? "" : ", ") + with_commas(skipped_by_reason[r]) + " " + skip_reason_name(r);
+  }
+  if (!reasons.empty()) s << " (" << reasons << ")";
+  char timing[96];
+  std::snprintf(timing, sizeof timing, " of %s files in %.1f s (%.0f meshes/s)", with_commas(files.size()).c_str(),
+                result.seconds, result.seconds > 0 ? double(files.size()) / result.seconds : 0.0);
+  s << timing << " -> " << opt.out << "; report " << result.report_path;
+  result.summary = s.str();
+  return result;
+}
+
+}  // namespace iflame

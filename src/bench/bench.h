@@ -1,0 +1,129 @@
+// Benchmarks of the model on this machine (`iflame bench ...`). Torch-free header (the CLI
+// includes it without LibTorch's headers).
+//
+//   flops      analytic FLOP counts of one training step (the denominator-free half of MFU)
+//   matmul     the CPU's measured bf16 / fp32 matmul rate (the MFU denominator)
+//   train      one configuration's training steps, run in-process by a child (`--child`)
+//   process    re-executing the binary as an isolated child and reading its peak memory
+//
+// Peak memory of a configuration is only meaningful in a fresh process, so the parent
+// (`iflame bench train`) spawns one child per (arch, faces) and one idle child per arch that
+// only builds the model; "activation" memory = child peak - idle peak.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace iflame::bench {
+
+// ---------------------------------------------------------------------------------------
+// FLOP counting. Convention (stated in docs/benchmarks.md):
+//  * dense layers (q/k/v/out projections, SwiGLU, output head): 2 * weights * tokens forward,
+//    x3 for forward + backward (input gradient + weight gradient);
+//  * full attention: QK^T and PV over the causal pairs only, 4 * E * T(T+1)/2 forward; the
+//    tiled kernel's backward recomputes the scores, so forward + backward = x3.5 (executed
+//    FLOPs, not the x3 "model FLOPs" convention of PaLM);
+//  * linear attention: the chunked kernel's matmuls as it executes them (chunk 64, the length
+//    padded to whole chunks), x3 for forward + backward (plain autograd);
+//  * norms, RoPE, softmax, SiLU, residuals, resampling, embedding and the loss: not counted.
+inline constexpr double kDenseTrainFactor = 3.0;
+inline constexpr double kFullAttentionTrainFactor = 3.5;
+inline constexpr double kLinearAttentionTrainFactor = 3.0;
+// The chunk length kernels::linear_attention uses (kernels.h default).
+inline constexpr int64_t kLinearAttentionChunk = 64;
+
+// Weights of one block's matmuls: q, k, v, out (E x E each) and SwiGLU (3 x E x hidden).
+int64_t block_matmul_weights(const ModelConfig& config);
+// Forward FLOPs of the attention kernels for one sequence of T positions (all heads).
+double full_attention_flops(int64_t T, int64_t dim);
+double linear_attention_flops(int64_t T, int64_t heads, int64_t head_dim, int64_t chunk = kLinearAttentionChunk);
+
+struct FlopCount {
+  double dense_forward = 0;      // projections, SwiGLU, head
+  double attention_forward = 0;  // attention kernels
+  double train = 0;              // forward + backward with the factors above
+  double forward() const { return dense_forward + attention_forward; }
+};
+// One training step on `batch` sequences of `length` tokens (iFlame pads to a multiple of 9).
+FlopCount train_flops(const ModelConfig& config, int64_t length, int64_t batch);
+
+// The resolutions a model runs its blocks at: (positions T, attention kind, number of blocks).
+struct BlockGroup {
+  int64_t positions;
+  AttnKind kind;
+  int64_t count;
+};
+std::vector<BlockGroup> block_groups(const ModelConfig& config, int64_t length);
+
+// ---------------------------------------------------------------------------------------
+// Matmul rate: torch::matmul of (m x k) @ (k x n) (batched when batch > 1), best of `reps`.
+struct MatmulResult {
+  std::string name;
+  int64_t batch, m, k, n;
+  std::string dtype;  // "bf16" | "fp32"
+  double best_gflops = 0, mean_gflops = 0;
+};
+// With `transposed_b`, b is the transpose of a contiguous (n x k) tensor (as q k^T is).
+MatmulResult measure_matmul(const std::string& name, int64_t batch, int64_t m, int64_t k, int64_t n, bool bf16,
+                            int64_t reps, bool transposed_b = false);
+
+// ---------------------------------------------------------------------------------------
+// One training configuration, run in this process (the child side of `bench train`).
+struct TrainSpec {
+  std::string size = "ref";
+  Arch arch = Arch::IFlame;
+  int64_t faces = 800;
+  int64_t batch = 1;
+  int64_t steps = 3;
+  int64_t warmup = 1;
+  bool bf16 = true;
+  bool adamw = true;      // forward + loss + backward + AdamW step (false: zero_grad only)
+  int64_t threads = 0;    // <= 0: every hardware thread
+  bool idle = false;      // only build the model (the memory baseline)
+  bool profile = false;   // also time each block kind's parts in isolation
+  uint64_t seed = 1;
+
+  int64_t tokens() const { return (faces + 2) * 9; }  // 9 BOS + 9 per face + 9 EOS
+};
+
+// Runs the configuration and returns one JSON object (see docs/benchmarks.md for the fields).
+nlohmann::json run_train(const TrainSpec& spec);
+// The arguments (after the executable) that make `iflame bench train --child ...` run `spec`.
+std::vector<std::string> child_arguments(const TrainSpec& spec);
+
+// Rough peak resident memory of a configuration in bytes (model, gradients, optimizer state,
+// activations), calibrated on measurements; used to skip what clearly cannot fit.
+double estimate_peak_bytes(const ModelConfig& config, const TrainSpec& spec);
+
+// ---------------------------------------------------------------------------------------
+// Processes and machine facts.
+struct ChildResult {
+  bool ok = false;                // exited 0 and printed a JSON line
+  nlohmann::json json;            // the child's last JSON line
+  std::string error;              // why not ok ("killed by signal 9 (out of memory?)", ...)
+  int64_t rusage_maxrss_kb = 0;   // wait4's ru_maxrss (includes the parent's peak at spawn time)
+  double wall_s = 0;
+};
+// Runs `exe args...` with stdout captured (stderr passes through), `env` added to the
+// environment; kills it after `timeout_s` (0: no limit).
+ChildResult run_child(const std::string& exe, const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env, double timeout_s);
+std::string self_executable();
+
+int64_t hardware_threads();
+int64_t current_rss_kb();    // VmRSS
+int64_t peak_rss_kb();       // VmHWM
+int64_t available_memory_kb();  // MemAvailable
+int64_t total_memory_kb();      // MemTotal
+std::string cpu_model();
+std::string load_average();    // "/proc/loadavg" 1, 5 and 15 minute values
+
+std::string libtorch_version();
+// Threads for LibTorch (intra-op) and OpenMP; interop pinned to 1.
+void set_threads(int64_t threads);
+
+}  // namespace iflame::bench

@@ -1,0 +1,64 @@
+// Analytic FLOP counts of a training step (convention in bench.h).
+#include "bench/bench.h"
+
+namespace iflame::bench {
+
+int64_t block_matmul_weights(const ModelConfig& c) { return 4 * c.dim * c.dim + 3 * c.dim * c.hidden(); }
+
+double full_attention_flops(int64_t T, int64_t dim) {
+  // QK^T and PV: 2 matmuls x 2 FLOPs per multiply-add x D per pair, over H heads (H * D = E),
+  // for the T(T+1)/2 causal (query, key) pairs.
+  return 4.0 * double(dim) * double(T) * double(T + 1) / 2.0;
+}
+
+double linear_attention_flops(int64_t T, int64_t heads, int64_t head_dim, int64_t chunk) {
+  const double N = double((T + chunk - 1) / chunk), P = N * double(chunk), C = double(chunk), D = double(head_dim);
+  const double intra = 2.0 * P * C * D * 2.0;  // (q k^T) within chunks, then x v
+  const double states = 2.0 * P * D * D;       // per-chunk k^T v
+  const double carry = 2.0 * N * N * D * D;    // decay-weighted prefix over chunk states (N x N matmul)
+  const double inter = 2.0 * P * D * D;        // q S
+  return double(heads) * (intra + states + carry + inter);
+}
+
+std::vector<BlockGroup> block_groups(const ModelConfig& c, int64_t length) {
+  std::vector<BlockGroup> groups;
+  auto add = [&](int64_t T, AttnKind kind, int64_t n) {
+    for (auto& g : groups) {
+      if (g.positions == T && g.kind == kind) {
+        g.count += n;
+        return;
+      }
+    }
+    groups.push_back({T, kind, n});
+  };
+  if (c.arch != Arch::IFlame) {
+    for (int64_t i = 0; i < c.baseline_layers; ++i) add(length, c.kind_of(i), 1);
+    return groups;
+  }
+  const int64_t L = (length + 8) / 9 * 9;
+  for (int64_t T : {L, L / 3, L / 9, L / 9, L / 3, L}) {
+    for (int64_t i = 0; i < c.blocks_per_stage; ++i) add(T, c.kind_of(i), 1);
+  }
+  return groups;
+}
+
+FlopCount train_flops(const ModelConfig& c, int64_t length, int64_t batch) {
+  FlopCount f;
+  const double B = double(batch), W = double(block_matmul_weights(c));
+  double full = 0, linear = 0;
+  for (const auto& g : block_groups(c, length)) {
+    f.dense_forward += 2.0 * W * double(g.positions) * double(g.count) * B;
+    if (g.kind == AttnKind::Full) {
+      full += full_attention_flops(g.positions, c.dim) * double(g.count) * B;
+    } else {
+      linear += linear_attention_flops(g.positions, c.heads, c.head_dim()) * double(g.count) * B;
+    }
+  }
+  // The head runs on the unpadded length.
+  f.dense_forward += 2.0 * double(c.dim) * double(c.vocab) * double(length) * B;
+  f.attention_forward = full + linear;
+  f.train = kDenseTrainFactor * f.dense_forward + kFullAttentionTrainFactor * full + kLinearAttentionTrainFactor * linear;
+  return f;
+}
+
+}  // namespace iflame::bench

@@ -1,0 +1,286 @@
+// The child side of `iflame bench train` (one configuration in this process), the matmul rate
+// measurement, and the memory estimate used to skip configurations that cannot fit.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "bench/bench.h"
+#include "model/kernels.h"
+#include "model/loss.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace iflame::bench {
+
+using torch::Tensor;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / double(v.size());
+}
+
+double std_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / double(v.size() - 1));
+}
+
+// Forward and backward time of `fn` (which returns the output to differentiate) in ms, the
+// best of `reps` runs; `grad` is the upstream gradient (random, the output's shape).
+template <typename Fn>
+std::pair<double, double> time_fwd_bwd(Fn fn, int64_t reps, bool bf16) {
+  double best_f = 1e300, best_b = 1e300;
+  for (int64_t r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    Tensor y;
+    {
+      compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, bf16);
+      y = fn();
+    }
+    const double f = ms_since(t0);
+    Tensor g = torch::randn_like(y);
+    auto t1 = Clock::now();
+    y.backward(g);
+    const double b = ms_since(t1);
+    best_f = std::min(best_f, f);
+    best_b = std::min(best_b, b);
+  }
+  return {best_f, best_b};
+}
+
+// Each distinct (positions, kind) of blocks, timed in isolation: the whole block, its attention
+// kernel alone and its SwiGLU (with norm2) alone, forward and backward separately.
+nlohmann::json profile_blocks(IFlameModel& model, const TrainSpec& spec) {
+  const ModelConfig& cfg = model->config;
+  const int64_t B = spec.batch, E = cfg.dim, H = cfg.heads, D = cfg.head_dim();
+  auto blocks = model->named_blocks();
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& g : block_groups(cfg, spec.tokens())) {
+    Block block{nullptr};
+    for (auto& [name, b] : blocks) {
+      if (b->attn->kind == g.kind) {
+        block = b;
+        break;
+      }
+    }
+    if (!block) continue;
+    const int64_t T = g.positions;
+    const RopeTable& rope = model->rope(T, torch::kCPU);
+    Tensor cos = rope.cos.narrow(0, 0, T), sin = rope.sin.narrow(0, 0, T);
+    const int64_t reps = 2;
+    auto act_dtype = spec.bf16 ? torch::kBFloat16 : torch::kFloat;
+    Tensor x = torch::randn({B, T, E}).requires_grad_();
+    auto block_t = time_fwd_bwd([&] { return block->forward(x, cos, sin); }, reps, spec.bf16);
+    Tensor q = torch::randn({B, H, T, D}, act_dtype).requires_grad_();
+    Tensor k = torch::randn({B, H, T, D}, act_dtype).requires_grad_();
+    Tensor v = torch::randn({B, H, T, D}, act_dtype).requires_grad_();
+    auto kernel_t = time_fwd_bwd(
+        [&] {
+          return g.kind == AttnKind::Full ? kernels::causal_attention(q, k, v)
+                                          : kernels::linear_attention(q, k, v, block->attn->slopes);
+        },
+        reps, spec.bf16);
+    auto ffn_t = time_fwd_bwd([&] { return block->feed_forward(block->norm2(x)); }, reps, spec.bf16);
+    const double attn_flops = g.kind == AttnKind::Full ? full_attention_flops(T, E) : linear_attention_flops(T, H, D);
+    const double ffn_flops = 2.0 * 3.0 * double(E) * double(cfg.hidden()) * double(T);
+    out.push_back({{"positions", T},
+                   {"kind", g.kind == AttnKind::Full ? "full" : "linear"},
+                   {"count", g.count},
+                   {"block_fwd_ms", block_t.first},
+                   {"block_bwd_ms", block_t.second},
+                   {"kernel_fwd_ms", kernel_t.first},
+                   {"kernel_bwd_ms", kernel_t.second},
+                   {"ffn_fwd_ms", ffn_t.first},
+                   {"ffn_bwd_ms", ffn_t.second},
+                   {"kernel_fwd_flops", attn_flops * double(B)},
+                   {"ffn_fwd_flops", ffn_flops * double(B)}});
+  }
+  return out;
+}
+
+}  // namespace
+
+void set_threads(int64_t threads) {
+  if (threads <= 0) threads = hardware_threads();
+  at::set_num_threads(int(threads));
+  try {
+    at::set_num_interop_threads(1);
+  } catch (const std::exception&) {
+    // Already set (the interop pool started): keep it.
+  }
+}
+
+std::string libtorch_version() { return compat::torch_version(); }
+
+// Random coordinate tokens (0..128) framed as a real sequence: 9 BOS, faces * 9, 9 EOS.
+static Tensor make_sequence_batch(int64_t faces, int64_t batch, uint64_t seed) {
+  torch::Generator gen = at::detail::createCPUGenerator(seed);
+  Tensor body = torch::randint(0, 129, {batch, faces * 9}, gen, torch::kLong);
+  Tensor bos = torch::full({batch, 9}, 130, torch::kLong), eos = torch::full({batch, 9}, 131, torch::kLong);
+  return torch::cat({bos, body, eos}, 1);
+}
+
+std::vector<std::string> child_arguments(const TrainSpec& s) {
+  std::vector<std::string> a = {"bench", "train", "--child",  "--size",    s.size,
+                                "--archs",   arch_name(s.arch),      "--faces", std::to_string(s.faces),
+                                "--batch",   std::to_string(s.batch), "--steps", std::to_string(s.steps),
+                                "--warmup",  std::to_string(s.warmup), "--dtype", s.bf16 ? "bf16" : "fp32",
+                                "--threads", std::to_string(s.threads), "--optimizer", s.adamw ? "adamw" : "none",
+                                "--seed",    std::to_string(s.seed)};
+  if (s.idle) a.push_back("--idle");
+  if (s.profile) a.push_back("--profile");
+  return a;
+}
+
+double estimate_peak_bytes(const ModelConfig& cfg, const TrainSpec& spec) {
+  // Calibrated on this project's CPU runs (docs/benchmarks.md): bytes kept per position per
+  // block for backward, in bf16 autocast (the residual stream and norms stay fp32). Generous
+  // on purpose: this only decides what is clearly out of reach.
+  const double E = double(cfg.dim), hid = double(cfg.hidden());
+  const double scale = spec.bf16 ? 1.0 : 1.8;
+  double per_full = scale * (48.0 * E + 8.0 * hid);
+  double per_linear = per_full + scale * (8.0 * double(kLinearAttentionChunk * cfg.heads) + 8.0 * E);
+  double act = 0;
+  for (const auto& g : block_groups(cfg, spec.tokens())) {
+    act += double(g.positions) * double(g.count) * (g.kind == AttnKind::Full ? per_full : per_linear);
+  }
+  act += double(spec.tokens()) * double(cfg.vocab) * 16.0;  // logits, log-softmax and their grads
+  act *= double(spec.batch);
+  const double params = double(block_matmul_weights(cfg) + 8 * cfg.dim) * double(cfg.num_layers()) +
+                        2.0 * double(cfg.dim * cfg.vocab);
+  const double state = params * 4.0 * (spec.adamw ? 4.0 : 2.0);  // weights, grads (+ AdamW's two moments)
+  return 400e6 + state + act;  // + the LibTorch runtime
+}
+
+MatmulResult measure_matmul(const std::string& name, int64_t batch, int64_t m, int64_t k, int64_t n, bool bf16,
+                            int64_t reps, bool transposed_b) {
+  auto dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
+  std::vector<int64_t> a_shape = {m, k}, b_shape = {k, n};
+  if (transposed_b) b_shape = {n, k};
+  if (batch > 1) a_shape.insert(a_shape.begin(), batch), b_shape.insert(b_shape.begin(), batch);
+  Tensor a = torch::randn(a_shape).to(dtype), b = torch::randn(b_shape).to(dtype);
+  if (transposed_b) b = b.transpose(-2, -1);
+  torch::NoGradGuard no_grad;
+  Tensor c = torch::matmul(a, b);  // warm-up (and oneDNN primitive creation)
+  // Small shapes repeat inside one timing so that each timing spans at least ~50 ms.
+  auto t_cal = Clock::now();
+  c = torch::matmul(a, b);
+  const double one = std::chrono::duration<double>(Clock::now() - t_cal).count();
+  const int64_t inner = std::max<int64_t>(1, int64_t(0.05 / std::max(one, 1e-7)));
+  const double flops = 2.0 * double(batch) * double(m) * double(k) * double(n) * double(inner);
+  MatmulResult r{name, batch, m, k, n, bf16 ? "bf16" : "fp32", 0, 0};
+  double total_s = 0;
+  for (int64_t i = 0; i < std::max<int64_t>(reps, 1); ++i) {
+    auto t0 = Clock::now();
+    for (int64_t j = 0; j < inner; ++j) c = torch::matmul(a, b);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    total_s += s;
+    r.best_gflops = std::max(r.best_gflops, flops / s * 1e-9);
+  }
+  r.mean_gflops = flops * double(std::max<int64_t>(reps, 1)) / total_s * 1e-9;
+  return r;
+}
+
+nlohmann::json run_train(const TrainSpec& spec) {
+  set_threads(spec.threads);
+  const ModelConfig cfg = model_preset(spec.size, spec.arch);
+  torch::manual_seed(spec.seed);
+  IFlameModel model(cfg);
+  model->train();
+  nlohmann::json j = {{"arch", arch_name(spec.arch)},
+                      {"size", spec.size},
+                      {"params", model->num_parameters()},
+                      {"faces", spec.faces},
+                      {"tokens", spec.tokens()},
+                      {"batch", spec.batch},
+                      {"dtype", spec.bf16 ? "bf16" : "fp32"},
+                      {"threads", at::get_num_threads()},
+                      {"optimizer", spec.adamw ? "adamw" : "none"},
+                      {"rss_model_kb", current_rss_kb()}};
+  if (spec.idle) {
+    j["idle"] = true;
+    j["peak_rss_kb"] = peak_rss_kb();
+    return j;
+  }
+  const FlopCount flops = train_flops(cfg, spec.tokens(), spec.batch);
+  j["flops_per_step"] = flops.train;
+  j["flops_forward"] = flops.forward();
+  j["estimate_peak_bytes"] = estimate_peak_bytes(cfg, spec);
+
+  Tensor tokens = make_sequence_batch(spec.faces, spec.batch, spec.seed);
+  std::unique_ptr<torch::optim::AdamW> opt;
+  if (spec.adamw) opt = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-4));
+
+  std::vector<double> step_ms, fwd_ms, loss_ms, bwd_ms, opt_ms;
+  double loss_value = 0, cpu0 = 0;
+  Clock::time_point wall0;
+  for (int64_t s = 0; s < spec.warmup + spec.steps; ++s) {
+    if (s == spec.warmup) {
+      cpu0 = cpu_seconds();
+      wall0 = Clock::now();
+    }
+    auto t0 = Clock::now();
+    Tensor logits;
+    {
+      compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, spec.bf16);
+      logits = model->forward(tokens);
+    }
+    auto t1 = Clock::now();
+    Tensor loss = sequence_loss(logits, tokens, cfg.pad_token, /*metrics=*/false).loss;
+    auto t2 = Clock::now();
+    loss.backward();
+    auto t3 = Clock::now();
+    if (opt) {
+      opt->step();
+      opt->zero_grad();
+    } else {
+      model->zero_grad();
+    }
+    auto t4 = Clock::now();
+    loss_value = loss.item<double>();
+    logits = Tensor();
+    if (s < spec.warmup) continue;
+    auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    step_ms.push_back(ms(t0, t4));
+    fwd_ms.push_back(ms(t0, t1));
+    loss_ms.push_back(ms(t1, t2));
+    bwd_ms.push_back(ms(t2, t3));
+    opt_ms.push_back(ms(t3, t4));
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - wall0).count();
+  const double threads = double(at::get_num_threads());
+  const double cpu = cpu_seconds() - cpu0;
+  j["cpu_utilization"] = spec.steps > 0 ? cpu / (wall * threads) : 0.0;
+  j["cpu_ms"] = spec.steps > 0 ? 1000.0 * cpu / double(spec.steps) : 0.0;  // CPU time per step, all threads
+  j["step_ms"] = step_ms;
+  j["mean_ms"] = mean_of(step_ms);
+  j["std_ms"] = std_of(step_ms);
+  j["forward_ms"] = mean_of(fwd_ms);
+  j["loss_ms"] = mean_of(loss_ms);
+  j["backward_ms"] = mean_of(bwd_ms);
+  j["optimizer_ms"] = mean_of(opt_ms);
+  j["loss"] = loss_value;
+  j["peak_rss_kb"] = peak_rss_kb();  // before profiling, which runs blocks in isolation
+  if (spec.profile) j["profile"] = profile_blocks(model, spec);
+  return j;
+}
+
+}  // namespace iflame::bench

@@ -11,4 +11,12 @@ std::string iflame_binary();
 // A fresh, empty directory unique to the running test.
 std::string temp_dir();
 
+// Runs the iflame binary with `args` (a shell-quoted argument string) and collects its exit
+// code and output (stdout and stderr together).
+struct CliRun {
+  int code = -1;
+  std::string out;
+};
+CliRun run_iflame(const std::string& args);
+
 }  // namespace iflame::test

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "bench/bench.h"
+#include "bench/decode.h"
 #include "cli/commands.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -541,6 +542,7 @@ int run_bench(int argc, char** argv) {
       "usage: iflame bench COMMAND [options]   (iflame bench COMMAND --help for details)\n\n"
       "commands:\n"
       "  train    training throughput, peak memory and MFU of iFlame vs the full/linear baselines\n"
+      "  decode   cached decoding: cache bytes per sequence and tokens/s of iFlame vs the baselines\n"
       "  matmul   this CPU's bf16 / fp32 matmul rate (the MFU denominator)\n";
   if (argc < 1 || std::string(argv[0]) == "--help" || std::string(argv[0]) == "-h") {
     std::printf("%s", usage.c_str());
@@ -548,6 +550,7 @@ int run_bench(int argc, char** argv) {
   }
   const std::string sub = argv[0];
   if (sub == "train") return run_train_cmd(argc - 1, argv + 1);
+  if (sub == "decode") return bench::run_decode_command(argc - 1, argv + 1);
   if (sub == "matmul") return run_matmul(argc - 1, argv + 1);
   throw Error("bench: unknown benchmark '" + sub + "' (expected train or matmul)");
 }

@@ -6,7 +6,7 @@ namespace iflame {
 
 HybridCache::HybridCache(const ModelConfig& config, int64_t batch, int64_t max_tokens, torch::Device device,
                          torch::ScalarType kv_dtype)
-    : batch_(batch), max_tokens_(max_tokens) {
+    : batch_(batch), max_tokens_(max_tokens), kv_dtype_(kv_dtype) {
   if (max_tokens <= 0 || max_tokens % 9 != 0) throw Error("cache length must be a positive multiple of 9");
   const int64_t H = config.heads, D = config.head_dim(), E = config.dim;
   auto kv_opts = torch::dtype(kv_dtype).device(device);
@@ -20,8 +20,8 @@ HybridCache::HybridCache(const ModelConfig& config, int64_t batch, int64_t max_t
     layer.resolution = config.arch == Arch::IFlame ? stage_res[i / config.blocks_per_stage] : 1;
     if (layer.kind == AttnKind::Full) {
       const int64_t capacity = max_tokens / layer.resolution;
-      layer.k = torch::zeros({batch, H, capacity, D}, kv_opts);
-      layer.v = torch::zeros({batch, H, capacity, D}, kv_opts);
+      layer.k = torch::empty({batch, H, capacity, D}, kv_opts);
+      layer.v = torch::empty({batch, H, capacity, D}, kv_opts);
     } else {
       layer.state = torch::zeros({batch, H, D, D}, f32);
     }
@@ -55,9 +55,18 @@ void HybridCache::keep_rows(const torch::Tensor& rows) {
   auto sel = [&](torch::Tensor& t) {
     if (t.defined()) t = t.index_select(0, rows.to(t.device()));
   };
+  const torch::Tensor kept = rows.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t* index = kept.data_ptr<int64_t>();
   for (auto& l : layers) {
-    sel(l.k);
-    sel(l.v);
+    // K/V: copy only the filled positions (the rest stays untouched, uninitialized memory).
+    for (torch::Tensor* t : {&l.k, &l.v}) {
+      if (!t->defined()) continue;
+      torch::Tensor out = torch::empty({kept.numel(), t->size(1), t->size(2), t->size(3)}, t->options());
+      for (int64_t i = 0; i < kept.numel(); ++i) {
+        out[i].narrow(1, 0, l.length).copy_((*t)[index[i]].narrow(1, 0, l.length));
+      }
+      *t = out;
+    }
     sel(l.state);
   }
   sel(a_ring);

@@ -11,6 +11,12 @@
 
 namespace iflame {
 
+// How decode_step runs one token. Auto: the fused CPU kernels of generate/fast_decode.h when
+// the cache lives on the CPU with float32 or bfloat16 K/V (weights packed in the same
+// precision), else LibTorch's per-op Block::step path. Torch: always the per-op path (the
+// reference the fused kernels are tested against, and `iflame bench decode --path torch`).
+enum class DecodePath { Auto, Torch };
+
 struct LayerCache {
   AttnKind kind = AttnKind::Linear;
   int64_t resolution = 1;  // 1 token, 3 vertex, 9 face positions per entry
@@ -24,13 +30,16 @@ struct LayerCache {
 class HybridCache {
  public:
   // Allocates everything for `batch` sequences of up to `max_tokens` tokens (a multiple of 9)
-  // up front, so that bytes() is exactly what decoding holds.
+  // up front, so that bytes() is exactly what decoding holds. K/V are left uninitialized
+  // (only the first `length` positions are ever read), so untouched capacity costs no pages.
   HybridCache(const ModelConfig& config, int64_t batch, int64_t max_tokens, torch::Device device,
               torch::ScalarType kv_dtype = torch::kFloat);
 
   int64_t batch() const { return batch_; }
   int64_t max_tokens() const { return max_tokens_; }
+  torch::ScalarType kv_dtype() const { return kv_dtype_; }
   int64_t position = 0;  // tokens consumed so far (the same for every sequence in the batch)
+  DecodePath path = DecodePath::Auto;
 
   std::vector<LayerCache> layers;  // one per block, in IFlameModelImpl::named_blocks() order
   torch::Tensor a_ring;    // (B, 3, E): stage A outputs of the current vertex
@@ -51,6 +60,7 @@ class HybridCache {
 
  private:
   int64_t batch_, max_tokens_;
+  torch::ScalarType kv_dtype_;
 };
 
 }  // namespace iflame

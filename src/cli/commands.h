@@ -12,6 +12,7 @@ int run_train(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_render(int argc, char** argv);
+int run_view(int argc, char** argv);
 
 struct Command {
   const char* name;
@@ -29,6 +30,7 @@ inline constexpr Command kCommands[] = {
     {"convert", "convert a PyTorch .pth state dict to safetensors", run_convert},
     {"bench", "benchmarks: training speed and memory of iFlame vs the baselines", run_bench},
     {"render", "render meshes to PNG (shaded, with edges, several views) and grids", run_render},
+    {"view", "write an HTML gallery of meshes with an interactive 3D viewer (three.js)", run_view},
 };
 
 }  // namespace iflame::cli

@@ -1,0 +1,143 @@
+// A written gallery in a real browser: headless Chromium opens index.html as a plain file (the
+// way a user double-clicks it), the page must report "loaded N meshes" once three.js has drawn
+// them, and the screenshot must show each mesh in its own card. Needs chromium and the viewer
+// bundle from scripts/setup.sh; skipped with the reason when either is missing.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "render/png.h"
+#include "test_paths.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "view/gallery.h"
+#include "view_test_util.h"
+
+namespace iflame {
+namespace {
+
+namespace fs = std::filesystem;
+
+// $IFLAME_CHROMIUM, else the first Chromium-like browser on PATH; "" when there is none.
+std::string find_chromium() {
+  if (const char* env = std::getenv("IFLAME_CHROMIUM"); env && *env) return env;
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  std::vector<std::string> dirs_list;
+  while (std::getline(dirs, dir, ':')) dirs_list.push_back(dir);
+  for (const char* name : {"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}) {
+    for (const std::string& d : dirs_list) {
+      const std::string p = d + "/" + name;
+      if (!d.empty() && ::access(p.c_str(), X_OK) == 0) return p;
+    }
+  }
+  return "";
+}
+
+struct ShellRun {
+  int code = -1;
+  std::string out;
+};
+ShellRun run_shell(const std::string& cmd) {
+  ShellRun r;
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string tail(const std::string& path, size_t chars = 3000) {
+  std::string text;
+  try {
+    text = read_file_text(path);
+  } catch (const Error&) {
+    return "(no " + path + ")";
+  }
+  return text.size() > chars ? "..." + text.substr(text.size() - chars) : text;
+}
+
+// Column runs where the image has pixels of the meshes' blue-grey front faces (page background,
+// cards, text and edges are near grey, the skipped-files list brown).
+std::vector<std::pair<int, int>> colored_column_runs(const render::Image& img, size_t& colored) {
+  std::vector<int> per_column(size_t(img.width), 0);
+  colored = 0;
+  for (int y = 0; y < img.height; ++y) {
+    for (int x = 0; x < img.width; ++x) {
+      const render::Rgb c = img.get(x, y);
+      if (int(c.b) - int(c.r) > 40 && c.b > 110) {
+        ++per_column[size_t(x)];
+        ++colored;
+      }
+    }
+  }
+  std::vector<std::pair<int, int>> runs;
+  for (int x = 0; x < img.width; ++x) {
+    if (per_column[size_t(x)] < 3) continue;
+    if (!runs.empty() && runs.back().second == x - 1) runs.back().second = x;
+    else runs.push_back({x, x});
+  }
+  return runs;
+}
+
+TEST(ViewBrowserSlow, ChromiumDrawsEveryMeshFromAPlainFile) {
+  const std::string chromium = find_chromium();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it; or set IFLAME_CHROMIUM)";
+  std::string viewer;
+  try {
+    viewer = view::find_viewer_script();
+  } catch (const Error& e) {
+    GTEST_SKIP() << e.what();
+  }
+
+  const std::string dir = test::temp_dir();
+  const std::string meshes = view_test::write_mesh_folder(dir);
+  write_file_atomic(meshes + "/sub/cube2.obj", view_test::kCube);
+  view::GalleryOptions opt;
+  opt.viewer_script = viewer;
+  opt.title = "browser test";
+  const view::GalleryReport r = view::write_gallery(view::collect_mesh_files({meshes}).files, dir + "/out", opt);
+  ASSERT_EQ(r.meshes.size(), 3u);
+  ASSERT_EQ(r.skipped.size(), 2u);
+
+  // Software WebGL (SwiftShader): CI machines have no GPU. A private profile, so parallel tests
+  // do not hand their page to each other's browser.
+  const std::string base = "timeout 120 '" + chromium + "' --headless --no-sandbox --disable-gpu --use-angle=swiftshader "
+                           "--enable-unsafe-swiftshader --allow-file-access-from-files --hide-scrollbars "
+                           "--no-first-run --window-size=1000,700 --user-data-dir='" + dir + "/profile' --enable-logging=stderr ";
+  const std::string url = "'file://" + fs::absolute(r.index_html).string() + "'";
+
+  ShellRun dom = run_shell(base + "--dump-dom " + url + " 2>'" + dir + "/dom.log'");
+  ASSERT_EQ(dom.code, 0) << "chromium failed:\n" << tail(dir + "/dom.log");
+  const size_t status = dom.out.find("id=\"status\"");
+  EXPECT_NE(dom.out.find("id=\"status\">loaded 3 meshes<"), std::string::npos)
+      << "the page did not report its meshes drawn: " << dom.out.substr(status == std::string::npos ? 0 : status, 200)
+      << "\nbrowser log:\n" << tail(dir + "/dom.log");
+
+  const std::string shot = dir + "/shot.png";
+  ShellRun s = run_shell(base + "--screenshot='" + shot + "' " + url + " 2>'" + dir + "/shot.log'");
+  ASSERT_EQ(s.code, 0) << "chromium failed:\n" << tail(dir + "/shot.log");
+  ASSERT_TRUE(fs::exists(shot)) << tail(dir + "/shot.log");
+  const render::Image img = render::decode_png(read_file_bytes(shot), shot);
+  ASSERT_EQ(img.width, 1000);
+  ASSERT_EQ(img.height, 700);
+  size_t colored = 0;
+  const auto runs = colored_column_runs(img, colored);
+  // Three cards side by side (the grid has four columns at this width), each with its mesh.
+  EXPECT_EQ(runs.size(), 3u) << "columns with mesh pixels: " << ::testing::PrintToString(runs) << ", screenshot " << shot;
+  EXPECT_GT(colored, 3u * 2000u) << "too few mesh pixels in " << shot;
+}
+
+}  // namespace
+}  // namespace iflame

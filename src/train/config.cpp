@@ -25,8 +25,9 @@ const std::vector<TrainKey> kTrainKeys = {
     {"train.steps", "optimizer steps"},
     {"train.seed", "seed of the data order, augmentation and initialization"},
     {"train.precision", "bf16 (autocast) or fp32"},
-    {"train.threads", "CPU threads (0 = all cores)"},
+    {"train.threads", "CPU threads (0 = all cores), shared by the data-parallel workers of a host"},
     {"train.max_bad_steps", "stop after this many non-finite steps in a row"},
+    {"train.peak_gflops", "MFU denominator: bf16 matmul GFLOP/s of one worker (0 = measure ~0.5 s at start)"},
     {"optim.kind", "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
     {"optim.lr", "peak learning rate"},
     {"optim.warmup", "warmup as a fraction of train.steps, then cosine to 0"},
@@ -85,6 +86,7 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   else if (key == "train.precision") train_precision = v;
   else if (key == "train.threads") train_threads = to_int(key, v);
   else if (key == "train.max_bad_steps") train_max_bad_steps = to_int(key, v);
+  else if (key == "train.peak_gflops") train_peak_gflops = to_double(key, v);
   else if (key == "optim.kind") optim_kind = v;
   else if (key == "optim.lr") optim_lr = to_double(key, v);
   else if (key == "optim.warmup") optim_warmup = to_double(key, v);
@@ -99,6 +101,7 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   else if (key == "log.every") log_every = to_int(key, v);
   else throw Error("unknown config key '" + key + "' (see `iflame train --help-config`)");
   if (train_precision != "bf16" && train_precision != "fp32") throw Error("train.precision must be bf16 or fp32");
+  if (train_peak_gflops < 0) throw Error("config: train.peak_gflops must be >= 0 (0 = measure)");
   if (data_batch_tokens <= 0 || data_batch_size <= 0 || optim_accum <= 0 || train_steps <= 0) {
     throw Error("config: batch sizes, optim.accum and train.steps must be positive");
   }
@@ -131,7 +134,8 @@ std::string TrainConfig::to_text() const {
     << "\ndata.augment = " << (data_augment ? "true" : "false") << "\ndata.batch_tokens = " << data_batch_tokens
     << "\ndata.batch_size = " << data_batch_size << "\ntrain.steps = " << train_steps << "\ntrain.seed = " << train_seed
     << "\ntrain.precision = " << train_precision << "\ntrain.threads = " << train_threads
-    << "\ntrain.max_bad_steps = " << train_max_bad_steps << "\noptim.kind = " << optim_kind
+    << "\ntrain.max_bad_steps = " << train_max_bad_steps << "\ntrain.peak_gflops = " << train_peak_gflops
+    << "\noptim.kind = " << optim_kind
     << "\noptim.lr = " << optim_lr << "\noptim.warmup = " << optim_warmup << "\noptim.weight_decay = " << optim_weight_decay
     << "\noptim.grad_clip = " << optim_grad_clip << "\noptim.accum = " << optim_accum << "\neval.every = " << eval_every
     << "\neval.batches = " << eval_batches << "\nout.dir = " << out_dir << "\nout.save_every = " << out_save_every

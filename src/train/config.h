@@ -29,6 +29,7 @@ struct TrainConfig {
   std::string train_precision = "bf16";  // bf16 autocast (CPU: AMX via oneDNN) or fp32
   int64_t train_threads = 0;
   int64_t train_max_bad_steps = 10;
+  double train_peak_gflops = 0;  // MFU denominator per worker; 0 = measure at startup
   std::string optim_kind = "muon";
   double optim_lr = 1e-3, optim_warmup = 0.1, optim_weight_decay = 0.1, optim_grad_clip = 1.0;
   int64_t optim_accum = 1;

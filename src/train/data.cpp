@@ -85,8 +85,16 @@ torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& b
 }
 
 BatchStream::BatchStream(const DatasetReader& data, std::vector<size_t> indices, BatchPlanOptions options,
-                         bool augment, uint64_t seed, DataPosition start)
-    : data_(data), indices_(std::move(indices)), options_(options), augment_(augment), seed_(seed), pos_(start) {
+                         bool augment, uint64_t seed, DataPosition start, int64_t shard, int64_t shards)
+    : data_(data),
+      indices_(std::move(indices)),
+      options_(options),
+      augment_(augment),
+      seed_(seed),
+      pos_(start),
+      shard_(shard),
+      shards_(shards) {
+  if (shards_ < 1 || shard_ < 0 || shard_ >= shards_) throw Error("BatchStream: shard " + std::to_string(shard_) + " of " + std::to_string(shards_));
   plan_ = plan_epoch(data_, indices_, options_, seed_, pos_.epoch);
 }
 
@@ -96,7 +104,17 @@ torch::Tensor BatchStream::next() {
     pos_.batch = 0;
     plan_ = plan_epoch(data_, indices_, options_, seed_, pos_.epoch);
   }
-  torch::Tensor batch = make_batch(data_, plan_[size_t(pos_.batch)], augment_, seed_, pos_.epoch, options_.max_faces);
+  const std::vector<size_t>& planned = plan_[size_t(pos_.batch)];
+  torch::Tensor batch;
+  if (shards_ == 1) {
+    batch = make_batch(data_, planned, augment_, seed_, pos_.epoch, options_.max_faces);
+  } else {
+    const size_t n = planned.size(), begin = n * size_t(shard_) / size_t(shards_),
+                 end = n * size_t(shard_ + 1) / size_t(shards_);
+    const std::vector<size_t> part(planned.begin() + std::ptrdiff_t(begin), planned.begin() + std::ptrdiff_t(end));
+    batch = part.empty() ? torch::zeros({0, 0}, torch::kLong)
+                         : make_batch(data_, part, augment_, seed_, pos_.epoch, options_.max_faces);
+  }
   ++pos_.batch;
   return batch;
 }

@@ -32,11 +32,15 @@ struct DataPosition {
   int64_t batch = 0;  // next batch within the epoch
 };
 
+// With `shards` > 1 (data parallel), every shard walks the same plan and takes its part of
+// each planned batch: shard r gets sequences [r n / shards, (r + 1) n / shards) of a batch of
+// n, so the shards together see exactly what one process would (an empty (0, 0) tensor when
+// a batch has fewer sequences than shards).
 class BatchStream {
  public:
   BatchStream(const DatasetReader& data, std::vector<size_t> indices, BatchPlanOptions options, bool augment,
-              uint64_t seed, DataPosition start = {});
-  torch::Tensor next();  // the next batch, advancing (and starting new epochs as needed)
+              uint64_t seed, DataPosition start = {}, int64_t shard = 0, int64_t shards = 1);
+  torch::Tensor next();  // the next batch (this shard's part), advancing (and starting new epochs as needed)
   DataPosition position() const { return pos_; }
   size_t batches_per_epoch() const { return plan_.size(); }
 
@@ -47,6 +51,7 @@ class BatchStream {
   bool augment_;
   uint64_t seed_;
   DataPosition pos_;
+  int64_t shard_, shards_;
   std::vector<std::vector<size_t>> plan_;
 };
 

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench.h"
 #include "model/loss.h"
 #include "model/weights.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/distributed.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -55,10 +58,24 @@ EvalResult evaluate(IFlameModelImpl& model, const DatasetReader& data, const std
   return r;
 }
 
+// The bf16 matmul rate of this process in GFLOP/s (2048^3, as `iflame bench matmul`),
+// measured once per thread count (~0.5 s).
+double measured_peak_gflops() {
+  static std::map<int, double> cache;
+  const int threads = at::get_num_threads();
+  auto it = cache.find(threads);
+  if (it != cache.end()) return it->second;
+  return cache[threads] = bench::measure_matmul("peak", 1, 2048, 2048, 2048, /*bf16=*/true, /*reps=*/2).best_gflops;
+}
+
 }  // namespace
 
-TrainResult train(const TrainConfig& cfg, bool resume) {
+TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
   namespace fs = std::filesystem;
+  Distributed single{DistOptions{}};  // world size 1: its collectives do nothing
+  Distributed& group = dist ? *dist : single;
+  const bool main = group.is_main();
+  const int64_t world = group.world_size();
   if (cfg.data_train.empty()) throw Error("train: data.train is not set (a dataset from `iflame prepare`)");
   DatasetReader data(cfg.data_train);
   if (data.num_train() == 0) throw Error(cfg.data_train, "the dataset has no training meshes");
@@ -79,10 +96,10 @@ TrainResult train(const TrainConfig& cfg, bool resume) {
   Optimizer optimizer(named, cfg.optimizer_options());
   const bool bf16 = cfg.train_precision == "bf16";
 
-  fs::create_directories(cfg.out_dir);
+  if (main) fs::create_directories(cfg.out_dir);
   TrainState state;
   state.config_text = cfg.to_text();
-  if (resume) {
+  if (resume && main) {
     const std::string ckpt = latest_checkpoint(cfg.out_dir);
     if (!ckpt.empty()) {
       state = load_checkpoint(ckpt, *model, optimizer);
@@ -92,45 +109,94 @@ TrainResult train(const TrainConfig& cfg, bool resume) {
       std::fprintf(stderr, "train: --resume: no checkpoint in %s, starting fresh\n", cfg.out_dir.c_str());
     }
   }
-  std::fprintf(stderr, "train: %s\n%s", arch_name(mc.arch), mc.describe().c_str());
-  std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\n",
-               double(model->num_parameters()) / 1e6, cfg.data_train.c_str(), data.num_train(), data.num_val());
+  if (world > 1) {
+    // Every rank starts from rank 0's weights, optimizer state and data position.
+    std::vector<Tensor> tensors = params;
+    for (const auto& [name, t] : optimizer.state()) tensors.push_back(t);
+    group.broadcast_coalesced(tensors);
+    Tensor pos = torch::tensor({state.step, state.data.epoch, state.data.batch, optimizer.steps()}, torch::kLong);
+    group.broadcast(pos);
+    state.step = pos[0].item<int64_t>();
+    state.data.epoch = pos[1].item<int64_t>();
+    state.data.batch = pos[2].item<int64_t>();
+    if (!main) optimizer.load_state(optimizer.state(), pos[3].item<int64_t>());
+  }
+  // MFU denominator: the bf16 matmul rate of every worker together.
+  const bool peak_given = cfg.train_peak_gflops > 0;
+  Tensor peak_t = torch::tensor({peak_given ? cfg.train_peak_gflops : measured_peak_gflops()}, torch::kDouble);
+  group.all_reduce_sum(peak_t);
+  const double peak_gflops = peak_t.item<double>();
+  if (main) {
+    std::fprintf(stderr, "train: %s\n%s", arch_name(mc.arch), mc.describe().c_str());
+    std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\n",
+                 double(model->num_parameters()) / 1e6, cfg.data_train.c_str(), data.num_train(), data.num_val());
+    if (world > 1) {
+      std::fprintf(stderr, "workers       = %lld (%s), %d threads each\n", (long long)world, group.backend(),
+                   at::get_num_threads());
+    }
+    std::fprintf(stderr, "peak          = %.1f GFLOP/s (bf16 matmul, %s%s)\n", peak_gflops,
+                 peak_given ? "train.peak_gflops" : "measured", world > 1 ? ", all workers" : "");
+  }
 
   const auto train_idx = data.indices(Split::kTrain), val_idx = data.indices(Split::kVal);
   BatchStream stream(data, train_idx, {cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces},
-                     cfg.data_augment, cfg.train_seed, state.data);
-  std::ofstream log(cfg.out_dir + "/log.jsonl", std::ios::app);
+                     cfg.data_augment, cfg.train_seed, state.data, group.rank(), world);
+  std::ofstream log;
+  if (main) log.open(cfg.out_dir + "/log.jsonl", std::ios::app);
   auto log_line = [&](const nlohmann::json& j) {
+    if (!main) return;
     log << j.dump() << "\n";
     log.flush();
   };
-  if (state.step == 0) log_line({{"event", "start"}, {"config", state.config_text}, {"params", model->num_parameters()}});
-  else log_line({{"event", "resume"}, {"step", state.step}});
+  if (state.step == 0) {
+    log_line({{"event", "start"}, {"config", state.config_text}, {"params", model->num_parameters()},
+              {"workers", world}, {"peak_gflops", peak_gflops}});
+  } else {
+    log_line({{"event", "resume"}, {"step", state.step}, {"workers", world}});
+  }
 
+  auto targets_of = [&](const Tensor& tokens) -> int64_t {
+    if (tokens.numel() == 0) return 0;  // this rank's share of a small batch was empty
+    return tokens.narrow(1, 9, tokens.size(1) - 9).ne(tk.pad()).sum().item<int64_t>();
+  };
   const int64_t warmup = int64_t(cfg.optim_warmup * double(cfg.train_steps));
   TrainResult result;
   int64_t bad_in_a_row = 0;
-  Progress progress("train", size_t(cfg.train_steps - state.step));
+  Progress progress("train", size_t(cfg.train_steps - state.step), stderr, main ? -1 : 0);
   while (state.step < cfg.train_steps) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<Tensor> micro;
     int64_t total_targets = 0;
     for (int64_t a = 0; a < cfg.optim_accum; ++a) {
       micro.push_back(stream.next());
-      total_targets += micro.back().narrow(1, 9, micro.back().size(1) - 9).ne(tk.pad()).sum().item<int64_t>();
+      total_targets += targets_of(micro.back());
+    }
+    if (world > 1) {  // the weights below are shares of the whole step's targets
+      Tensor t = torch::tensor({total_targets}, torch::kLong);
+      group.all_reduce_sum(t);
+      total_targets = t.item<int64_t>();
     }
     optimizer.zero_grad();
-    double loss_sum = 0;
+    double loss_sum = 0, flops = 0;
     for (const Tensor& tokens : micro) {
+      if (tokens.numel() == 0) continue;
       LossStats s;
       {
         compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, bf16);
         s = sequence_loss(model->forward(tokens), tokens, tk.pad(), /*metrics=*/false);
       }
-      const int64_t n = tokens.narrow(1, 9, tokens.size(1) - 9).ne(tk.pad()).sum().item<int64_t>();
+      const int64_t n = targets_of(tokens);
       const double weight = double(n) / double(std::max<int64_t>(total_targets, 1));
       (s.loss * weight).backward();
       loss_sum += s.loss.item<double>() * weight;
+      flops += bench::train_flops(mc, tokens.size(1), tokens.size(0)).train;
+    }
+    if (world > 1) {
+      group.all_reduce_gradients(params);
+      Tensor t = torch::tensor({loss_sum, flops}, torch::kDouble);
+      group.all_reduce_sum(t);
+      loss_sum = t[0].item<double>();
+      flops = t[1].item<double>();
     }
     const double lr = scheduled_lr(state.step, cfg.train_steps, warmup, cfg.optim_lr);
     const double norm = clip_grad_norm(params, cfg.optim_grad_clip);
@@ -141,8 +207,10 @@ TrainResult train(const TrainConfig& cfg, bool resume) {
     } else {
       ++bad_in_a_row;
       log_line({{"step", state.step + 1}, {"skipped", "non-finite loss or gradient"}, {"loss", std::to_string(loss_sum)}});
-      std::fprintf(stderr, "train: step %lld skipped: non-finite loss or gradients (%lld in a row)\n",
-                   (long long)(state.step + 1), (long long)bad_in_a_row);
+      if (main) {
+        std::fprintf(stderr, "train: step %lld skipped: non-finite loss or gradients (%lld in a row)\n",
+                     (long long)(state.step + 1), (long long)bad_in_a_row);
+      }
       if (bad_in_a_row >= cfg.train_max_bad_steps) {
         throw Error("train: " + std::to_string(bad_in_a_row) + " non-finite steps in a row; stopping. Lower optim.lr " +
                     "or use train.precision = fp32");
@@ -152,16 +220,20 @@ TrainResult train(const TrainConfig& cfg, bool resume) {
     state.data = stream.position();
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const double tps = double(total_targets) / (ms / 1000.0);
+    const double gflops = flops / (ms / 1000.0) * 1e-9;
+    const double mfu = peak_gflops > 0 ? gflops / peak_gflops : 0;
     if (finite) {
       result.final_loss = loss_sum;
       log_line({{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", norm}, {"ms", ms},
-                {"tokens_per_s", tps}, {"epoch", state.data.epoch}});
+                {"tokens_per_s", tps}, {"gflops", gflops}, {"mfu", mfu}, {"epoch", state.data.epoch}});
     }
+    if (!main) continue;  // rank 0 alone reports, validates and checkpoints
     progress.add(1);
     if (cfg.log_every > 0 && (state.step % cfg.log_every == 0 || state.step == cfg.train_steps)) {
       progress.finish();
-      std::fprintf(stderr, "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | epoch %lld\n",
-                   (long long)state.step, (long long)cfg.train_steps, loss_sum, lr, norm, ms, tps,
+      std::fprintf(stderr,
+                   "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | MFU %4.1f%% | epoch %lld\n",
+                   (long long)state.step, (long long)cfg.train_steps, loss_sum, lr, norm, ms, tps, 100 * mfu,
                    (long long)state.data.epoch);
     }
     const bool last = state.step == cfg.train_steps;
@@ -189,7 +261,7 @@ TrainResult train(const TrainConfig& cfg, bool resume) {
   }
   progress.finish();
   result.steps = state.step;
-  if (result.best_weights.empty() && std::filesystem::exists(cfg.out_dir + "/best/model.safetensors")) {
+  if (main && result.best_weights.empty() && std::filesystem::exists(cfg.out_dir + "/best/model.safetensors")) {
     result.best_weights = cfg.out_dir + "/best/model.safetensors";
   }
   return result;

@@ -12,8 +12,18 @@ struct TrainResult {
   std::string best_weights;  // run_dir/best/model.safetensors when validation ran
 };
 
+class Distributed;
+
 // Trains per `config`. With `resume`, continues from the newest complete checkpoint in
 // out.dir (if any): same data order, same augmentation, so the loss curve continues exactly.
-TrainResult train(const TrainConfig& config, bool resume);
+//
+// With `dist` (data parallel, one call per worker): every optimizer step processes the same
+// micro-batches as a single process with this config, each rank taking its share of every
+// micro-batch's sequences; gradients are summed over the ranks so that the step equals the
+// single process's token-weighted mean (up to float rounding). data.batch_size and
+// data.batch_tokens are therefore global, not per worker. Rank 0 alone prints, validates,
+// writes log.jsonl and checkpoints; it also loads the checkpoint on resume and broadcasts
+// the weights, optimizer state and data position to the others.
+TrainResult train(const TrainConfig& config, bool resume, Distributed* dist = nullptr);
 
 }  // namespace iflame

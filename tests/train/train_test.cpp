@@ -14,6 +14,7 @@
 #include "model/model_test_util.h"
 #include "test_paths.h"
 #include "train/checkpoint.h"
+#include "train/train_test_util.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -22,37 +23,8 @@ namespace iflame {
 namespace {
 
 using torch::Tensor;
-
-// A small dataset of random boxy meshes (a few to ~40 faces), 3 of them in val.
-std::string make_dataset(const std::string& dir, int count = 24) {
-  std::mt19937_64 rng(99);
-  std::vector<DatasetEntry> entries;
-  for (int i = 0; i < count; ++i) {
-    Mesh m;
-    const int nv = 6 + int(rng() % 20);
-    for (int v = 0; v < nv; ++v) m.vertices.push_back({uniform(rng, -1, 1), uniform(rng, -1, 1), uniform(rng, -1, 1)});
-    const int nf = 4 + int(rng() % 36);
-    for (int f = 0; f < nf; ++f) m.faces.push_back({int32_t(rng() % nv), int32_t(rng() % nv), int32_t(rng() % nv)});
-    const Mesh n = normalize_mesh(m);
-    const CanonicalMesh cm = canonicalize(m);
-    if (cm.faces.empty()) continue;
-    DatasetEntry e;
-    e.name = "mesh" + std::to_string(i) + ".obj";
-    e.group = e.name;
-    e.source = "test";
-    e.split = i % 8 == 0 ? Split::kVal : Split::kTrain;
-    for (const Vec3& v : n.vertices) e.vertices.insert(e.vertices.end(), {float(v[0]), float(v[1]), float(v[2])});
-    for (const Tri& f : n.faces) {
-      if (f[0] != f[1] && f[1] != f[2] && f[0] != f[2]) e.triangles.insert(e.triangles.end(), f.begin(), f.end());
-    }
-    for (int32_t t : face_rows(cm)) e.tokens.push_back(uint16_t(t));
-    e.input_faces = uint32_t(m.faces.size());
-    entries.push_back(std::move(e));
-  }
-  const std::string path = dir + "/data.ifds";
-  write_dataset(path, entries, 7, "{}");
-  return path;
-}
+using test::losses;
+using test::make_dataset;
 
 TrainConfig small_config(const std::string& data, const std::string& out) {
   TrainConfig c = train_preset("ci");
@@ -65,17 +37,6 @@ TrainConfig small_config(const std::string& data, const std::string& out) {
   c.data_batch_tokens = 1200;
   c.log_every = 0;
   return c;
-}
-
-std::vector<double> losses(const std::string& log_path) {
-  std::vector<double> out;
-  std::ifstream in(log_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss") && j["loss"].is_number() && j.contains("lr")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
 }
 
 TEST(Train, ResumeContinuesTheExactLossCurve) {
@@ -114,6 +75,30 @@ TEST(Train, LossFallsOnASmallDataset) {
   const auto l = losses(dir + "/run/log.jsonl");
   ASSERT_EQ(l.size(), 30u);
   EXPECT_LT((l[27] + l[28] + l[29]) / 3, (l[0] + l[1] + l[2]) / 3 - 0.5);
+}
+
+TEST(Train, LogsThroughputAndMfu) {
+  const std::string dir = test::temp_dir();
+  TrainConfig c = small_config(make_dataset(dir), dir + "/run");
+  c.train_steps = 2;
+  c.train_peak_gflops = 50;
+  train(c, false);
+  std::ifstream in(dir + "/run/log.jsonl");
+  std::string line;
+  int steps = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("event")) {
+      EXPECT_EQ(j.at("peak_gflops").get<double>(), 50.0);
+      continue;
+    }
+    if (!j.contains("mfu")) continue;
+    ++steps;
+    // FLOPs of the step's batches (analytic, bench/flops.cpp) over its time, over the peak.
+    EXPECT_GT(j.at("gflops").get<double>(), 0.0);
+    EXPECT_NEAR(j.at("mfu").get<double>(), j.at("gflops").get<double>() / 50.0, 1e-12);
+  }
+  EXPECT_EQ(steps, 2);
 }
 
 TEST(Train, CheckpointsAreCompleteOrAbsent) {

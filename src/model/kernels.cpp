@@ -51,37 +51,113 @@ Tensor linear_attention_recurrent(const Tensor& q, const Tensor& k, const Tensor
   return torch::stack(out, 2);
 }
 
-Tensor linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes,
-                                int64_t chunk) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), Dv = v.size(3);
-  const int64_t N = (T + chunk - 1) / chunk, padded = N * chunk;
-  auto pad = [&](const Tensor& x) { return padded == T ? x : F::pad(x, F::PadFuncOptions({0, 0, 0, padded - T})); };
-  // Zero padding at the end changes nothing before T (keys/values there are zero).
-  Tensor qc = pad(q).view({B, H, N, chunk, D});
-  Tensor kc = pad(k).view({B, H, N, chunk, D});
-  Tensor vc = pad(v).view({B, H, N, chunk, Dv});
-  auto opts = q.options();
+namespace {
+
+// The decay factors of the chunked form for chunks of C positions and N chunks, per head:
+//   intra (1,H,1,C,C): exp(-s (i-j)) for j <= i inside a chunk, else 0
+//   key   (1,H,1,C,1): exp(-s (C-1-j)), key j's decay to the end of its chunk
+//   query (1,H,1,C,1): exp(-s (i+1)), the state's decay from the chunk start to query i
+//   chunk (1,H,N,N):   exp(-s C (n-1-m)) for m < n, else 0 (state of chunk m entering chunk n)
+struct ChunkDecays {
+  Tensor intra, key, query, chunk;
+};
+
+ChunkDecays chunk_decays(const Tensor& slopes, int64_t C, int64_t N, const torch::TensorOptions& opts) {
+  const int64_t H = slopes.size(0);
   Tensor s = slopes.to(opts).view({1, H, 1, 1, 1});
-  Tensor pos = torch::arange(chunk, opts);  // position inside the chunk
-
-  // Intra-chunk: (q k^T ⊙ decay) v within each chunk.
-  Tensor intra_decay = decay_matrix(slopes, chunk, opts).view({1, H, 1, chunk, chunk});
-  Tensor intra = torch::matmul(torch::matmul(qc, kc.transpose(-2, -1)) * intra_decay, vc);  // (B,H,N,C,Dv)
-
-  // Per-chunk state contribution: sum_j exp(-s (C-1-j)) k_j^T v_j  -> (B,H,N,D,Dv).
-  Tensor k_decay = torch::exp(-s * (double(chunk - 1) - pos).view({1, 1, 1, chunk, 1}));
-  Tensor kv = torch::matmul((kc * k_decay).transpose(-2, -1), vc);
-  // State entering chunk n: sum_{m<n} exp(-s C (n-1-m)) kv_m, as one (N x N) matmul per head.
+  Tensor pos = torch::arange(C, opts);
   Tensor n_idx = torch::arange(N, opts);
   Tensor gap = n_idx.view({N, 1}) - 1 - n_idx.view({1, N});  // n-1-m
-  Tensor chunk_decay = torch::exp(-slopes.to(opts).view({H, 1, 1}) * double(chunk) * gap.clamp_min(0));
-  chunk_decay = chunk_decay.masked_fill(gap.lt(0), 0).view({1, H, N, N});  // (1,H,N,N)
-  Tensor states = torch::matmul(chunk_decay, kv.reshape({B, H, N, D * Dv})).view({B, H, N, D, Dv});
-  // Inter-chunk: exp(-s (i+1)) q_i S_n.
-  Tensor q_decay = torch::exp(-s * (pos + 1).view({1, 1, 1, chunk, 1}));
-  Tensor inter = torch::matmul(qc * q_decay, states);
-  Tensor out = (intra + inter).view({B, H, padded, Dv});
-  return padded == T ? out : out.narrow(2, 0, T);
+  Tensor chunk = torch::exp(-slopes.to(opts).view({H, 1, 1}) * double(C) * gap.clamp_min(0));
+  return {decay_matrix(slopes, C, opts).view({1, H, 1, C, C}),
+          torch::exp(-s * (double(C - 1) - pos).view({1, 1, 1, C, 1})),
+          torch::exp(-s * (pos + 1).view({1, 1, 1, C, 1})),
+          chunk.masked_fill(gap.lt(0), 0).view({1, H, N, N})};
+}
+
+// (B,H,T,D) -> (B,H,N,C,D), zero-padded at the end to whole chunks. Zero keys/values there
+// change nothing before T.
+Tensor to_chunks(const Tensor& x, int64_t C, int64_t N) {
+  const int64_t T = x.size(2), padded = N * C;
+  Tensor p = padded == T ? x : F::pad(x, F::PadFuncOptions({0, 0, 0, padded - T}));
+  return p.reshape({x.size(0), x.size(1), N, C, x.size(3)});
+}
+
+Tensor from_chunks(const Tensor& x, int64_t T) {
+  Tensor out = x.reshape({x.size(0), x.size(1), x.size(2) * x.size(3), x.size(4)});
+  return out.size(2) == T ? out : out.narrow(2, 0, T);
+}
+
+// States entering each chunk: S_n = sum_{m<n} chunk[n,m] kv_m as one (N x N) matmul per head.
+Tensor chunk_prefix(const Tensor& chunk_decay, const Tensor& kv) {  // kv (B,H,N,D,Dv)
+  const int64_t B = kv.size(0), H = kv.size(1), N = kv.size(2), D = kv.size(3), Dv = kv.size(4);
+  return torch::matmul(chunk_decay, kv.reshape({B, H, N, D * Dv})).view({B, H, N, D, Dv});
+}
+
+}  // namespace
+
+Tensor linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes,
+                                int64_t chunk) {
+  const int64_t T = q.size(2), N = (T + chunk - 1) / chunk;
+  Tensor qc = to_chunks(q, chunk, N), kc = to_chunks(k, chunk, N), vc = to_chunks(v, chunk, N);
+  const ChunkDecays d = chunk_decays(slopes, chunk, N, q.options());
+  // Intra-chunk: (q k^T ⊙ decay) v within each chunk.
+  Tensor intra = torch::matmul(torch::matmul(qc, kc.transpose(-2, -1)) * d.intra, vc);  // (B,H,N,C,Dv)
+  // Per-chunk state contribution sum_j exp(-s (C-1-j)) k_j^T v_j, then the states entering
+  // each chunk, then the inter-chunk term exp(-s (i+1)) q_i S_n.
+  Tensor states = chunk_prefix(d.chunk, torch::matmul((kc * d.key).transpose(-2, -1), vc));
+  Tensor inter = torch::matmul(qc * d.query, states);
+  return from_chunks(intra + inter, T);
+}
+
+namespace {
+
+// The chunked linear attention as a custom autograd function: the same forward, and a
+// backward that recomputes the chunk products from q, k, v instead of keeping them. Plain
+// autograd keeps ~9 (T x D)-sized tensors per layer alive until the backward; this keeps none
+// beyond its inputs (which the projections keep anyway).
+class ChunkedLinearAttention : public torch::autograd::Function<ChunkedLinearAttention> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const Tensor& slopes, int64_t chunk) {
+    ctx->save_for_backward({q, k, v, slopes});
+    ctx->saved_data["chunk"] = chunk;
+    return linear_attention_chunked(q, k, v, slopes, chunk);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &slopes = saved[3];
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const int64_t T = q.size(2), N = (T + chunk - 1) / chunk;
+    Tensor qc = to_chunks(q, chunk, N), kc = to_chunks(k, chunk, N), vc = to_chunks(v, chunk, N);
+    Tensor doc = to_chunks(grads[0].to(q.scalar_type()), chunk, N);  // (B,H,N,C,Dv)
+    const ChunkDecays d = chunk_decays(slopes, chunk, N, q.options());
+
+    // Intra: out_i = sum_j A_ij v_j with A = (q k^T) ⊙ decay.
+    Tensor a = torch::matmul(qc, kc.transpose(-2, -1)) * d.intra;          // (B,H,N,C,C)
+    Tensor dv = torch::matmul(a.transpose(-2, -1), doc);                   // (B,H,N,C,Dv)
+    Tensor da = torch::matmul(doc, vc.transpose(-2, -1)) * d.intra;        // (B,H,N,C,C)
+    Tensor dq = torch::matmul(da, kc);                                     // (B,H,N,C,D)
+    Tensor dk = torch::matmul(da.transpose(-2, -1), qc);                   // (B,H,N,C,D)
+
+    // Inter: out_i = (q_i e_i) S_n, S_n = sum_{m<n} c_nm kv_m, kv_m = (k ⊙ key)^T v.
+    Tensor kd = kc * d.key;
+    Tensor states = chunk_prefix(d.chunk, torch::matmul(kd.transpose(-2, -1), vc));  // (B,H,N,D,Dv)
+    dq.add_(torch::matmul(doc, states.transpose(-2, -1)) * d.query);
+    Tensor ds = torch::matmul((qc * d.query).transpose(-2, -1), doc);               // (B,H,N,D,Dv)
+    Tensor dkv = chunk_prefix(d.chunk.transpose(-2, -1), ds);                       // sum_{n>m} c_nm dS_n
+    dk.add_(torch::matmul(vc, dkv.transpose(-2, -1)) * d.key);
+    dv.add_(torch::matmul(kd, dkv));
+    return {from_chunks(dq, T), from_chunks(dk, T), from_chunks(dv, T), Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor linear_attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes, int64_t chunk) {
+  return ChunkedLinearAttention::apply(q, k, v, slopes, chunk);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -94,52 +170,71 @@ torch::ScalarType accumulation_type(const Tensor& x) {
   return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
 }
 
-// One (query tile, key tile) score block with the causal mask applied where the tiles overlap.
-Tensor tile_scores(const Tensor& qi, const Tensor& kj, int64_t q0, int64_t k0, double scale) {
-  Tensor s = torch::matmul(qi, kj.transpose(-2, -1)) * scale;  // (B,H,tq,tk)
+// Keys per score block: whole multiples of the tile, as many as fit a ~64 MB float32 block of
+// (B, H, tile, keys) scores. Larger blocks mean fewer, larger matmuls (the tile loop runs as
+// LibTorch ops, so per-op overhead matters); the budget keeps memory O(T * D).
+int64_t key_block_size(const Tensor& q, int64_t tile, int64_t key_block) {
+  if (key_block > 0) return std::max<int64_t>(1, key_block / tile) * tile;
+  const int64_t budget = int64_t(64) << 20, per_key = q.size(0) * q.size(1) * tile * 4;
+  return std::max<int64_t>(1, budget / std::max<int64_t>(1, per_key) / tile) * tile;
+}
+
+// Scores of queries [q0, q0+tq) (already scaled) against keys [k0, k0+tk) in float (or
+// double), with the causal mask applied where the block reaches past the first query. Keys
+// start at multiples of the tile and end at most at q0 + tq, so only the last tq columns
+// can need masking.
+Tensor block_scores(const Tensor& qi, const Tensor& kj, int64_t q0, int64_t k0, const Tensor& upper,
+                    torch::ScalarType acc) {
+  Tensor s = torch::matmul(qi, kj.transpose(-2, -1)).to(acc);  // (B,H,tq,tk)
   const int64_t tq = qi.size(2), tk = kj.size(2);
-  if (k0 + tk - 1 > q0) {  // some key in this tile is after some query: mask u > t
-    Tensor t = torch::arange(q0, q0 + tq, torch::dtype(torch::kLong).device(qi.device())).view({tq, 1});
-    Tensor u = torch::arange(k0, k0 + tk, torch::dtype(torch::kLong).device(qi.device())).view({1, tk});
-    s = s.masked_fill(u > t, -std::numeric_limits<float>::infinity());
+  if (k0 + tk > q0 + 1) {
+    const int64_t first = q0 - k0;  // column of key q0
+    s.narrow(-1, first, tk - first).masked_fill_(upper.narrow(0, 0, tq).narrow(1, 0, tk - first), -INFINITY);
   }
   return s;
 }
 
 class TiledCausalAttention : public torch::autograd::Function<TiledCausalAttention> {
  public:
+  // Matmuls run in the inputs' dtype (bf16 on AMX under autocast); softmax statistics and
+  // gradient sums in float32 (float64 for float64 inputs).
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                        int64_t tile) {
+                        int64_t tile, int64_t key_block) {
     const int64_t T = q.size(2);
     const double scale = 1.0 / std::sqrt(double(q.size(3)));
-    const auto acc_dtype = accumulation_type(q);
+    const auto acc = accumulation_type(q);
+    const int64_t kb = key_block_size(q, tile, key_block);
+    Tensor qs = q * scale;
+    Tensor upper = torch::ones({tile, tile}, torch::dtype(torch::kBool).device(q.device())).triu(1);  // u > t
     Tensor out = torch::empty_like(q);
-    Tensor lse = torch::empty({q.size(0), q.size(1), T}, q.options().dtype(acc_dtype));  // log-sum-exp
+    Tensor lse = torch::empty({q.size(0), q.size(1), T}, q.options().dtype(acc));  // log-sum-exp
     for (int64_t q0 = 0; q0 < T; q0 += tile) {
-      const int64_t tq = std::min(tile, T - q0);
-      Tensor qi = q.narrow(2, q0, tq);
-      Tensor m, l, acc;  // running max (B,H,tq,1), normalizer, weighted sum (B,H,tq,D)
-      for (int64_t k0 = 0; k0 < q0 + tq; k0 += tile) {
-        const int64_t tk = std::min(tile, T - k0);
-        Tensor s = tile_scores(qi, k.narrow(2, k0, tk), q0, k0, scale).to(acc_dtype);
-        Tensor m_new = m.defined() ? torch::maximum(m, std::get<0>(s.max(-1, true))) : std::get<0>(s.max(-1, true));
-        Tensor p = torch::exp(s - m_new);
-        Tensor pv = torch::matmul(p.to(v.scalar_type()), v.narrow(2, k0, tk)).to(acc_dtype);
+      const int64_t tq = std::min(tile, T - q0), end = q0 + tq;
+      Tensor qi = qs.narrow(2, q0, tq);
+      Tensor m, l, o;  // running max (B,H,tq,1), normalizer, weighted sum (B,H,tq,D)
+      for (int64_t k0 = 0; k0 < end; k0 += kb) {
+        const int64_t tk = std::min(kb, end - k0);
+        Tensor p = block_scores(qi, k.narrow(2, k0, tk), q0, k0, upper, acc);
+        Tensor m_blk = std::get<0>(p.max(-1, true));
+        Tensor m_new = m.defined() ? torch::maximum(m, m_blk) : m_blk;
+        p.sub_(m_new).exp_();
+        Tensor pv = torch::matmul(p.to(v.scalar_type()), v.narrow(2, k0, tk)).to(acc);
         if (!m.defined()) {
           l = p.sum(-1, true);
-          acc = pv;
+          o = pv;
         } else {
           Tensor corr = torch::exp(m - m_new);
           l = l * corr + p.sum(-1, true);
-          acc = acc * corr + pv;
+          o = o * corr + pv;
         }
         m = m_new;
       }
-      out.narrow(2, q0, tq).copy_(acc / l);
+      out.narrow(2, q0, tq).copy_(o / l);
       lse.narrow(2, q0, tq).copy_((m + torch::log(l)).squeeze(-1));
     }
     ctx->save_for_backward({q, k, v, out, lse});
     ctx->saved_data["tile"] = tile;
+    ctx->saved_data["key_block"] = kb;
     return out;
   }
 
@@ -147,39 +242,41 @@ class TiledCausalAttention : public torch::autograd::Function<TiledCausalAttenti
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
-    const int64_t tile = ctx->saved_data["tile"].toInt();
+    const int64_t tile = ctx->saved_data["tile"].toInt(), kb = ctx->saved_data["key_block"].toInt();
     const int64_t T = q.size(2);
     const double scale = 1.0 / std::sqrt(double(q.size(3)));
-    const auto acc_dtype = accumulation_type(q);
-    Tensor dout = grads[0].contiguous();
-    Tensor dq = torch::zeros_like(q, q.options().dtype(acc_dtype));
-    Tensor dk = torch::zeros_like(k, k.options().dtype(acc_dtype));
-    Tensor dv = torch::zeros_like(v, v.options().dtype(acc_dtype));
-    Tensor delta = (dout.to(acc_dtype) * out.to(acc_dtype)).sum(-1, true);  // (B,H,T,1)
+    const auto acc = accumulation_type(q), mm = q.scalar_type();
+    Tensor qs = q * scale;
+    Tensor dout = grads[0].to(mm).contiguous();
+    Tensor upper = torch::ones({tile, tile}, torch::dtype(torch::kBool).device(q.device())).triu(1);
+    // dq accumulates ds k (scaled at the end); dk accumulates ds^T (q * scale).
+    Tensor dq = torch::zeros_like(q, q.options().dtype(acc));
+    Tensor dk = torch::zeros_like(k, k.options().dtype(acc));
+    Tensor dv = torch::zeros_like(v, v.options().dtype(acc));
+    Tensor delta = (dout.to(acc) * out.to(acc)).sum(-1, true);  // (B,H,T,1)
     for (int64_t q0 = 0; q0 < T; q0 += tile) {
-      const int64_t tq = std::min(tile, T - q0);
-      Tensor qi = q.narrow(2, q0, tq), doi = dout.narrow(2, q0, tq).to(acc_dtype);
+      const int64_t tq = std::min(tile, T - q0), end = q0 + tq;
+      Tensor qi = qs.narrow(2, q0, tq), doi = dout.narrow(2, q0, tq);
       Tensor lse_i = lse.narrow(2, q0, tq).unsqueeze(-1), delta_i = delta.narrow(2, q0, tq);
       Tensor dqi = dq.narrow(2, q0, tq);
-      for (int64_t k0 = 0; k0 < q0 + tq; k0 += tile) {
-        const int64_t tk = std::min(tile, T - k0);
+      for (int64_t k0 = 0; k0 < end; k0 += kb) {
+        const int64_t tk = std::min(kb, end - k0);
         Tensor kj = k.narrow(2, k0, tk), vj = v.narrow(2, k0, tk);
-        Tensor p = torch::exp(tile_scores(qi, kj, q0, k0, scale).to(acc_dtype) - lse_i);  // (B,H,tq,tk)
-        dv.narrow(2, k0, tk).add_(torch::matmul(p.transpose(-2, -1), doi));
-        Tensor dp = torch::matmul(doi, vj.to(acc_dtype).transpose(-2, -1));
-        Tensor ds = p * (dp - delta_i) * scale;
-        dqi.add_(torch::matmul(ds, kj.to(acc_dtype)));
-        dk.narrow(2, k0, tk).add_(torch::matmul(ds.transpose(-2, -1), qi.to(acc_dtype)));
+        Tensor p = block_scores(qi, kj, q0, k0, upper, acc).sub_(lse_i).exp_();  // (B,H,tq,tk)
+        dv.narrow(2, k0, tk).add_(torch::matmul(p.to(mm).transpose(-2, -1), doi));
+        Tensor ds = torch::matmul(doi, vj.transpose(-2, -1)).to(acc).sub_(delta_i).mul_(p).to(mm);
+        dqi.add_(torch::matmul(ds, kj));
+        dk.narrow(2, k0, tk).add_(torch::matmul(ds.transpose(-2, -1), qi));
       }
     }
-    return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), Tensor()};
+    return {dq.mul_(scale).to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), Tensor(), Tensor()};
   }
 };
 
 }  // namespace
 
-Tensor causal_attention_tiled(const Tensor& q, const Tensor& k, const Tensor& v, int64_t tile) {
-  return TiledCausalAttention::apply(q.contiguous(), k.contiguous(), v.contiguous(), tile);
+Tensor causal_attention_tiled(const Tensor& q, const Tensor& k, const Tensor& v, int64_t tile, int64_t key_block) {
+  return TiledCausalAttention::apply(q.contiguous(), k.contiguous(), v.contiguous(), tile, key_block);
 }
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
@@ -190,7 +287,7 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
 }
 
 Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes) {
-  return linear_attention_chunked(q, k, v, slopes);
+  return linear_attention_fused(q, k, v, slopes);
 }
 
 }  // namespace iflame::kernels

@@ -14,17 +14,23 @@ torch::Tensor linear_attention_naive(const torch::Tensor& q, const torch::Tensor
 torch::Tensor linear_attention_recurrent(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& slopes);
 
-// Flash-style causal attention: tiles of `tile` queries x `tile` keys with an online softmax,
-// never an T x T matrix; a custom autograd function whose backward recomputes the tiles from
-// the saved log-sum-exp. Memory O(T * D) per head plus one tile.
+// Flash-style causal attention: tiles of `tile` queries against blocks of `key_block` keys
+// (a multiple of the tile; 0 = as many as fit ~64 MB of scores) with an online softmax, never
+// a T x T matrix; a custom autograd function whose backward recomputes the blocks from the
+// saved log-sum-exp. Memory O(T * D) per head plus one score block.
 torch::Tensor causal_attention_tiled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                     int64_t tile = 256);
+                                     int64_t tile = 256, int64_t key_block = 0);
 
 // Chunked linear attention with decay: exact intra-chunk masked matmul plus an inter-chunk
 // state carried as one (N x N) decay-weighted prefix over the per-chunk D x D states. Memory
 // O(T * chunk + chunks * D^2) per head; plain autograd (no T x T anywhere, forward or backward).
 torch::Tensor linear_attention_chunked(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                        const torch::Tensor& slopes, int64_t chunk = 64);
+
+// The same as linear_attention_chunked, as a custom autograd function whose backward
+// recomputes the chunk products from q, k, v (nothing else is kept for the backward).
+torch::Tensor linear_attention_fused(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& slopes, int64_t chunk = 64);
 
 // What the model calls: the fastest exact kernel for the device (SDPA on CUDA with LibTorch
 // 2.x, the tiled kernel elsewhere).

@@ -25,7 +25,19 @@ TEST(Kernels, TiledCausalAttentionEqualsNaive) {
     Tensor expected = kernels::causal_attention_naive(q, k, v);
     EXPECT_LE(test::max_abs_diff(kernels::causal_attention_tiled(q, k, v, 16), expected), 1e-5);
     EXPECT_LE(test::max_abs_diff(kernels::causal_attention_tiled(q, k, v, 5), expected), 1e-5);
+    // Several key blocks per query tile (the online softmax across blocks).
+    EXPECT_LE(test::max_abs_diff(kernels::causal_attention_tiled(q, k, v, 4, 8), expected), 1e-5);
+    EXPECT_LE(test::max_abs_diff(kernels::causal_attention_tiled(q, k, v, 5, 5), expected), 1e-5);
   }
+}
+
+TEST(Kernels, TiledCausalAttentionBf16CloseToFloat) {
+  // bf16 inputs: matmuls in bf16, statistics in float; close to the float result.
+  auto [q, k, v] = random_qkv(1, 2, 300, 16, torch::kFloat, 5);
+  Tensor expected = kernels::causal_attention_naive(q, k, v);
+  Tensor got = kernels::causal_attention_tiled(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), 64, 128);
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  EXPECT_LE(test::max_abs_diff(got.to(torch::kFloat), expected), 5e-2);
 }
 
 TEST(Kernels, LinearAttentionChunkedEqualsNaiveAndRecurrent) {
@@ -72,6 +84,8 @@ void check_gradients(Fn fn, int64_t T, int64_t D) {
 TEST(Kernels, TiledCausalAttentionBackwardMatchesFiniteDifferences) {
   check_gradients([](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::causal_attention_tiled(q, k, v, 4); },
                   11, 4);
+  check_gradients([](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::causal_attention_tiled(q, k, v, 3, 6); },
+                  11, 4);
 }
 
 TEST(Kernels, TiledBackwardEqualsNaiveBackward) {
@@ -80,7 +94,7 @@ TEST(Kernels, TiledBackwardEqualsNaiveBackward) {
   std::vector<Tensor> grads[2];
   for (int pass = 0; pass < 2; ++pass) {
     Tensor qq = q.clone().requires_grad_(), kk = k.clone().requires_grad_(), vv = v.clone().requires_grad_();
-    Tensor out = pass == 0 ? kernels::causal_attention_naive(qq, kk, vv) : kernels::causal_attention_tiled(qq, kk, vv, 16);
+    Tensor out = pass == 0 ? kernels::causal_attention_naive(qq, kk, vv) : kernels::causal_attention_tiled(qq, kk, vv, 16, 32);
     (out * g).sum().backward();
     grads[pass] = {qq.grad(), kk.grad(), vv.grad()};
   }
@@ -92,6 +106,36 @@ TEST(Kernels, ChunkedLinearAttentionBackwardMatchesFiniteDifferences) {
   check_gradients(
       [&](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::linear_attention_chunked(q, k, v, slopes, 4); },
       10, 4);
+}
+
+TEST(Kernels, FusedLinearAttentionBackwardMatchesFiniteDifferences) {
+  Tensor slopes = kernels::alibi_slopes(2).to(torch::kDouble);
+  for (int64_t chunk : {1, 4, 16}) {
+    SCOPED_TRACE(chunk);
+    check_gradients(
+        [&](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::linear_attention_fused(q, k, v, slopes, chunk); },
+        10, 4);
+  }
+}
+
+TEST(Kernels, FusedLinearAttentionEqualsChunkedForwardAndBackward) {
+  for (int64_t T : {1, 63, 64, 150}) {
+    SCOPED_TRACE(T);
+    auto [q, k, v] = random_qkv(2, 4, T, 8, torch::kFloat, 200 + T);
+    Tensor slopes = kernels::alibi_slopes(4);
+    Tensor g = torch::randn({2, 4, T, 8});
+    std::vector<Tensor> outs, grads[2];
+    for (int pass = 0; pass < 2; ++pass) {
+      Tensor qq = q.clone().requires_grad_(), kk = k.clone().requires_grad_(), vv = v.clone().requires_grad_();
+      Tensor out = pass == 0 ? kernels::linear_attention_chunked(qq, kk, vv, slopes, 64)
+                             : kernels::linear_attention_fused(qq, kk, vv, slopes, 64);
+      (out * g).sum().backward();
+      outs.push_back(out.detach());
+      grads[pass] = {qq.grad(), kk.grad(), vv.grad()};
+    }
+    EXPECT_EQ(test::max_abs_diff(outs[0], outs[1]), 0.0);  // the same forward, bit for bit
+    for (int i = 0; i < 3; ++i) EXPECT_LE(test::max_abs_diff(grads[0][size_t(i)], grads[1][size_t(i)]), 1e-4) << i;
+  }
 }
 
 TEST(Kernels, AlibiSlopes) {

@@ -537,13 +537,16 @@ int run_train_cmd(int argc, char** argv) {
 
 }  // namespace
 
+int run_bench_chamfer(int argc, char** argv);  // bench_chamfer.cpp
+
 int run_bench(int argc, char** argv) {
   const std::string usage =
       "usage: iflame bench COMMAND [options]   (iflame bench COMMAND --help for details)\n\n"
       "commands:\n"
       "  train    training throughput, peak memory and MFU of iFlame vs the full/linear baselines\n"
       "  decode   cached decoding: cache bytes per sequence and tokens/s of iFlame vs the baselines\n"
-      "  matmul   this CPU's bf16 / fp32 matmul rate (the MFU denominator)\n";
+      "  matmul   this CPU's bf16 / fp32 matmul rate (the MFU denominator)\n"
+      "  chamfer  the pairwise Chamfer matrix of `iflame eval` (per SIMD kernel)\n";
   if (argc < 1 || std::string(argv[0]) == "--help" || std::string(argv[0]) == "-h") {
     std::printf("%s", usage.c_str());
     return argc < 1 ? 2 : 0;
@@ -552,7 +555,8 @@ int run_bench(int argc, char** argv) {
   if (sub == "train") return run_train_cmd(argc - 1, argv + 1);
   if (sub == "decode") return bench::run_decode_command(argc - 1, argv + 1);
   if (sub == "matmul") return run_matmul(argc - 1, argv + 1);
-  throw Error("bench: unknown benchmark '" + sub + "' (expected train or matmul)");
+  if (sub == "chamfer") return run_bench_chamfer(argc - 1, argv + 1);
+  throw Error("bench: unknown benchmark '" + sub + "' (expected train, matmul or chamfer)");
 }
 
 }  // namespace iflame::cli

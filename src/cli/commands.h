@@ -7,6 +7,7 @@ namespace iflame::cli {
 int run_tokenize(int argc, char** argv);
 int run_logits(int argc, char** argv);
 int run_sample(int argc, char** argv);
+int run_eval(int argc, char** argv);
 int run_prepare(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_convert(int argc, char** argv);
@@ -25,6 +26,7 @@ inline constexpr Command kCommands[] = {
     {"tokenize", "print a mesh's canonical form and its token rows", run_tokenize},
     {"logits", "write a model's logits for token files (parallel or cached; parity checks)", run_logits},
     {"sample", "generate meshes (batched cached decoding, top-k/top-p, grammar constraints)", run_sample},
+    {"eval", "generation metrics (COV, MMD, 1-NNA, JSD, mesh stats) and teacher-forced accuracy", run_eval},
     {"prepare", "build a training dataset from folders of meshes", run_prepare},
     {"train", "train iFlame or a baseline on a prepared dataset (checkpoints, resume)", run_train},
     {"convert", "convert a PyTorch .pth state dict to safetensors", run_convert},

@@ -1,0 +1,116 @@
+#include "eval/inputs.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <new>
+
+#include "dataset/isolated_load.h"
+#include "mesh/load.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/parallel.h"
+
+namespace iflame::eval {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> list_mesh_files(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(dir, "not a folder");
+  std::vector<std::string> out;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+  if (ec) throw Error(dir, "cannot list the folder: " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    std::error_code fec;
+    if (it->is_regular_file(fec) && is_mesh_path(it->path().string())) out.push_back(it->path().string());
+  }
+  if (ec) throw Error(dir, "cannot list the folder: " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<EvalItem> load_mesh_files(const std::vector<std::string>& paths, const std::string& root, int threads) {
+  std::vector<EvalItem> items(paths.size());
+  IsolatedReaderPool readers;
+  parallel_for(paths.size(), threads, [&](size_t i) {
+    EvalItem& item = items[i];
+    std::error_code ec;
+    const fs::path rel = root.empty() ? fs::path(paths[i]) : fs::relative(paths[i], root, ec);
+    item.name = ec || rel.empty() ? paths[i] : rel.generic_string();
+    try {
+      item.mesh = is_assimp_path(paths[i]) ? readers.load(paths[i]) : load_mesh(paths[i]);
+      validate_mesh(item.mesh, paths[i]);
+      item.loaded = true;
+    } catch (const Error& e) {
+      item.error = e.what();
+    } catch (const std::bad_alloc&) {
+      item.error = paths[i] + ": out of memory while reading";
+    } catch (const std::exception& e) {
+      item.error = paths[i] + ": " + e.what();
+    }
+    if (!item.loaded) item.mesh = Mesh{};
+  });
+  return items;
+}
+
+std::vector<EvalItem> load_dataset_split(const DatasetReader& data, Split split, size_t limit, DatasetGeometry geometry) {
+  std::vector<size_t> idx = data.indices(split);
+  if (limit > 0 && idx.size() > limit) idx.resize(limit);
+  const TokenizerConfig tk = data.tokenizer_config();
+  std::vector<EvalItem> items(idx.size());
+  for (size_t k = 0; k < idx.size(); ++k) {
+    const DatasetMesh m = data[idx[k]];
+    EvalItem& item = items[k];
+    item.name = std::string(m.name);
+    try {
+      item.mesh = geometry == DatasetGeometry::kTokens ? decode_tokens(m.sequence(tk), tk) : m.to_mesh();
+      validate_mesh(item.mesh, data.path() + ": " + item.name);
+      item.loaded = true;
+    } catch (const Error& e) {
+      item.error = e.what();
+      item.mesh = Mesh{};
+    }
+  }
+  return items;
+}
+
+bool is_dataset_path(const std::string& path) { return lower_extension(path) == ".ifds"; }
+
+CloudSet sample_set(const std::vector<EvalItem>& items, size_t points, uint64_t seed, uint64_t stream, int threads) {
+  std::vector<PointCloud> clouds(items.size());
+  std::vector<std::string> reasons(items.size());
+  std::vector<MeshStats> stats(items.size());
+  parallel_for(items.size(), threads, [&](size_t i) {
+    if (!items[i].loaded) return;
+    stats[i] = mesh_stats(items[i].mesh);
+    if (!stats[i].usable()) {
+      reasons[i] = "no surface area (every face is degenerate)";
+      return;
+    }
+    try {
+      clouds[i] = sample_normalized(items[i].mesh, points, item_seed(seed, stream, i));
+    } catch (const Error& e) {
+      reasons[i] = e.what();
+      clouds[i].clear();
+    }
+  });
+  CloudSet out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].loaded) {
+      out.stats.add_failure();
+      continue;
+    }
+    out.stats.add(stats[i]);
+    if (!clouds[i].empty()) {
+      out.clouds.push_back(std::move(clouds[i]));
+      out.names.push_back(items[i].name);
+    } else {
+      if (stats[i].usable()) --out.stats.usable;  // sampling failed after all
+      out.skipped.push_back(items[i].name + ": " + reasons[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace iflame::eval

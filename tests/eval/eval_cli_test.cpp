@@ -1,0 +1,108 @@
+// `iflame eval` end to end: folders and a dataset split as references, unreadable files
+// reported by name and skipped, the JSON report.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "dataset/dataset_test_util.h"
+#include "dataset/format.h"
+#include "eval/eval_test_util.h"
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace iflame {
+namespace {
+
+// Boxes of distinct proportions: distinct shapes after normalization.
+std::vector<Mesh> boxes() {
+  return {test::cube_mesh(1, 1, 1), test::cube_mesh(1, 2, 3), test::cube_mesh(3, 1, 0.2), test::cube_mesh(1, 4, 1),
+          test::cube_mesh(0.1, 1, 1)};
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+TEST(EvalCli, FoldersWithAnUnreadableFile) {
+  const std::string dir = test::temp_dir();
+  const auto shapes = boxes();
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    test::write_obj(dir + "/samples/s" + std::to_string(i) + ".obj", shapes[i]);
+    test::write_obj(dir + "/refs/r" + std::to_string(i) + ".obj", shapes[i]);
+  }
+  test::write_text(dir + "/samples/zz_broken.obj", "v 1 2\nf 1 2 3\n");
+  const auto r = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
+                                  "/refs' --points 256 --seed 3 --threads 2 --json '" + dir + "/eval.json'");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("skipping zz_broken.obj"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("COV"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1-NNA"), std::string::npos) << r.out;
+  const auto j = read_json(dir + "/eval.json");
+  EXPECT_EQ(j["samples"]["inputs"], 6);
+  EXPECT_EQ(j["samples"]["failed"], 1);
+  EXPECT_EQ(j["samples"]["usable"], 5);
+  EXPECT_EQ(j["samples"]["watertight_share"], 1.0);
+  ASSERT_EQ(j["samples"]["failed_files"].size(), 1u);
+  EXPECT_EQ(j["samples"]["failed_files"][0]["name"], "zz_broken.obj");
+  EXPECT_EQ(j["references"]["usable"], 5);
+  const auto& m = j["metrics"];
+  EXPECT_EQ(m["samples"], 5);
+  EXPECT_EQ(m["references"], 5);
+  // The same five shapes, sampled with different points: every reference is covered, and each
+  // cloud's nearest neighbour is the same shape in the other set.
+  EXPECT_DOUBLE_EQ(m["cov"].get<double>(), 1.0);
+  EXPECT_LT(m["mmd"].get<double>(), 0.01);
+  EXPECT_DOUBLE_EQ(m["nna"].get<double>(), 0.0);
+  EXPECT_GT(m["jsd"].get<double>(), 0.0);  // 5 x 256 points over ~11k grid cells: far above the floor
+}
+
+TEST(EvalCli, DatasetSplitAsReference) {
+  const std::string dir = test::temp_dir();
+  const auto shapes = boxes();
+  std::vector<DatasetEntry> entries;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const Mesh n = normalize_mesh(shapes[i]);
+    DatasetEntry e;
+    e.name = "box" + std::to_string(i) + ".obj";
+    e.group = e.name;
+    e.source = "test";
+    e.split = i < 3 ? Split::kVal : Split::kTrain;
+    for (const Vec3& v : n.vertices) e.vertices.insert(e.vertices.end(), {float(v[0]), float(v[1]), float(v[2])});
+    for (const Tri& f : n.faces) e.triangles.insert(e.triangles.end(), f.begin(), f.end());
+    for (int32_t t : face_rows(canonicalize(shapes[i]))) e.tokens.push_back(uint16_t(t));
+    e.input_faces = uint32_t(n.faces.size());
+    entries.push_back(std::move(e));
+    test::write_obj(dir + "/samples/s" + std::to_string(i) + ".obj", shapes[i]);
+  }
+  write_dataset(dir + "/data.ifds", entries, 7, "{}");
+  for (const std::string geometry : {"tokens", "float"}) {
+    const auto r = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
+                                    "/data.ifds' --points 128 --reference-geometry " + geometry + " --json '" + dir +
+                                    "/eval.json'");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = read_json(dir + "/eval.json");
+    EXPECT_EQ(j["references"]["inputs"], 3) << "the val split";
+    EXPECT_EQ(j["metrics"]["samples"], 5);
+    EXPECT_DOUBLE_EQ(j["metrics"]["cov"].get<double>(), 1.0) << geometry;
+  }
+  const auto train = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
+                                      "/data.ifds' --split train --limit 1 --points 64 --json '" + dir + "/t.json'");
+  ASSERT_EQ(train.code, 0) << train.out;
+  EXPECT_EQ(read_json(dir + "/t.json")["references"]["inputs"], 1);
+  EXPECT_EQ(read_json(dir + "/t.json")["samples"]["inputs"], 1);
+}
+
+TEST(EvalCli, UsageErrors) {
+  const std::string dir = test::temp_dir();
+  EXPECT_NE(test::run_iflame("eval").code, 0);
+  EXPECT_NE(test::run_iflame("eval --samples '" + dir + "'").code, 0);
+  const auto r = test::run_iflame("eval --samples '" + dir + "' --reference '" + dir + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("no mesh files"), std::string::npos) << r.out;
+  EXPECT_EQ(test::run_iflame("eval --help").code, 0);
+}
+
+}  // namespace
+}  // namespace iflame

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -91,44 +92,55 @@ std::vector<std::pair<int, int>> colored_column_runs(const render::Image& img, s
   return runs;
 }
 
-TEST(ViewBrowserSlow, ChromiumDrawsEveryMeshFromAPlainFile) {
-  const std::string chromium = find_chromium();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it; or set IFLAME_CHROMIUM)";
-  std::string viewer;
-  try {
-    viewer = view::find_viewer_script();
-  } catch (const Error& e) {
-    GTEST_SKIP() << e.what();
+// A gallery of three meshes (and two unreadable files) and the Chromium command to open it.
+class ViewBrowserSlow : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string chromium = find_chromium();
+    if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it; or set IFLAME_CHROMIUM)";
+    std::string viewer;
+    try {
+      viewer = view::find_viewer_script();
+    } catch (const Error& e) {
+      GTEST_SKIP() << e.what();
+    }
+    dir_ = test::temp_dir();
+    const std::string meshes = view_test::write_mesh_folder(dir_);
+    write_file_atomic(meshes + "/sub/cube2.obj", view_test::kCube);
+    view::GalleryOptions opt;
+    opt.viewer_script = viewer;
+    opt.title = "browser test";
+    const view::GalleryReport r = view::write_gallery(view::collect_mesh_files({meshes}).files, dir_ + "/out", opt);
+    ASSERT_EQ(r.meshes.size(), 3u);
+    ASSERT_EQ(r.skipped.size(), 2u);
+    index_ = r.index_html;
+    // Software WebGL (SwiftShader): CI machines have no GPU. A private profile, so parallel tests
+    // do not hand their page to each other's browser.
+    command_ = "timeout 120 '" + chromium + "' --headless --no-sandbox --disable-gpu --use-angle=swiftshader "
+               "--enable-unsafe-swiftshader --allow-file-access-from-files --hide-scrollbars --no-first-run "
+               "--window-size=1000,700 --user-data-dir='" + dir_ + "/profile' --enable-logging=stderr ";
   }
 
-  const std::string dir = test::temp_dir();
-  const std::string meshes = view_test::write_mesh_folder(dir);
-  write_file_atomic(meshes + "/sub/cube2.obj", view_test::kCube);
-  view::GalleryOptions opt;
-  opt.viewer_script = viewer;
-  opt.title = "browser test";
-  const view::GalleryReport r = view::write_gallery(view::collect_mesh_files({meshes}).files, dir + "/out", opt);
-  ASSERT_EQ(r.meshes.size(), 3u);
-  ASSERT_EQ(r.skipped.size(), 2u);
+  // Runs chromium with `args` on the gallery page; stderr goes to DIR/LOG.
+  ShellRun chromium(const std::string& args, const std::string& log) {
+    return run_shell(command_ + args + " 'file://" + fs::absolute(index_).string() + "' 2>'" + dir_ + "/" + log + "'");
+  }
 
-  // Software WebGL (SwiftShader): CI machines have no GPU. A private profile, so parallel tests
-  // do not hand their page to each other's browser.
-  const std::string base = "timeout 120 '" + chromium + "' --headless --no-sandbox --disable-gpu --use-angle=swiftshader "
-                           "--enable-unsafe-swiftshader --allow-file-access-from-files --hide-scrollbars "
-                           "--no-first-run --window-size=1000,700 --user-data-dir='" + dir + "/profile' --enable-logging=stderr ";
-  const std::string url = "'file://" + fs::absolute(r.index_html).string() + "'";
+  std::string dir_, index_, command_;
+};
 
-  ShellRun dom = run_shell(base + "--dump-dom " + url + " 2>'" + dir + "/dom.log'");
-  ASSERT_EQ(dom.code, 0) << "chromium failed:\n" << tail(dir + "/dom.log");
+TEST_F(ViewBrowserSlow, ChromiumDrawsEveryMeshFromAPlainFile) {
+  ShellRun dom = chromium("--dump-dom", "dom.log");
+  ASSERT_EQ(dom.code, 0) << "chromium failed:\n" << tail(dir_ + "/dom.log");
   const size_t status = dom.out.find("id=\"status\"");
   EXPECT_NE(dom.out.find("id=\"status\">loaded 3 meshes<"), std::string::npos)
       << "the page did not report its meshes drawn: " << dom.out.substr(status == std::string::npos ? 0 : status, 200)
-      << "\nbrowser log:\n" << tail(dir + "/dom.log");
+      << "\nbrowser log:\n" << tail(dir_ + "/dom.log");
 
-  const std::string shot = dir + "/shot.png";
-  ShellRun s = run_shell(base + "--screenshot='" + shot + "' " + url + " 2>'" + dir + "/shot.log'");
-  ASSERT_EQ(s.code, 0) << "chromium failed:\n" << tail(dir + "/shot.log");
-  ASSERT_TRUE(fs::exists(shot)) << tail(dir + "/shot.log");
+  const std::string shot = dir_ + "/shot.png";
+  ShellRun s = chromium("--screenshot='" + shot + "'", "shot.log");
+  ASSERT_EQ(s.code, 0) << "chromium failed:\n" << tail(dir_ + "/shot.log");
+  ASSERT_TRUE(fs::exists(shot)) << tail(dir_ + "/shot.log");
   const render::Image img = render::decode_png(read_file_bytes(shot), shot);
   ASSERT_EQ(img.width, 1000);
   ASSERT_EQ(img.height, 700);
@@ -137,6 +149,49 @@ TEST(ViewBrowserSlow, ChromiumDrawsEveryMeshFromAPlainFile) {
   // Three cards side by side (the grid has four columns at this width), each with its mesh.
   EXPECT_EQ(runs.size(), 3u) << "columns with mesh pixels: " << ::testing::PrintToString(runs) << ", screenshot " << shot;
   EXPECT_GT(colored, 3u * 2000u) << "too few mesh pixels in " << shot;
+}
+
+// Orbit by dragging, R, a click opening the large viewer, G and Esc, measured on the WebGL canvas
+// by tests/view/viewer_harness.js.
+TEST_F(ViewBrowserSlow, DragResetOpenAndWireframeKeys) {
+  const std::string html = read_file_text(index_);
+  const std::string viewer_tag = "<script src=\"iflame-viewer.js\"></script>\n";
+  const size_t at = html.find(viewer_tag);
+  ASSERT_NE(at, std::string::npos);
+  write_file_atomic(index_, html.substr(0, at + viewer_tag.size()) + "<script src=\"harness.js\"></script>\n" +
+                                html.substr(at + viewer_tag.size()));
+  write_file_atomic(dir_ + "/out/harness.js", read_file_text(test::source_dir() + "/tests/view/viewer_harness.js"));
+
+  ShellRun dom = chromium("--dump-dom", "dom.log");
+  ASSERT_EQ(dom.code, 0) << "chromium failed:\n" << tail(dir_ + "/dom.log");
+  const std::string open_tag = "<pre id=\"harness\">";
+  const size_t begin = dom.out.find(open_tag), end = dom.out.find("</pre>", begin);
+  ASSERT_TRUE(begin != std::string::npos && end != std::string::npos) << "no harness output; browser log:\n" << tail(dir_ + "/dom.log");
+  const nlohmann::json m = nlohmann::json::parse(dom.out.substr(begin + open_tag.size(), end - begin - open_tag.size()));
+  SCOPED_TRACE(m.dump());
+  for (const char* step : {"start", "drag", "reset", "open", "nowire", "close"}) {
+    ASSERT_TRUE(m.contains(step) && !m[step].contains("error")) << step;
+  }
+  const auto& start = m["start"];
+  EXPECT_GT(start["blue"].get<int>(), 1000);
+  EXPECT_GT(start["dark"].get<int>(), 30);  // the wireframe is on at first
+  EXPECT_TRUE(start["wireframe"].get<bool>());
+  EXPECT_EQ(start["open"], -1);
+  EXPECT_GT(m["drag"]["changed"].get<int>(), 1000);  // the drag turned the mesh
+  EXPECT_LT(m["reset"]["changed"].get<int>(), 20);   // R: back to the first picture
+  // A click: the large viewer shows the first mesh, bigger.
+  EXPECT_EQ(m["open"]["open"], 0);
+  EXPECT_GT(m["open"]["width"].get<int>(), 300);
+  EXPECT_GT(m["open"]["blue"].get<int>(), 2 * start["blue"].get<int>());
+  EXPECT_GT(m["open"]["dark"].get<int>(), 30);
+  // G: no edges, same faces.
+  EXPECT_FALSE(m["nowire"]["wireframe"].get<bool>());
+  EXPECT_LT(m["nowire"]["dark"].get<int>(), m["open"]["dark"].get<int>() / 4);
+  EXPECT_GT(m["nowire"]["blue"].get<int>(), m["open"]["blue"].get<int>() * 9 / 10);
+  // G again and Esc: the grid as it was.
+  EXPECT_EQ(m["close"]["open"], -1);
+  EXPECT_TRUE(m["close"]["wireframe"].get<bool>());
+  EXPECT_LT(m["close"]["changed"].get<int>(), 20);
 }
 
 }  // namespace

@@ -238,6 +238,8 @@ function start() {
 
   draw();  // the first frame synchronously, so a headless load sees it
   setStatus('loaded ' + items.length + (items.length === 1 ? ' mesh' : ' meshes'));
+  // For tests and scripting: draw now (the canvas can be read back in the same task) and state.
+  window.iflameViewer = { draw, wireframe: () => wireframe, open: () => (bigView ? items.indexOf(bigView.item) : -1) };
 }
 
 start();

@@ -23,6 +23,7 @@ const VIEW_DIR = (() => {
 // Far enough that the unit bounding sphere fits the cone with a small margin.
 const DISTANCE = 1.08 / Math.sin(((FOV / 2) * Math.PI) / 180);
 const CLEAR = new THREE.Color(0xffffff);
+const KEY_OFFSET = new THREE.Vector3(-1.2, 1.5, 0);  // in camera space
 
 const statusEl = document.getElementById('status');
 function setStatus(text) {
@@ -75,8 +76,8 @@ function buildScene(geo) {
   scene.add(new THREE.Mesh(geo, backMaterial));
   const edges = new THREE.LineSegments(new THREE.WireframeGeometry(geo), edgeMaterial);
   scene.add(edges);
-  scene.add(new THREE.HemisphereLight(0xffffff, 0x8090a0, 1.6));
-  const key = new THREE.DirectionalLight(0xffffff, 2.2);  // follows the camera, see draw()
+  scene.add(new THREE.HemisphereLight(0xffffff, 0x505a66, 1.1));
+  const key = new THREE.DirectionalLight(0xffffff, 2.4);  // from the viewer's upper left, see drawView()
   scene.add(key);
   scene.add(key.target);
   return { scene, edges, key };
@@ -132,7 +133,7 @@ function drawView(view, canvasHeight) {
   view.camera.aspect = rect.width / rect.height;
   view.camera.updateProjectionMatrix();
   const { key, edges, scene } = view.item;
-  key.position.copy(view.camera.position).add(view.camera.up.clone().multiplyScalar(0.6));
+  key.position.copy(KEY_OFFSET).applyQuaternion(view.camera.quaternion).add(view.camera.position);
   key.target.position.copy(view.controls.target);
   edges.visible = wireframe;
   renderer.setClearColor(CLEAR, 1);

@@ -14,6 +14,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/distributed.h"
+#include "train/evaluate.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -28,34 +29,17 @@ struct EvalResult {
   int64_t targets = 0;
 };
 
+// Validation: the teacher-forced metrics of train/evaluate.h over the first eval.batches batches.
 EvalResult evaluate(IFlameModelImpl& model, const DatasetReader& data, const std::vector<size_t>& val,
                     const TrainConfig& cfg, bool bf16) {
-  EvalResult r;
-  if (val.empty()) return r;
-  torch::NoGradGuard no_grad;
-  model.eval();
-  BatchPlanOptions plan{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces};
-  auto batches = plan_epoch(data, val, plan, /*seed=*/12345, /*epoch=*/0);  // fixed: comparable across steps
-  if (cfg.eval_batches > 0 && int64_t(batches.size()) > cfg.eval_batches) batches.resize(size_t(cfg.eval_batches));
-  double loss_sum = 0;
-  int64_t correct = 0, faces = 0, faces_correct = 0;
-  for (const auto& b : batches) {
-    Tensor tokens = make_batch(data, b, false, 0, 0, cfg.data_max_faces);
-    compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, bf16);
-    LossStats s = sequence_loss(model.forward(tokens), tokens, model.config.pad_token);
-    loss_sum += s.loss.item<double>() * double(s.targets);
-    r.targets += s.targets;
-    correct += s.correct;
-    faces += s.faces;
-    faces_correct += s.faces_correct;
-  }
-  model.train();
-  if (r.targets > 0) {
-    r.loss = loss_sum / double(r.targets);
-    r.token_accuracy = double(correct) / double(r.targets);
-    r.face_accuracy = faces ? double(faces_correct) / double(faces) : 0;
-  }
-  return r;
+  TeacherForcedOptions options;
+  options.batch_tokens = cfg.data_batch_tokens;
+  options.batch_size = cfg.data_batch_size;
+  options.max_faces = cfg.data_max_faces;
+  options.max_batches = cfg.eval_batches;
+  options.bf16 = bf16;
+  const TeacherForcedResult t = evaluate_teacher_forced(model, data, val, options);
+  return {t.loss, t.token_accuracy, t.face_accuracy, t.targets};
 }
 
 // The bf16 matmul rate of this process in GFLOP/s (2048^3, as `iflame bench matmul`),

@@ -1,0 +1,144 @@
+// Teacher-forced evaluation: the batched, padded result equals a per-sequence computation;
+// meshes over max_faces are left out; the model's mode is restored; `iflame eval --weights`.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "dataset/format.h"
+#include "model/loss.h"
+#include "model/weights.h"
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+#include "train/evaluate.h"
+
+namespace iflame {
+namespace {
+
+// Random meshes of 3..30 faces (distinct lengths, so batches need padding), every 3rd in val.
+std::string make_dataset(const std::string& dir, int count = 12) {
+  std::mt19937_64 rng(5);
+  std::vector<DatasetEntry> entries;
+  for (int i = 0; i < count; ++i) {
+    Mesh m;
+    const int nv = 8 + int(rng() % 10);
+    for (int v = 0; v < nv; ++v) m.vertices.push_back({uniform(rng, -1, 1), uniform(rng, -1, 1), uniform(rng, -1, 1)});
+    const int nf = 3 + int(rng() % 28);
+    for (int f = 0; f < nf; ++f) {
+      const int32_t a = int32_t(rng() % nv), b = int32_t((a + 1 + rng() % (nv - 1)) % nv);
+      int32_t c = int32_t(rng() % nv);
+      while (c == a || c == b) c = int32_t(rng() % nv);
+      m.faces.push_back({a, b, c});
+    }
+    const CanonicalMesh cm = canonicalize(m);
+    const Mesh n = normalize_mesh(m);
+    DatasetEntry e;
+    e.name = "m" + std::to_string(i) + ".obj";
+    e.group = e.name;
+    e.source = "test";
+    e.split = i % 3 == 0 ? Split::kVal : Split::kTrain;
+    for (const Vec3& v : n.vertices) e.vertices.insert(e.vertices.end(), {float(v[0]), float(v[1]), float(v[2])});
+    for (const Tri& f : n.faces) e.triangles.insert(e.triangles.end(), f.begin(), f.end());
+    for (int32_t t : face_rows(cm)) e.tokens.push_back(uint16_t(t));
+    e.input_faces = uint32_t(m.faces.size());
+    entries.push_back(std::move(e));
+  }
+  const std::string path = dir + "/data.ifds";
+  write_dataset(path, entries, 7, "{}");
+  return path;
+}
+
+IFlameModel tiny_model() {
+  torch::manual_seed(3);
+  return IFlameModel(model_preset("tiny"));
+}
+
+TEST(EvalTeacherForced, BatchedEqualsPerSequence) {
+  const std::string dir = test::temp_dir();
+  DatasetReader data(make_dataset(dir));
+  IFlameModel model = tiny_model();
+  model->train();
+  std::vector<size_t> all(data.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  TeacherForcedOptions o;
+  o.batch_tokens = 2000;  // several batches, several sequences each
+  const TeacherForcedResult r = evaluate_teacher_forced(*model, data, all, o);
+  EXPECT_TRUE(model->is_training());
+  EXPECT_EQ(r.sequences, int64_t(data.size()));
+  EXPECT_GT(r.batches, 1);
+  EXPECT_EQ(r.left_out, 0);
+
+  // One sequence at a time, no padding.
+  torch::NoGradGuard no_grad;
+  model->eval();
+  double loss_sum = 0;
+  int64_t targets = 0, correct = 0, faces = 0, faces_correct = 0;
+  for (size_t i : all) {
+    const std::vector<int64_t> seq = data[i].sequence(data.tokenizer_config());
+    const torch::Tensor tokens = torch::tensor(seq, torch::kLong).unsqueeze(0);  // (1, L)
+    const LossStats s = sequence_loss(model->forward(tokens), tokens, model->config.pad_token);
+    loss_sum += s.loss.item<double>() * double(s.targets);
+    targets += s.targets;
+    correct += s.correct;
+    faces += s.faces;
+    faces_correct += s.faces_correct;
+    EXPECT_EQ(s.targets, int64_t(data[i].num_faces + 1) * 9);  // every face row and the EOS row
+  }
+  EXPECT_EQ(r.targets, targets);
+  EXPECT_EQ(r.correct, correct);
+  EXPECT_EQ(r.faces, faces);
+  EXPECT_EQ(r.faces_correct, faces_correct);
+  EXPECT_NEAR(r.loss, loss_sum / double(targets), 1e-5);
+  EXPECT_NEAR(r.perplexity, std::exp(r.loss), 1e-9);
+  EXPECT_DOUBLE_EQ(r.token_accuracy, double(correct) / double(targets));
+  EXPECT_DOUBLE_EQ(r.face_accuracy, double(faces_correct) / double(faces));
+  EXPECT_GT(r.loss, 0.0);
+}
+
+TEST(EvalTeacherForced, LongMeshesAreLeftOutAndCapsApply) {
+  const std::string dir = test::temp_dir();
+  DatasetReader data(make_dataset(dir));
+  IFlameModel model = tiny_model();
+  model->eval();
+  const auto val = data.indices(Split::kVal);
+  TeacherForcedOptions o;
+  o.max_faces = 10;
+  int64_t longer = 0;
+  for (size_t i : val) longer += data[i].num_faces > 10;
+  ASSERT_GT(longer, 0);
+  const TeacherForcedResult r = evaluate_teacher_forced(*model, data, val, o);
+  EXPECT_FALSE(model->is_training());
+  EXPECT_EQ(r.left_out, longer);
+  EXPECT_EQ(r.sequences + r.left_out, int64_t(val.size()));
+  o.max_faces = 0;  // nothing fits: zeros, not an exception
+  const TeacherForcedResult none = evaluate_teacher_forced(*model, data, val, o);
+  EXPECT_EQ(none.sequences, 0);
+  EXPECT_EQ(none.left_out, int64_t(val.size()));
+  o.max_faces = 800;
+  o.batch_size = 1;
+  o.max_batches = 2;
+  EXPECT_EQ(evaluate_teacher_forced(*model, data, val, o).sequences, 2);
+}
+
+TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
+  const std::string dir = test::temp_dir();
+  const std::string data_path = make_dataset(dir);
+  IFlameModel model = tiny_model();
+  save_model(*model, dir + "/model.safetensors");
+  DatasetReader data(data_path);
+  const TeacherForcedResult r = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), {});
+  const auto run = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
+                                    "' --threads 1 --json '" + dir + "/tf.json'");
+  ASSERT_EQ(run.code, 0) << run.out;
+  EXPECT_NE(run.out.find("perplexity"), std::string::npos) << run.out;
+  std::ifstream in(dir + "/tf.json");
+  const auto j = nlohmann::json::parse(in)["teacher_forced"];
+  EXPECT_NEAR(j["loss"].get<double>(), r.loss, 1e-5);
+  EXPECT_EQ(j["targets"].get<int64_t>(), r.targets);
+  EXPECT_EQ(j["sequences"].get<int64_t>(), int64_t(data.num_val()));
+  EXPECT_DOUBLE_EQ(j["token_accuracy"].get<double>(), r.token_accuracy);
+  EXPECT_NE(test::run_iflame("eval --weights '" + dir + "/model.safetensors'").code, 0);  // --dataset missing
+}
+
+}  // namespace
+}  // namespace iflame

@@ -97,8 +97,10 @@ json report_problems(const std::string& what, const std::vector<eval::EvalItem>&
   size_t shown = 0;
   for (const auto& f : failed) {
     if (shown++ < shown_max) {
-      std::fprintf(stderr, "iflame eval: %s: skipping %s: %s\n", what.c_str(), f["name"].get<std::string>().c_str(),
-                   f["error"].get<std::string>().c_str());
+      // Reader errors already start with the file's path; do not repeat the name then.
+      const std::string name = f["name"], error = f["error"];
+      const std::string text = error.find(name) != std::string::npos ? error : name + ": " + error;
+      std::fprintf(stderr, "iflame eval: %s: skipping %s\n", what.c_str(), text.c_str());
     }
   }
   for (const auto& s : set.skipped) {

@@ -15,7 +15,7 @@ torch::Tensor linear_attention_recurrent(const torch::Tensor& q, const torch::Te
                                          const torch::Tensor& slopes);
 
 // Flash-style causal attention: tiles of `tile` queries against blocks of `key_block` keys
-// (a multiple of the tile; 0 = as many as fit ~64 MB of scores) with an online softmax, never
+// (a multiple of the tile; 0 = one tile) with an online softmax, never
 // a T x T matrix; a custom autograd function whose backward recomputes the blocks from the
 // saved log-sum-exp. Memory O(T * D) per head plus one score block.
 torch::Tensor causal_attention_tiled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -3,6 +3,7 @@
 // names the file. The sample builders are shared with formats_fuzz_test.cpp.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -60,26 +61,27 @@ void set_uint(std::vector<uint8_t>& b, size_t at, size_t width, uint32_t v) {
   for (size_t i = 0; i < width; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-// PSMD v3 (one UV set) or v4 with `uv_sets` UV sets: the tetrahedron, then no bones and no
-// prop points.
-Sample pmd_sample(uint32_t version, uint32_t uv_sets) {
+// PSMD v3 (one UV set) or v4 with `uv_sets` UV sets: `vertices` (the tetrahedron by default) as
+// stored positions, `faces`, then no bones and no prop points.
+Sample pmd_sample(uint32_t version, uint32_t uv_sets, const std::vector<Vec3>& vertices = kTetra,
+                  const std::vector<Tri>& faces = kTetraFaces) {
   Sample s;
   Writer w;
   w.str("PSMD").u32(version).u32(0);
   s.count_at = w.size();
-  w.u32(4);
+  w.u32(static_cast<uint32_t>(vertices.size()));
   if (version >= 4) w.u32(uv_sets);
   s.coord_at = w.size();
-  for (const Vec3& v : kTetra) {
+  for (const Vec3& v : vertices) {
     for (double c : v) w.f32(static_cast<float>(c));
     w.f32(0).f32(1).f32(0);                                                       // normal
     for (uint32_t i = 0; i < 2 * (version >= 4 ? uv_sets : 1); ++i) w.f32(0.5f);  // UVs
     w.u8(0).u8(0xff).u8(0xff).u8(0xff).f32(1).f32(0).f32(0).f32(0);               // bone weights
   }
-  w.u32(4);
+  w.u32(static_cast<uint32_t>(faces.size()));
   s.index_at = w.size();
   s.index_width = 2;
-  for (const Tri& t : kTetraFaces) w.u16(t[0]).u16(t[1]).u16(t[2]);
+  for (const Tri& t : faces) w.u16(t[0]).u16(t[1]).u16(t[2]);
   w.u32(0).u32(0);  // bones, prop points
   s.bytes = w.b;
   set_uint(s.bytes, 8, 4, static_cast<uint32_t>(s.bytes.size() - 12));
@@ -334,16 +336,56 @@ std::vector<Vec3> concat(std::vector<Vec3> a, const std::vector<Vec3>& b) {
 
 // ---- PMD ----
 
+// PMD stores the game's left-handed coordinates; the reader negates z.
+std::vector<Vec3> mirror_z(std::vector<Vec3> vertices) {
+  for (Vec3& v : vertices) v[2] = -v[2];
+  return vertices;
+}
+
+// Sum of det(v0, v1, v2) / 6: positive for a closed mesh wound CCW seen from outside.
+double signed_volume(const Mesh& m) {
+  double sum = 0;
+  for (const Tri& t : m.faces) {
+    const Vec3& a = m.vertices[t[0]];
+    const Vec3& b = m.vertices[t[1]];
+    const Vec3& c = m.vertices[t[2]];
+    sum += a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0]) + a[2] * (b[0] * c[1] - b[1] * c[0]);
+  }
+  return sum / 6;
+}
+
 TEST(FormatsPmd, ReadsVersion3) {
   const Mesh m = readers::read_pmd(pmd_sample(3, 1).bytes, kPath);
-  EXPECT_EQ(m.vertices, kTetra);
+  EXPECT_EQ(m.vertices, mirror_z(kTetra));
   EXPECT_EQ(m.faces, kTetraFaces);
+  EXPECT_FALSE(std::signbit(m.vertices[1][2])) << "a stored z of +0 must not become -0";
 }
 
 TEST(FormatsPmd, ReadsVersion4WithTwoUvSets) {
   const Mesh m = readers::read_pmd(pmd_sample(4, 2).bytes, kPath);
-  EXPECT_EQ(m.vertices, kTetra);
+  EXPECT_EQ(m.vertices, mirror_z(kTetra));
   EXPECT_EQ(m.faces, kTetraFaces);
+}
+
+// 0 A.D.'s converter (PMDConvert.cpp) turns a right-handed Y-up model into the game's left-handed
+// frame by negating z and keeps the triangle indices: a cube wound CCW from outside is stored
+// mirrored and wound CW. Reading it must give back the original cube, with positive volume.
+TEST(FormatsPmd, UndoesTheGameMirrorSoClosedMeshesWindOutward) {
+  Mesh cube;
+  cube.vertices = {{0, 0, 0}, {2, 0, 0}, {2, 2, 0}, {0, 2, 0}, {0, 0, 2}, {2, 0, 2}, {2, 2, 2}, {0, 2, 2}};
+  cube.faces = {{0, 3, 2}, {0, 2, 1}, {4, 5, 6}, {4, 6, 7}, {0, 1, 5}, {0, 5, 4},
+                {3, 7, 6}, {3, 6, 2}, {0, 4, 7}, {0, 7, 3}, {1, 2, 6}, {1, 6, 5}};
+  ASSERT_DOUBLE_EQ(signed_volume(cube), 8.0);
+  Mesh stored = cube;
+  stored.vertices = mirror_z(cube.vertices);
+  ASSERT_DOUBLE_EQ(signed_volume(stored), -8.0);  // how the game's files read without the fix
+
+  for (uint32_t version : {3u, 4u}) {
+    const Mesh m = readers::read_pmd(pmd_sample(version, 1, stored.vertices, stored.faces).bytes, kPath);
+    EXPECT_EQ(m.vertices, cube.vertices) << "version " << version;
+    EXPECT_EQ(m.faces, cube.faces) << "version " << version;
+    EXPECT_DOUBLE_EQ(signed_volume(m), 8.0) << "version " << version;
+  }
 }
 
 TEST(FormatsPmd, RejectsEmptyAndTruncated) {

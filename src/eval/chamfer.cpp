@@ -215,17 +215,22 @@ double pair_chamfer(PairKernel kernel, const PackedClouds& A, size_t i, const Pa
   return ra / double(A.count(i)) + cb / double(B.count(j));
 }
 
-// Fills matrix entries (i, j) for every i and j in [first(i), |B|), one row per task.
+// Fills matrix entries (i, j) for every i and j in [first(i), |B|). A task is one row and a
+// block of columns, so that a set with few clouds still uses every thread.
 template <class FirstColumn>
 void fill_rows(const PackedClouds& A, const PackedClouds& B, const ChamferOptions& options, FirstColumn first,
                DistanceMatrix& out) {
   const PairKernel kernel = kernel_by_name(resolve_chamfer_kernel(options.kernel));
   const size_t scratch = std::max(A.max_padded(), B.max_padded());
-  parallel_for(A.size(), options.threads, [&](size_t i) {
+  constexpr size_t kColumns = 32;
+  const size_t blocks = (B.size() + kColumns - 1) / kColumns;
+  parallel_for(A.size() * blocks, options.threads, [&](size_t task) {
+    const size_t i = task / blocks, block = task % blocks;
+    const size_t j0 = std::max(first(i), block * kColumns), j1 = std::min(B.size(), (block + 1) * kColumns);
+    if (j0 >= j1) return;
     AlignedFloats rowmin = aligned_floats(scratch), colmin = aligned_floats(scratch);
-    const size_t j0 = first(i);
-    for (size_t j = j0; j < B.size(); ++j) out.at(i, j) = pair_chamfer(kernel, A, i, B, j, rowmin.get(), colmin.get());
-    if (options.progress && j0 < B.size()) options.progress->add(B.size() - j0);
+    for (size_t j = j0; j < j1; ++j) out.at(i, j) = pair_chamfer(kernel, A, i, B, j, rowmin.get(), colmin.get());
+    if (options.progress) options.progress->add(j1 - j0);
   });
 }
 
@@ -276,7 +281,7 @@ DistanceMatrix pairwise_chamfer(const std::vector<PointCloud>& a, const std::vec
 DistanceMatrix self_chamfer(const std::vector<PointCloud>& a, const ChamferOptions& options) {
   const PackedClouds A(a);
   DistanceMatrix out{a.size(), a.size(), std::vector<double>(a.size() * a.size(), 0.0)};
-  // Row i computes j > i; rows are handed out in order, so the long rows start first.
+  // Row i computes j > i; tasks are handed out in order, so the long rows start first.
   fill_rows(A, A, options, [](size_t i) { return i + 1; }, out);
   for (size_t i = 0; i < a.size(); ++i) {
     for (size_t j = 0; j < i; ++j) out.at(i, j) = out.at(j, i);

@@ -8,6 +8,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mesh/mesh.h"
@@ -127,13 +128,19 @@ Sample g3d_sample() {
 }
 
 // MD2 in the usual section order (header, skins, texcoords, triangles, frames, GL commands),
-// 4 vertices, 4 triangles, 2 frames.
-Sample md2_sample() {
+// 4 texcoords, 2 frames: frame 0 holds `packed` (u8 values) with scale (0.5, 0.25, 2) and
+// translation (-1, 3, 0.5), frame 1 vertex i at (i, i, i); the triangles are `faces` as stored.
+const std::vector<Vec3> kMd2Packed = {{0, 0, 0}, {2, 4, 1}, {10, 0, 3}, {255, 128, 7}};
+
+Sample md2_sample(const std::vector<Vec3>& packed = kMd2Packed, const std::vector<Tri>& faces = kTetraFaces) {
   Sample s;
   Writer w;
-  const uint32_t skins_at = 68, st_at = 132, tris_at = 148, frames_at = 196, gl_at = 308, end_at = 312;
+  const auto vertices = static_cast<uint32_t>(packed.size()), triangles = static_cast<uint32_t>(faces.size());
+  const uint32_t frame_size = 40 + 4 * vertices, skins_at = 68, st_at = skins_at + 64, tris_at = st_at + 16;
+  const uint32_t frames_at = tris_at + 12 * triangles, gl_at = frames_at + 2 * frame_size, end_at = gl_at + 4;
   w.str("IDP2");
-  for (uint32_t v : {8u, 64u, 64u, 56u, 1u, 4u, 4u, 4u, 1u, 2u, skins_at, st_at, tris_at, frames_at, gl_at, end_at}) {
+  for (uint32_t v : {8u, 64u, 64u, frame_size, 1u, vertices, 4u, triangles, 1u, 2u, skins_at, st_at, tris_at, frames_at,
+                     gl_at, end_at}) {
     w.u32(v);
   }
   s.count_at = 24;
@@ -141,14 +148,12 @@ Sample md2_sample() {
   for (int i = 0; i < 4; ++i) w.u16(i * 8).u16(i * 4);
   s.index_at = w.size();
   s.index_width = 2;
-  for (const Tri& t : kTetraFaces) w.u16(t[0]).u16(t[1]).u16(t[2]).u16(0).u16(1).u16(2);
+  for (const Tri& t : faces) w.u16(t[0]).u16(t[1]).u16(t[2]).u16(0).u16(1).u16(2);
   s.coord_at = w.size();  // the scale, which multiplies every packed coordinate
   w.f32(0.5f).f32(0.25f).f32(2).f32(-1).f32(3).f32(0.5f).str("frame0").zeros(10);
-  for (const auto& p : {std::vector<int>{0, 0, 0}, {2, 4, 1}, {10, 0, 3}, {255, 128, 7}}) {
-    w.u8(p[0]).u8(p[1]).u8(p[2]).u8(0);
-  }
+  for (const Vec3& p : packed) w.u8(uint32_t(p[0])).u8(uint32_t(p[1])).u8(uint32_t(p[2])).u8(0);
   w.f32(1).f32(1).f32(1).f32(0).f32(0).f32(0).str("frame1").zeros(10);
-  for (int i = 0; i < 4; ++i) w.u8(i).u8(i).u8(i).u8(0);
+  for (uint32_t i = 0; i < vertices; ++i) w.u8(i).u8(i).u8(i).u8(0);
   w.u32(0);  // GL command list terminator
   s.bytes = w.b;
   return s;
@@ -454,12 +459,40 @@ TEST(FormatsG3d, RejectsBadContents) {
 
 // ---- MD2 ----
 
+// MD2 triangles are stored CW from outside; the reader swaps corners 1 and 2.
+std::vector<Tri> swap_corners(std::vector<Tri> faces) {
+  for (Tri& t : faces) std::swap(t[1], t[2]);
+  return faces;
+}
+
 TEST(FormatsMd2, ReadsFrameZero) {
   const Mesh m = readers::read_md2(md2_sample().bytes, kPath);
   // packed * (0.5, 0.25, 2) + (-1, 3, 0.5)
   const std::vector<Vec3> expected = {{-1, 3, 0.5}, {0, 4, 2.5}, {4, 3, 6.5}, {126.5, 35, 14.5}};
   EXPECT_EQ(m.vertices, expected);
-  EXPECT_EQ(m.faces, kTetraFaces);
+  EXPECT_EQ(m.faces, swap_corners(kTetraFaces));
+}
+
+// Quake II draws MD2 triangles with glCullFace(GL_FRONT) in a right-handed frame, so id's tools
+// store them CW seen from outside. A cube stored that way must read back unmirrored, wound CCW
+// (positive volume).
+TEST(FormatsMd2, ReadsClockwiseTrianglesSoClosedMeshesWindOutward) {
+  const std::vector<Vec3> packed = {{0, 0, 0}, {2, 0, 0}, {2, 2, 0}, {0, 2, 0},
+                                    {0, 0, 2}, {2, 0, 2}, {2, 2, 2}, {0, 2, 2}};
+  const std::vector<Tri> ccw = {{0, 3, 2}, {0, 2, 1}, {4, 5, 6}, {4, 6, 7}, {0, 1, 5}, {0, 5, 4},
+                                {3, 7, 6}, {3, 6, 2}, {0, 4, 7}, {0, 7, 3}, {1, 2, 6}, {1, 6, 5}};
+  Mesh cube;  // what the file means: packed * (0.5, 0.25, 2) + (-1, 3, 0.5), a 1 x 0.5 x 4 box
+  for (const Vec3& p : packed) cube.vertices.push_back({p[0] * 0.5 - 1, p[1] * 0.25 + 3, p[2] * 2 + 0.5});
+  cube.faces = ccw;
+  ASSERT_DOUBLE_EQ(signed_volume(cube), 2.0);
+  Mesh stored = cube;
+  stored.faces = swap_corners(ccw);
+  ASSERT_DOUBLE_EQ(signed_volume(stored), -2.0);  // how the files read without the swap
+
+  const Mesh m = readers::read_md2(md2_sample(packed, stored.faces).bytes, kPath);
+  EXPECT_EQ(m.vertices, cube.vertices);
+  EXPECT_EQ(m.faces, cube.faces);
+  EXPECT_DOUBLE_EQ(signed_volume(m), 2.0);
 }
 
 TEST(FormatsMd2, RejectsEmptyAndTruncated) {

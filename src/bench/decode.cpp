@@ -280,7 +280,7 @@ double mb(double bytes) { return bytes / 1048576.0; }
 int run_decode_command(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full,linear", faces = "800,4000", batches = "1,16", precision = "fp32",
               path = "fast", sampling = "default", cache_faces = "100,800,4000", format = "md", out_path,
-              omp_wait = "default";
+              omp_wait = "passive";
   int64_t tokens = 27, warmup = 9, threads = 0, seed = 1, repeat = 1;
   double max_mem_mb = 0, timeout_s = 1800;
   bool child = false, count_ops = false;

@@ -4,6 +4,7 @@
 // hourglass ring buffers (stage A outputs of the current vertex, stage B outputs of the current
 // face, the latest C and D outputs).
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
@@ -16,6 +17,8 @@ namespace iflame {
 // precision), else LibTorch's per-op Block::step path. Torch: always the per-op path (the
 // reference the fused kernels are tested against, and `iflame bench decode --path torch`).
 enum class DecodePath { Auto, Torch };
+
+struct FastDecodeState;  // generate/fast_decode.cpp: the packed weights in use, scratch buffers
 
 struct LayerCache {
   AttnKind kind = AttnKind::Linear;
@@ -46,6 +49,7 @@ class HybridCache {
   torch::Tensor b_ring;    // (B, 3, E): stage B outputs of the current face
   torch::Tensor latest_c;  // (B, E): the last face-level output (zeros before the first face)
   torch::Tensor latest_d;  // (B, E): the last vertex-level output (zeros before the first vertex)
+  std::shared_ptr<FastDecodeState> fast;  // set by the fused decoder on first use
 
   // Bytes held: K/V of full layers, linear states, ring buffers (and their sum).
   int64_t kv_bytes() const;

@@ -1,5 +1,6 @@
 #include "generate/decoder.h"
 
+#include "generate/fast_decode.h"
 #include "util/error.h"
 
 namespace iflame {
@@ -26,6 +27,7 @@ Tensor run_blocks(std::vector<std::pair<std::string, Block>>& blocks, HybridCach
 
 torch::Tensor decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token) {
   torch::NoGradGuard no_grad;
+  if (fast_decode_supported(model, cache)) return fast_decode_step(model, cache, token);
   const int64_t p = cache.position;
   if (p >= cache.max_tokens()) throw Error("decode_step: the cache holds " + std::to_string(cache.max_tokens()) + " tokens");
   const int64_t B = token.size(0);
@@ -36,7 +38,8 @@ torch::Tensor decode_step(IFlameModelImpl& model, HybridCache& cache, const torc
     blocks = model.named_blocks();
     blocks_owner = &model;
   }
-  const RopeTable& rope = model.rope(p + 1, token.device());
+  // The whole capacity at once: the table is rebuilt whenever it grows.
+  const RopeTable& rope = model.rope(cache.max_tokens(), token.device());
   Tensor x = model.norm(model.embedding(token.view({B, 1})));  // (B, 1, E)
 
   Tensor h;

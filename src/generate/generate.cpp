@@ -33,17 +33,23 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
       gens.push_back(make_generator(options.seed, uint64_t(first + i)));
       results[size_t(first + i)].tokens = prompt;
     }
-    HybridCache cache(model.config, B, capacity, device);
+    HybridCache cache(model.config, B, capacity, device, options.bf16 ? torch::kBFloat16 : torch::kFloat);
     Tensor prompt_t = torch::tensor(prompt, torch::kLong).to(device).unsqueeze(0).expand({B, P}).contiguous();
     Tensor logits = prefill(model, cache, prompt_t).select(1, P - 1);  // (B, V)
     if (stats) stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());
 
     for (int64_t t = P; t < limit && !lane_of.empty(); ++t) {
-      Tensor next = sample_tokens(logits, t, options.sampling, tokenizer, gens, stats ? &stats->rules : nullptr);
+      // Each row's tokens so far, for the canonical-order mask and its statistics.
+      std::vector<const int64_t*> history;
+      if (options.sampling.order || stats) {
+        for (int64_t lane : lane_of) history.push_back(results[size_t(lane)].tokens.data());
+      }
+      Tensor next = sample_tokens(logits, t, options.sampling, tokenizer, gens, stats ? &stats->rules : nullptr, history);
       std::vector<int64_t> keep;
+      const int64_t* next_tokens = next.data_ptr<int64_t>();
       for (size_t lane = 0; lane < lane_of.size(); ++lane) {
         GeneratedSequence& seq = results[size_t(lane_of[lane])];
-        const int64_t token = next[int64_t(lane)].item<int64_t>();
+        const int64_t token = next_tokens[lane];
         seq.tokens.push_back(token);
         ++seq.new_tokens;
         const bool eos = options.stop_at_eos && token == tokenizer.eos();

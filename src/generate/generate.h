@@ -18,6 +18,7 @@ struct GenerateOptions {
   int64_t max_new_tokens = 0;     // 0 = no limit beyond max_faces
   bool stop_at_eos = true;
   std::vector<int64_t> prompt;    // a multiple of 9 tokens; empty = 9 BOS
+  bool bf16 = false;              // weights and K/V in bfloat16 (arithmetic stays float32)
 };
 
 struct GeneratedSequence {

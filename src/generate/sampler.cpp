@@ -2,7 +2,13 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <mutex>
+#include <numeric>
+
+#include "util/error.h"
 
 namespace iflame {
 
@@ -16,46 +22,227 @@ at::Generator make_generator(uint64_t seed, uint64_t index) {
   return at::detail::createCPUGenerator(z ^ (z >> 31));
 }
 
+namespace {
+
+// The grammar mask as bytes: coordinates always, EOS only at a row start.
+std::vector<uint8_t> grammar_mask(int64_t t, const TokenizerConfig& tokenizer, int64_t vocab) {
+  std::vector<uint8_t> allowed(size_t(vocab), 0);
+  std::fill(allowed.begin(), allowed.begin() + std::min<int64_t>(vocab, tokenizer.quant_max() + 1), uint8_t(1));
+  if (t % kTokensPerFace == 0 && tokenizer.eos() < vocab) allowed[size_t(tokenizer.eos())] = 1;
+  return allowed;
+}
+
+// A uniform double in [0, 1) from the row's generator (53 random bits).
+double uniform(at::Generator& gen) {
+  auto* impl = gen.get<at::CPUGeneratorImpl>();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return double(impl->random64() >> 11) * 0x1.0p-53;
+}
+
+// Index of the largest value among `allowed` entries (all when allowed is null); first on ties.
+int64_t argmax(const float* v, int64_t n, const uint8_t* allowed) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (allowed && !allowed[i]) continue;
+    if (best < 0 || v[i] > v[best]) best = i;
+  }
+  return best;
+}
+
+// A vertex's key in canonical order: (y, x, z) as one number, from its tokens (z, x, y).
+int64_t vertex_key(const int64_t* v, int64_t levels) { return (v[2] * levels + v[1]) * levels + v[0]; }
+
+bool is_face_row(const int64_t* row, const TokenizerConfig& tokenizer) {
+  return std::all_of(row, row + kTokensPerFace, [&](int64_t t) { return tokenizer.is_coordinate(t); });
+}
+
+// At most three inclusive key ranges.
+struct KeyRanges {
+  int64_t lo[3], hi[3];
+  int n = 0;
+  void add(int64_t a, int64_t b) {
+    if (a <= b) lo[n] = a, hi[n] = b, ++n;
+  }
+  // [a, b] with the single key k taken out.
+  void add_without(int64_t a, int64_t b, int64_t k) {
+    if (k < a || k > b) return add(a, b);
+    add(a, k - 1);
+    add(k + 1, b);
+  }
+};
+
+}  // namespace
+
+bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
+                          uint8_t* allowed) {
+  const int64_t levels = tokenizer.quant_max() + 1, max_key = levels * levels * levels - 1;
+  std::fill(allowed, allowed + levels, uint8_t(0));
+  for (int64_t j = 0; j < i; ++j) {
+    if (!tokenizer.is_coordinate(row[j])) return false;
+  }
+  // The previous face's sorted vertex keys P1 < P2 < P3 (faces are non-decreasing by them).
+  bool has_prev = false;
+  int64_t P[3] = {0, 0, 0};
+  if (prev && is_face_row(prev, tokenizer)) {
+    for (int c = 0; c < 3; ++c) P[c] = vertex_key(prev + 3 * c, levels);
+    std::sort(P, P + 3);
+    if (!(P[0] < P[1] && P[1] < P[2])) return false;
+    has_prev = true;
+  }
+  // Keys the vertex being written may take so that the row can still be completed in order.
+  // A (first vertex) < B, C; B != C; (A, min(B, C), max(B, C)) >= (P1, P2, P3).
+  const int64_t vertex = i / 3;
+  const int64_t a = vertex >= 1 ? vertex_key(row, levels) : -1, b = vertex >= 2 ? vertex_key(row + 3, levels) : -1;
+  KeyRanges ranges;
+  if (vertex == 0) {
+    ranges.add(has_prev ? P[0] : 0, max_key - 2);  // room for two larger vertices
+  } else {
+    if (a > max_key - 2 || (has_prev && a < P[0])) return false;
+    const bool tied = has_prev && a == P[0];  // the face's order is then decided by B and C
+    if (vertex == 1) {
+      ranges.add(tied ? std::max(a + 1, P[1]) : a + 1, max_key);
+    } else {
+      if (b <= a || (tied && b < P[1])) return false;
+      if (!tied) {
+        ranges.add_without(a + 1, max_key, b);
+      } else if (b > P[1]) {
+        ranges.add_without(P[1] + 1, max_key, b);
+        if (b >= P[2]) ranges.add(P[1], P[1]);
+      } else {  // b == P2: C must be at least P3
+        ranges.add(P[2], max_key);
+      }
+    }
+  }
+  // The tokens written so far fix the key's low digits (z, then x: keys read the row backwards).
+  const int64_t component = i % 3;
+  int64_t fixed = 0, scale = 1;
+  for (int64_t c = 0; c < component; ++c, scale *= levels) fixed += row[3 * vertex + c] * scale;
+  const int64_t modulus = scale * levels;
+  bool any = false;
+  for (int64_t v = 0; v < levels; ++v) {
+    const int64_t low = fixed + v * scale;
+    for (int r = 0; r < ranges.n; ++r) {
+      // The smallest key >= lo whose low digits are `low`.
+      const int64_t k = ranges.lo[r] + ((low - ranges.lo[r]) % modulus + modulus) % modulus;
+      if (k <= ranges.hi[r]) {
+        allowed[v] = 1;
+        any = true;
+        break;
+      }
+    }
+  }
+  return any;
+}
+
 Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_t vocab) {
-  Tensor mask = torch::zeros({vocab}, torch::kBool);
-  mask.narrow(0, 0, tokenizer.quant_max() + 1).fill_(true);
-  if (t % kTokensPerFace == 0) mask[tokenizer.eos()] = true;
-  return mask;
+  const std::vector<uint8_t> mask = grammar_mask(t, tokenizer, vocab);
+  Tensor out = torch::empty({vocab}, torch::kBool);
+  std::copy(mask.begin(), mask.end(), out.data_ptr<bool>());
+  return out;
 }
 
 Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& options, const TokenizerConfig& tokenizer,
-                     std::vector<at::Generator>& generators, RuleStats* stats) {
-  Tensor logits = logits_in.to(torch::kCPU, torch::kFloat);  // (B, V)
+                     std::vector<at::Generator>& generators, RuleStats* stats, const std::vector<const int64_t*>& history) {
+  const Tensor logits = logits_in.to(torch::kCPU, torch::kFloat).contiguous();  // (B, V)
   const int64_t B = logits.size(0), V = logits.size(1);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  Tensor allowed = allowed_tokens(t, tokenizer, V);
-  if (stats) {
-    Tensor probs = torch::softmax(logits, -1);
-    stats->steps += B;
-    stats->argmax_violations += allowed.index_select(0, logits.argmax(-1)).logical_not().sum().item<int64_t>();
-    stats->disallowed_mass += probs.masked_fill(allowed, 0).sum().item<double>();
-  }
-  if (options.constraints) logits = logits.masked_fill(allowed.logical_not(), neg_inf);
-  if (options.greedy) return logits.argmax(-1);
-
-  logits = logits / std::max(options.temperature, 1e-6);
-  if (options.top_k > 0 && options.top_k < V) {
-    Tensor kth = std::get<0>(logits.topk(options.top_k, -1)).narrow(1, options.top_k - 1, 1);  // (B, 1)
-    logits = logits.masked_fill(logits < kth, neg_inf);
-  }
-  if (options.top_p < 1.0) {
-    // Drop the tail of the sorted distribution whose cumulative mass before it exceeds top_p
-    // (the most likely token always stays).
-    auto [sorted, order] = logits.sort(-1, /*descending=*/true);
-    Tensor cum = torch::softmax(sorted, -1).cumsum(-1);
-    Tensor remove_sorted = (cum - torch::softmax(sorted, -1)) > options.top_p;
-    Tensor remove = torch::zeros_like(remove_sorted).scatter(1, order, remove_sorted);
-    logits = logits.masked_fill(remove, neg_inf);
-  }
-  Tensor probs = torch::softmax(logits, -1);
+  const std::vector<uint8_t> allowed = grammar_mask(t, tokenizer, V);
   Tensor out = torch::empty({B}, torch::kLong);
-  for (int64_t i = 0; i < B; ++i) {
-    out[i] = torch::multinomial(probs[i], 1, false, generators[size_t(i)]).item<int64_t>();
+  int64_t* next = out.data_ptr<int64_t>();
+  std::vector<std::pair<float, int32_t>> cand;  // (scaled logit, token), reused across rows
+  cand.reserve(size_t(V));
+  std::vector<double> p;
+  std::vector<uint8_t> row_allowed;  // grammar and canonical order, for one row
+  const bool with_order = !history.empty() && (options.order || stats);
+  if (with_order && int64_t(history.size()) != B) throw Error("sample_tokens: one history per row is needed");
+  const int64_t in_row = t % kTokensPerFace, row_start = t - in_row;
+  for (int64_t b = 0; b < B; ++b) {
+    const float* l = logits.data_ptr<float>() + b * V;
+    // The canonical-order mask of this row (coordinates only; EOS at a row start stays allowed).
+    bool order_known = false;
+    if (with_order && row_start >= kTokensPerFace) {
+      row_allowed = allowed;
+      const int64_t* row = history[size_t(b)] + row_start;
+      const int64_t* prev = row - kTokensPerFace;
+      order_known = canonical_order_mask(row, in_row, prev, tokenizer, row_allowed.data());
+      for (int64_t i = 0; i <= tokenizer.quant_max() && i < V; ++i) row_allowed[size_t(i)] &= allowed[size_t(i)];
+    }
+    if (stats && order_known) {
+      ++stats->order_steps;
+      const int64_t top = argmax(l, V, nullptr);
+      if (allowed[size_t(top)] && !row_allowed[size_t(top)]) ++stats->order_argmax_violations;
+      const float m = *std::max_element(l, l + V);
+      double z = 0, z_bad = 0;
+      for (int64_t i = 0; i < V; ++i) {
+        const double e = std::exp(double(l[i] - m));
+        z += e;
+        if (allowed[size_t(i)] && !row_allowed[size_t(i)]) z_bad += e;
+      }
+      stats->order_disallowed_mass += z_bad / z;
+    }
+    if (stats) {
+      // How the unconstrained model would have done: its argmax, and its probability mass on
+      // disallowed tokens (one pass of V exps; V = 132).
+      ++stats->steps;
+      if (!allowed[size_t(argmax(l, V, nullptr))]) ++stats->argmax_violations;
+      const float m = *std::max_element(l, l + V);
+      double z = 0, z_bad = 0;
+      for (int64_t i = 0; i < V; ++i) {
+        const double e = std::exp(double(l[i] - m));
+        z += e;
+        if (!allowed[size_t(i)]) z_bad += e;
+      }
+      stats->disallowed_mass += z_bad / z;
+    }
+    const uint8_t* mask = options.constraints ? (options.order && order_known ? row_allowed.data() : allowed.data()) : nullptr;
+    if (options.greedy) {
+      next[b] = argmax(l, V, mask);
+      continue;
+    }
+    // Candidates: allowed tokens with temperature-scaled logits, best first.
+    const float inv_t = float(1.0 / std::max(options.temperature, 1e-6));
+    cand.clear();
+    for (int64_t i = 0; i < V; ++i) {
+      if (!mask || mask[i]) cand.emplace_back(l[i] * inv_t, int32_t(i));
+    }
+    auto by_logit = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& c) {
+      return a.first > c.first || (a.first == c.first && a.second < c.second);
+    };
+    // Top-k keeps every token at least as likely as the k-th (ties included).
+    if (options.top_k > 0 && options.top_k < int64_t(cand.size())) {
+      std::nth_element(cand.begin(), cand.begin() + (options.top_k - 1), cand.end(), by_logit);
+      const float kth = cand[size_t(options.top_k - 1)].first;
+      cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const auto& c) { return c.first < kth; }), cand.end());
+    }
+    std::sort(cand.begin(), cand.end(), by_logit);
+    // Softmax over the candidates.
+    p.resize(cand.size());
+    double z = 0;
+    for (size_t i = 0; i < cand.size(); ++i) z += (p[i] = std::exp(double(cand[i].first - cand[0].first)));
+    size_t keep = cand.size();
+    if (options.top_p < 1.0) {
+      // Drop the tail whose cumulative mass before it exceeds top_p (the best token stays).
+      double before = 0;
+      for (size_t i = 0; i < cand.size(); ++i) {
+        if (before / z > options.top_p) {
+          keep = i;
+          break;
+        }
+        before += p[i];
+      }
+    }
+    double kept = 0;
+    for (size_t i = 0; i < keep; ++i) kept += p[i];
+    const double u = uniform(generators[size_t(b)]) * kept;
+    double acc = 0;
+    size_t pick = keep - 1;
+    for (size_t i = 0; i < keep; ++i) {
+      acc += p[i];
+      if (u < acc) {
+        pick = i;
+        break;
+      }
+    }
+    next[b] = cand[pick].second;
   }
   return out;
 }

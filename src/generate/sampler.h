@@ -15,24 +15,41 @@ struct SamplingOptions {
   double top_p = 0.95;       // 1 = off
   bool greedy = false;       // argmax (ignores the three above)
   bool constraints = true;   // grammar: coordinates inside a row, EOS only at a row start
+  // Canonical order (spec 1.4-1.5, the tokenizer's): inside a face the first vertex is the
+  // smallest and the other two differ; faces non-decreasing by their sorted vertex triple;
+  // vertices compare by (y, x, z), i.e. by the row's tokens (z, x, y) read backwards. Every
+  // output then re-tokenizes to itself. Needs `constraints`.
+  bool order = false;
 };
 
-// Counts of how often the unconstrained model would have broken the grammar.
+// How often the unconstrained model would have broken each rule.
 struct RuleStats {
   int64_t steps = 0;
-  int64_t argmax_violations = 0;     // the raw argmax was a disallowed token
-  double disallowed_mass = 0;        // summed probability of disallowed tokens (mean = / steps)
+  int64_t argmax_violations = 0;     // grammar: the raw argmax was a disallowed token
+  double disallowed_mass = 0;        // grammar: summed probability of disallowed tokens (mean = / steps)
+  int64_t order_steps = 0;           // steps whose row so far was in canonical order (order checkable)
+  int64_t order_argmax_violations = 0;  // the raw argmax was grammatical but broke the canonical order
+  double order_disallowed_mass = 0;  // summed probability of grammatical tokens that break the order
 };
 
 // Boolean mask (V,) of tokens allowed at sequence index `t` (the index of the token being
 // produced): coordinates always; EOS only at a row start (t % 9 == 0); never PAD or BOS.
 torch::Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_t vocab);
 
+// Canonical-order mask for the coordinate at index i (0..8) of a face row: `row` holds the
+// row's first i tokens, `prev` the previous face row (9 coordinates; null for the first face).
+// allowed[v] (v = 0..quant_max) = 1 when some completion of the row with v is in canonical
+// order. Returns false (and allows nothing) when the row so far, or `prev`, is out of order.
+bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
+                          uint8_t* allowed);
+
 // Picks one token per row of `logits` (B, V) for sequence index `t`. `generators` has one
 // generator per row (row i always uses its own, whatever the batch). Updates `stats`.
+// `history` (one pointer per row, to at least t tokens: the prompt and what was generated) is
+// needed for the canonical order (options.order) and its statistics; without it neither runs.
 torch::Tensor sample_tokens(const torch::Tensor& logits, int64_t t, const SamplingOptions& options,
                             const TokenizerConfig& tokenizer, std::vector<at::Generator>& generators,
-                            RuleStats* stats = nullptr);
+                            RuleStats* stats = nullptr, const std::vector<const int64_t*>& history = {});
 
 // A CPU generator seeded for sample `index` of a run with seed `seed`.
 at::Generator make_generator(uint64_t seed, uint64_t index);

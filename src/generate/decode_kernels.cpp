@@ -1,0 +1,478 @@
+#include "generate/decode_kernels.h"
+
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "util/error.h"
+
+// Functions compiled for AVX-512 whatever the project's -march (chosen at run time). Helpers
+// they call must carry the same attribute to be inlined.
+#define IFLAME_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define IFLAME_INLINE inline __attribute__((always_inline))
+
+namespace iflame::decode {
+
+namespace {
+
+Isa detect() {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return avx512 ? Isa::Avx512 : Isa::Generic;
+}
+
+std::atomic<int> g_forced_isa{-1};
+
+// Below this many multiply-adds a kernel runs on the calling thread: an OpenMP region costs
+// a few microseconds, more when the machine is busy.
+constexpr double kParallelWork = 1 << 17;
+
+IFLAME_INLINE float to_float(float x) { return x; }
+IFLAME_INLINE float to_float(uint16_t h) { return from_bf16(h); }
+
+// ---------------------------------------------------------------------------------------
+// Portable bodies. Always inlined, so that the AVX-512 wrappers below get them vectorized
+// for AVX-512 and the generic ones for the baseline ISA.
+
+template <typename W>
+IFLAME_INLINE void panels_body(const float* x, int64_t B, int64_t ldx, const W* data, const PackedMatrix& w,
+                               int64_t pb, int64_t pe, float* y, int64_t ldy, bool accumulate) {
+  const int64_t K = w.cols;
+  for (int64_t p = pb; p < pe; ++p) {
+    const W* panel = data + p * K * 16;
+    const int valid = w.valid[size_t(p)];
+    const float* bias = w.bias.data() + p * 16;
+    for (int64_t b = 0; b < B; ++b) {
+      float acc[16] = {};
+      const float* xr = x + b * ldx;
+      for (int64_t k = 0; k < K; ++k) {
+        const float xv = xr[k];
+        for (int r = 0; r < 16; ++r) acc[r] += to_float(panel[k * 16 + r]) * xv;
+      }
+      float* out = y + b * ldy + p * 16;
+      for (int r = 0; r < valid; ++r) out[r] = (accumulate ? out[r] : 0.0f) + (acc[r] + bias[r]);
+    }
+  }
+}
+
+IFLAME_INLINE void rmsnorm_body(const float* x, const float* w, int64_t B, int64_t E, float eps, float* y) {
+  for (int64_t b = 0; b < B; ++b) {
+    const float* xr = x + b * E;
+    float ss = 0;
+    for (int64_t e = 0; e < E; ++e) ss += xr[e] * xr[e];
+    const float r = 1.0f / std::sqrt(ss / float(E) + eps);
+    float* yr = y + b * E;
+    for (int64_t e = 0; e < E; ++e) yr[e] = (xr[e] * r) * w[e];
+  }
+}
+
+IFLAME_INLINE void rope_body(float* x, int64_t B, int64_t H, int64_t D, int64_t ld, const float* cos, const float* sin) {
+  const int64_t half = D / 2;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < H; ++h) {
+      float* x1 = x + b * ld + h * D;
+      float* x2 = x1 + half;
+      for (int64_t j = 0; j < half; ++j) {
+        const float a = x1[j], c = x2[j];
+        x1[j] = a * cos[j] + c * sin[j];
+        x2[j] = c * cos[j] - a * sin[j];
+      }
+    }
+  }
+}
+
+IFLAME_INLINE void store_row_body(const float* x, void* dst, bool bf16, int64_t n) {
+  if (!bf16) {
+    std::memcpy(dst, x, size_t(n) * sizeof(float));
+    return;
+  }
+  uint16_t* out = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], sizeof bits);
+    const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    out[i] = (bits & 0x7fffffffu) > 0x7f800000u ? uint16_t(0x7fc0) : uint16_t(rounded);
+  }
+}
+
+IFLAME_INLINE void linear_step_body(const float* q, const float* k, const float* v, float decay, float* S, int64_t D,
+                                    float* out) {
+  for (int64_t i = 0; i < D; ++i) {
+    float* row = S + i * D;
+    const float ki = k[i];
+    for (int64_t j = 0; j < D; ++j) row[j] = row[j] * decay + ki * v[j];
+  }
+  for (int64_t j = 0; j < D; ++j) out[j] = 0;
+  for (int64_t i = 0; i < D; ++i) {
+    const float* row = S + i * D;
+    const float qi = q[i];
+    for (int64_t j = 0; j < D; ++j) out[j] += qi * row[j];
+  }
+}
+
+template <typename T>
+void attend_generic(const float* q, const T* k, const T* v, int64_t len, int64_t D, float scale, float* s, float* out) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; t < len; ++t) {
+    float acc = 0;
+    for (int64_t d = 0; d < D; ++d) acc += q[d] * to_float(k[t * D + d]);
+    s[t] = acc * scale;
+    mx = std::max(mx, s[t]);
+  }
+  float total = 0;
+  for (int64_t t = 0; t < len; ++t) total += (s[t] = std::exp(s[t] - mx));
+  for (int64_t d = 0; d < D; ++d) out[d] = 0;
+  for (int64_t t = 0; t < len; ++t) {
+    for (int64_t d = 0; d < D; ++d) out[d] += s[t] * to_float(v[t * D + d]);
+  }
+  const float inv = 1.0f / total;
+  for (int64_t d = 0; d < D; ++d) out[d] *= inv;
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX-512.
+
+IFLAME_AVX512 IFLAME_INLINE __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+IFLAME_AVX512 IFLAME_INLINE __m512 load16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// exp with Cephes' expf polynomial (about 1 ulp), inputs clamped to +-88.38.
+IFLAME_AVX512 IFLAME_INLINE __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-88.3762626647949f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+IFLAME_AVX512 IFLAME_INLINE __mmask16 tail_mask(int64_t n) { return __mmask16((1u << n) - 1u); }
+
+// NP panels (16 outputs each) x BB batch rows of accumulators, all in registers.
+template <int NP, int BB, typename W>
+IFLAME_AVX512 void tile_avx512(const float* x, int64_t ldx, const W* data, const PackedMatrix& w, int64_t p0, float* y,
+                               int64_t ldy, bool accumulate) {
+  const int64_t K = w.cols;
+  __m512 c[NP][BB];
+  for (int p = 0; p < NP; ++p) {
+    for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
+  }
+  const W* wp[NP];
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * K * 16;
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 wv[NP];
+    for (int p = 0; p < NP; ++p) wv[p] = load16(wp[p] + k * 16);
+    for (int b = 0; b < BB; ++b) {
+      const __m512 xv = _mm512_set1_ps(x[b * ldx + k]);
+      for (int p = 0; p < NP; ++p) c[p][b] = _mm512_fmadd_ps(wv[p], xv, c[p][b]);
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    const int64_t n0 = (p0 + p) * 16;
+    const __mmask16 m = tail_mask(w.valid[size_t(p0 + p)]);
+    const __m512 bias = _mm512_loadu_ps(w.bias.data() + n0);
+    for (int b = 0; b < BB; ++b) {
+      float* out = y + b * ldy + n0;
+      __m512 v = _mm512_add_ps(c[p][b], bias);
+      if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out), v);
+      _mm512_mask_storeu_ps(out, m, v);
+    }
+  }
+}
+
+constexpr int kTileBatch = 6;  // NP = 4 panels x 6 rows: 24 accumulators + 5 operands of 32 registers
+
+template <int NP, typename W>
+IFLAME_AVX512 void tile_rows_avx512(int64_t bb, const float* x, int64_t ldx, const W* data, const PackedMatrix& w,
+                                    int64_t p0, float* y, int64_t ldy, bool acc) {
+  switch (bb) {
+    case 1: return tile_avx512<NP, 1>(x, ldx, data, w, p0, y, ldy, acc);
+    case 2: return tile_avx512<NP, 2>(x, ldx, data, w, p0, y, ldy, acc);
+    case 3: return tile_avx512<NP, 3>(x, ldx, data, w, p0, y, ldy, acc);
+    case 4: return tile_avx512<NP, 4>(x, ldx, data, w, p0, y, ldy, acc);
+    case 5: return tile_avx512<NP, 5>(x, ldx, data, w, p0, y, ldy, acc);
+    default: return tile_avx512<NP, 6>(x, ldx, data, w, p0, y, ldy, acc);
+  }
+}
+
+template <typename W>
+IFLAME_AVX512 void panels_avx512(const float* x, int64_t B, int64_t ldx, const W* data, const PackedMatrix& w,
+                                 int64_t pb, int64_t pe, float* y, int64_t ldy, bool accumulate) {
+  int64_t p = pb;
+  for (; p + 4 <= pe; p += 4) {
+    for (int64_t b0 = 0; b0 < B; b0 += kTileBatch) {
+      tile_rows_avx512<4>(std::min<int64_t>(kTileBatch, B - b0), x + b0 * ldx, ldx, data, w, p, y + b0 * ldy, ldy,
+                          accumulate);
+    }
+  }
+  for (; p < pe; ++p) {
+    for (int64_t b0 = 0; b0 < B; b0 += kTileBatch) {
+      tile_rows_avx512<1>(std::min<int64_t>(kTileBatch, B - b0), x + b0 * ldx, ldx, data, w, p, y + b0 * ldy, ldy,
+                          accumulate);
+    }
+  }
+}
+
+template <typename T>
+IFLAME_AVX512 void attend_avx512(const float* q, const T* k, const T* v, int64_t len, int64_t D, float scale, float* s,
+                                 float* out) {
+  const int nd = int(D / 16);  // 1..4
+  __m512 qv[4];
+  for (int c = 0; c < nd; ++c) qv[c] = _mm512_loadu_ps(q + 16 * c);
+  // Scores, and their maximum.
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t t = 0;
+  for (; t < len; ++t) {
+    const T* kt = k + t * D;
+    __m512 acc = _mm512_mul_ps(qv[0], load16(kt));
+    for (int c = 1; c < nd; ++c) acc = _mm512_fmadd_ps(qv[c], load16(kt + 16 * c), acc);
+    s[t] = _mm512_reduce_add_ps(acc) * scale;
+  }
+  for (t = 0; t + 16 <= len; t += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + t));
+  if (t < len) mx = _mm512_mask_max_ps(mx, tail_mask(len - t), mx, _mm512_maskz_loadu_ps(tail_mask(len - t), s + t));
+  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  // exp(s - max) and the sum.
+  __m512 sum = _mm512_setzero_ps();
+  for (t = 0; t + 16 <= len; t += 16) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
+    _mm512_storeu_ps(s + t, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (t < len) {
+    const __mmask16 tm = tail_mask(len - t);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tm, s + t), m));
+    _mm512_mask_storeu_ps(s + t, tm, e);
+    sum = _mm512_mask_add_ps(sum, tm, sum, e);
+  }
+  const float total = _mm512_reduce_add_ps(sum);
+  // sum_t p_t v_t, two independent accumulator sets.
+  __m512 o0[4], o1[4];
+  for (int c = 0; c < nd; ++c) o0[c] = o1[c] = _mm512_setzero_ps();
+  for (t = 0; t + 2 <= len; t += 2) {
+    const __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
+    const T* v0 = v + t * D;
+    for (int c = 0; c < nd; ++c) {
+      o0[c] = _mm512_fmadd_ps(p0, load16(v0 + 16 * c), o0[c]);
+      o1[c] = _mm512_fmadd_ps(p1, load16(v0 + D + 16 * c), o1[c]);
+    }
+  }
+  if (t < len) {
+    const __m512 p0 = _mm512_set1_ps(s[t]);
+    for (int c = 0; c < nd; ++c) o0[c] = _mm512_fmadd_ps(p0, load16(v + t * D + 16 * c), o0[c]);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / total);
+  for (int c = 0; c < nd; ++c) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(_mm512_add_ps(o0[c], o1[c]), inv));
+}
+
+IFLAME_AVX512 void rmsnorm_avx512(const float* x, const float* w, int64_t B, int64_t E, float eps, float* y) {
+  for (int64_t b = 0; b < B; ++b) {
+    const float* xr = x + b * E;
+    float* yr = y + b * E;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t e = 0;
+    for (; e + 16 <= E; e += 16) {
+      const __m512 v = _mm512_loadu_ps(xr + e);
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    if (e < E) {
+      const __m512 v = _mm512_maskz_loadu_ps(tail_mask(E - e), xr + e);
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    const __m512 r = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(acc) / float(E) + eps));
+    for (e = 0; e + 16 <= E; e += 16) {
+      _mm512_storeu_ps(yr + e, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(xr + e), r), _mm512_loadu_ps(w + e)));
+    }
+    if (e < E) {
+      const __mmask16 m = tail_mask(E - e);
+      _mm512_mask_storeu_ps(yr + e, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + e), r), _mm512_maskz_loadu_ps(m, w + e)));
+    }
+  }
+}
+
+IFLAME_AVX512 void silu_mul_avx512(const float* a, const float* b, float* y, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(a + i);
+    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    _mm512_storeu_ps(y + i, _mm512_mul_ps(s, _mm512_loadu_ps(b + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 x = _mm512_maskz_loadu_ps(m, a + i);
+    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, b + i)));
+  }
+}
+
+IFLAME_AVX512 void exp_avx512(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp512(_mm512_loadu_ps(x + i)));
+  if (i < n) _mm512_mask_storeu_ps(x + i, tail_mask(n - i), exp512(_mm512_maskz_loadu_ps(tail_mask(n - i), x + i)));
+}
+
+// The portable bodies compiled for AVX-512.
+IFLAME_AVX512 void rope_avx512(float* x, int64_t B, int64_t H, int64_t D, int64_t ld, const float* c, const float* s) {
+  rope_body(x, B, H, D, ld, c, s);
+}
+IFLAME_AVX512 void store_row_avx512(const float* x, void* dst, bool bf16, int64_t n) { store_row_body(x, dst, bf16, n); }
+IFLAME_AVX512 void linear_step_avx512(const float* q, const float* k, const float* v, float decay, float* S, int64_t D,
+                                      float* out) {
+  linear_step_body(q, k, v, decay, S, D, out);
+}
+
+bool avx512() { return active_isa() == Isa::Avx512; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+Isa detected_isa() {
+  static const Isa isa = detect();
+  return isa;
+}
+
+Isa active_isa() {
+  const int forced = g_forced_isa.load(std::memory_order_relaxed);
+  return forced < 0 ? detected_isa() : Isa(forced);
+}
+
+void set_isa(Isa isa) {
+  if (isa == Isa::Avx512 && detected_isa() != Isa::Avx512) throw Error("decode kernels: this CPU has no AVX-512");
+  g_forced_isa.store(int(isa), std::memory_order_relaxed);
+}
+
+const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : "generic"; }
+
+uint16_t to_bf16(float x) {
+  uint16_t h;
+  store_row_body(&x, &h, true, 1);
+  return h;
+}
+
+PackedMatrix pack_matrix(const std::vector<MatrixPart>& parts, int64_t cols, bool bf16) {
+  PackedMatrix m;
+  m.cols = cols;
+  m.bf16 = bf16;
+  for (const auto& part : parts) {
+    m.offsets.push_back(m.padded_rows);
+    m.padded_rows += (part.rows + 15) / 16 * 16;
+  }
+  const size_t n = size_t(m.padded_rows * cols);
+  if (bf16) {
+    m.b16 = AlignedArray<uint16_t>(n);
+    std::fill(m.b16.data(), m.b16.data() + n, uint16_t(0));
+  } else {
+    m.f32 = AlignedArray<float>(n);
+    std::fill(m.f32.data(), m.f32.data() + n, 0.0f);
+  }
+  m.bias.assign(size_t(m.padded_rows), 0.0f);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const MatrixPart& part = parts[i];
+    const int64_t first_panel = m.offsets[i] / 16;
+    for (int64_t row = 0; row < part.rows; ++row) {
+      const int64_t panel = first_panel + row / 16, r = row % 16;
+      const float* src = part.weight + row * cols;
+      const size_t base = size_t(panel * cols * 16 + r);
+      if (bf16) {
+        for (int64_t k = 0; k < cols; ++k) m.b16[base + size_t(k * 16)] = to_bf16(src[k]);
+      } else {
+        for (int64_t k = 0; k < cols; ++k) m.f32[base + size_t(k * 16)] = src[k];
+      }
+      if (part.bias) m.bias[size_t(m.offsets[i] + row)] = part.bias[row];
+    }
+    for (int64_t p = 0; p < (part.rows + 15) / 16; ++p) m.valid.push_back(int32_t(std::min<int64_t>(16, part.rows - 16 * p)));
+  }
+  return m;
+}
+
+void matmul(const float* x, int64_t B, int64_t ldx, const PackedMatrix& w, float* y, int64_t ldy, bool accumulate) {
+  const int64_t panels = w.panels();
+  auto run = [&](int64_t pb, int64_t pe) {
+    if (avx512()) {
+      if (w.bf16) panels_avx512(x, B, ldx, w.b16.data(), w, pb, pe, y, ldy, accumulate);
+      else panels_avx512(x, B, ldx, w.f32.data(), w, pb, pe, y, ldy, accumulate);
+    } else {
+      if (w.bf16) panels_body(x, B, ldx, w.b16.data(), w, pb, pe, y, ldy, accumulate);
+      else panels_body(x, B, ldx, w.f32.data(), w, pb, pe, y, ldy, accumulate);
+    }
+  };
+  const int threads = at::get_num_threads();
+  if (threads <= 1 || double(B) * double(w.padded_rows) * double(w.cols) < kParallelWork || at::in_parallel_region()) {
+    run(0, panels);
+    return;
+  }
+  // Chunks of whole 4-panel tiles, one per thread.
+  const int64_t grain = (panels + 4 * threads - 1) / (4 * threads) * 4;
+  at::parallel_for(0, panels, grain, run);
+}
+
+void rmsnorm(const float* x, const float* w, int64_t B, int64_t E, float eps, float* y) {
+  if (avx512()) rmsnorm_avx512(x, w, B, E, eps, y);
+  else rmsnorm_body(x, w, B, E, eps, y);
+}
+
+void rope(float* x, int64_t B, int64_t H, int64_t D, int64_t ld, const float* cos, const float* sin) {
+  if (avx512()) rope_avx512(x, B, H, D, ld, cos, sin);
+  else rope_body(x, B, H, D, ld, cos, sin);
+}
+
+void silu_mul(const float* a, const float* b, float* y, int64_t n) {
+  if (avx512()) {
+    silu_mul_avx512(a, b, y, n);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = (a[i] / (1.0f + std::exp(-a[i]))) * b[i];
+}
+
+void exp_inplace(float* x, int64_t n) {
+  if (avx512()) {
+    exp_avx512(x, n);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+}
+
+void store_row(const float* x, void* dst, bool bf16, int64_t n) {
+  if (avx512()) store_row_avx512(x, dst, bf16, n);
+  else store_row_body(x, dst, bf16, n);
+}
+
+void attend(const float* q, const void* k, const void* v, bool bf16, int64_t len, int64_t D, float scale, float* scratch,
+            float* out) {
+  if (avx512() && D % 16 == 0 && D <= 64) {
+    if (bf16) {
+      attend_avx512(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), len, D, scale, scratch, out);
+    } else {
+      attend_avx512(q, static_cast<const float*>(k), static_cast<const float*>(v), len, D, scale, scratch, out);
+    }
+    return;
+  }
+  if (bf16) {
+    attend_generic(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), len, D, scale, scratch, out);
+  } else {
+    attend_generic(q, static_cast<const float*>(k), static_cast<const float*>(v), len, D, scale, scratch, out);
+  }
+}
+
+void linear_step(const float* q, const float* k, const float* v, float decay, float* S, int64_t D, float* out) {
+  if (avx512()) linear_step_avx512(q, k, v, decay, S, D, out);
+  else linear_step_body(q, k, v, decay, S, D, out);
+}
+
+}  // namespace iflame::decode

@@ -1,0 +1,27 @@
+// The fused CPU decoder: decode_step for a CPU cache in float32 or bfloat16, on the kernels of
+// generate/decode_kernels.h instead of LibTorch ops (one LibTorch op costs microseconds, and a
+// token of the `ref` model needs ~1000 of them on the per-op path).
+//
+// Weights are packed once per (model, precision) into panels (fused q/k/v, fused SwiGLU
+// gate/up, the head kept in float32) and kept in a process-wide registry while the model
+// lives. Every step checks the parameters' data pointers and version counters (bumped by
+// every in-place change: load_weights, optimizer steps, to()), and repacks when they moved;
+// writes through `.data()` or raw pointers bypass version counting and are not seen.
+// --precision bf16 stores weights and K/V in bfloat16; all arithmetic stays in float32.
+#pragma once
+#include "generate/cache.h"
+#include "model/model.h"
+
+namespace iflame {
+
+// True when decode_step would use the fused kernels for this model and cache: path Auto, the
+// cache on the CPU with float32 or bfloat16 K/V, the model's parameters float32 on the CPU.
+bool fast_decode_supported(const IFlameModelImpl& model, const HybridCache& cache);
+
+// One decode step on the fused kernels (the contract of decode_step in generate/decoder.h).
+torch::Tensor fast_decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token);
+
+// Bytes of the packed weights the fused decoder holds for `model` (0 if none yet).
+int64_t fast_decode_weight_bytes(const IFlameModelImpl& model);
+
+}  // namespace iflame

@@ -102,28 +102,6 @@ std::string csv_line(const std::vector<std::string>& cells) {
   return s + "\n";
 }
 
-// glibc serves every allocation of 32 MiB or more with a fresh mmap and unmaps it on free, so
-// each large temporary tensor page-faults all of its pages again. "no-mmap" keeps freed memory
-// in the heap instead (no mmap, no trimming): same peak, far fewer page faults.
-constexpr const char* kNoMmapTunables = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736";
-
-std::map<std::string, std::string> child_env(int64_t threads, const std::string& omp_wait, const std::string& malloc_mode) {
-  const std::string n = std::to_string(threads);
-  std::string policy = omp_wait;
-  std::transform(policy.begin(), policy.end(), policy.begin(), [](unsigned char c) { return char(std::toupper(c)); });
-  std::map<std::string, std::string> env = {
-      {"OMP_WAIT_POLICY", policy}, {"OMP_NUM_THREADS", n}, {"OPENBLAS_NUM_THREADS", n}, {"MKL_NUM_THREADS", n}};
-  if (malloc_mode == "no-mmap") env["GLIBC_TUNABLES"] = kNoMmapTunables;
-  return env;
-}
-
-// Makes this process the out-of-memory killer's first choice, so that a configuration that
-// does not fit takes down the benchmark child and nothing else on a shared machine.
-void prefer_oom_kill() {
-  std::ofstream f("/proc/self/oom_score_adj");
-  if (f) f << 1000;
-}
-
 json machine_facts(int64_t threads) {
   return {{"cpu", bench::cpu_model()},
           {"nproc", bench::hardware_threads()},
@@ -216,7 +194,7 @@ struct Row {
 };
 
 int run_train_child(const bench::TrainSpec& spec) {
-  prefer_oom_kill();
+  bench::prefer_oom_kill();
   try {
     const json j = bench::run_train(spec);
     std::printf("%s\n", j.dump().c_str());
@@ -305,7 +283,7 @@ int run_train_cmd(int argc, char** argv) {
   }
 
   const std::string exe = bench::self_executable();
-  const auto env = child_env(threads, omp_wait, malloc_mode);
+  const auto env = bench::child_environment(threads, omp_wait, malloc_mode);
   const double limit_mb = max_mem_mb > 0 ? max_mem_mb : 0.9 * double(bench::available_memory_kb()) / 1024.0;
 
   // The MFU denominator, measured in a child with the same threads and environment.
@@ -546,7 +524,8 @@ int run_bench(int argc, char** argv) {
       "  train    training throughput, peak memory and MFU of iFlame vs the full/linear baselines\n"
       "  decode   cached decoding: cache bytes per sequence and tokens/s of iFlame vs the baselines\n"
       "  matmul   this CPU's bf16 / fp32 matmul rate (the MFU denominator)\n"
-      "  chamfer  the pairwise Chamfer matrix of `iflame eval` (per SIMD kernel)\n";
+      "  chamfer  the pairwise Chamfer matrix of `iflame eval` (per SIMD kernel)\n"
+      "  paper    the paper's five comparisons (throughput, cache, training speed and memory, quality)\n";
   if (argc < 1 || std::string(argv[0]) == "--help" || std::string(argv[0]) == "-h") {
     std::printf("%s", usage.c_str());
     return argc < 1 ? 2 : 0;
@@ -556,7 +535,8 @@ int run_bench(int argc, char** argv) {
   if (sub == "decode") return bench::run_decode_command(argc - 1, argv + 1);
   if (sub == "matmul") return run_matmul(argc - 1, argv + 1);
   if (sub == "chamfer") return run_bench_chamfer(argc - 1, argv + 1);
-  throw Error("bench: unknown benchmark '" + sub + "' (expected train, matmul or chamfer)");
+  if (sub == "paper") return bench::run_paper_command(argc - 1, argv + 1);
+  throw Error("bench: unknown benchmark '" + sub + "' (expected train, decode, matmul, chamfer or paper)");
 }
 
 }  // namespace iflame::cli

@@ -294,6 +294,111 @@ Image plot_lines(const std::vector<Series>& series, const PlotOptions& opt) {
   return img;
 }
 
+Image plot_bars(const std::vector<std::string>& categories, const std::vector<BarSeries>& series, const BarOptions& opt) {
+  const int width = std::max(opt.width, 160), height = std::max(opt.height, 120);
+  const int fs = std::max(1, std::min(width, height) / 200);  // font scale
+  const int th = text_height(fs), gap = 6 * fs;
+  const size_t nc = categories.size(), ns = series.size();
+  auto value_of = [&](size_t s, size_t c) {
+    return c < series[s].values.size() ? series[s].values[c] : std::numeric_limits<double>::quiet_NaN();
+  };
+
+  // The y range always includes 0 (and the guide), with headroom for the value labels.
+  double lo = 0, hi = opt.guide > 0 ? opt.guide : 0;
+  for (size_t s = 0; s < ns; ++s) {
+    for (size_t c = 0; c < nc; ++c) {
+      const double v = value_of(s, c);
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+  }
+  if (hi - lo <= 0) hi = lo + 1;
+  const double room = 0.15 * (hi - lo);
+  if (hi > 0) hi += room;
+  if (lo < 0) lo -= room;
+
+  // Layout: title, legend row, plot area, category labels.
+  bool any_named = false;
+  for (const BarSeries& s : series) any_named |= !s.name.empty();
+  const int top = gap + (opt.title.empty() ? 0 : th + gap) + (any_named ? th + gap : 0) + gap;
+  const int bottom = height - (gap + th + gap + 4 * fs);
+  const int ph = std::max(1, bottom - top);
+  const auto yt = nice_ticks(lo, hi, std::max(3, ph / (45 * fs)));
+  const double step = yt.size() > 1 ? yt[1] - yt[0] : 1;
+  int label_w = 0;
+  for (double v : yt) label_w = std::max(label_w, text_width(tick_label(v, step), fs));
+  const int left = gap + (opt.y_label.empty() ? 0 : th + gap) + label_w + gap + 4 * fs;
+  const int right = width - 2 * gap;
+  const int pw = std::max(1, right - left);
+  auto Y = [&](double y) { return int(std::lround(bottom - (y - lo) / (hi - lo) * ph)); };
+
+  Image img(width, height);
+  for (double v : yt) {
+    if (v >= lo && v <= hi) img.fill_rect(left, Y(v), pw, fs, kGrid);
+  }
+  if (opt.guide > 0) {  // dashed, under the bars and their labels
+    const int y = Y(opt.guide);
+    for (int x = left; x < right; x += 10 * fs) img.fill_rect(x, y, std::min(6 * fs, right - x), fs, {90, 90, 90});
+  }
+  const double group_w = nc > 0 ? double(pw) / double(nc) : double(pw);
+  const double bar_w = ns > 0 ? 0.8 * group_w / double(ns) : 0.0;
+  for (size_t c = 0; c < nc; ++c) {
+    for (size_t s = 0; s < ns; ++s) {
+      const double v = value_of(s, c);
+      const int x0 = int(std::lround(left + c * group_w + 0.1 * group_w + s * bar_w));
+      const int x1 = int(std::lround(left + c * group_w + 0.1 * group_w + (s + 1) * bar_w)) - std::max(1, fs);
+      const int xm = (x0 + x1) / 2;
+      std::string label = "n/a";
+      Rgb label_color{150, 150, 150};
+      int label_y = Y(0) - th - gap / 2;
+      if (std::isfinite(v)) {
+        const int y0 = std::min(Y(0), Y(v)), y1 = std::max(Y(0), Y(v));
+        img.fill_rect(x0, y0, std::max(1, x1 - x0), std::max(1, y1 - y0), kPalette[s % std::size(kPalette)]);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, opt.value_format.c_str(), v);
+        label = buf;
+        label_color = kText;
+        label_y = v >= 0 ? y0 - th - gap / 2 : y1 + gap / 2;
+      }
+      // Labels wider than their bar shrink a size so that neighbours do not run together.
+      const int ls = text_width(label, fs) > int(bar_w) - 2 * fs && fs > 1 ? fs - 1 : fs;
+      if (ls < fs && label_y < Y(0)) label_y += th - text_height(ls);
+      draw_text(img, xm - text_width(label, ls) / 2, label_y, label, label_color, ls);
+    }
+    const std::string name = fit_text(categories[c], int(group_w) - gap, fs);
+    draw_text(img, int(std::lround(left + (c + 0.5) * group_w)) - text_width(name, fs) / 2, bottom + 4 * fs + gap, name,
+              kText, fs);
+  }
+  // Axes, y ticks, titles and the legend, as plot_lines draws them.
+  img.fill_rect(left - fs, top, fs, ph + fs, kAxis);
+  img.fill_rect(left - fs, Y(0), pw + fs, fs, kAxis);
+  for (double v : yt) {
+    if (v < lo || v > hi) continue;
+    const std::string t = tick_label(v, step);
+    img.fill_rect(left - 5 * fs, Y(v), 4 * fs, fs, kAxis);
+    draw_text(img, left - 5 * fs - gap / 2 - text_width(t, fs), Y(v) - th / 2, t, kText, fs);
+  }
+  int y = gap;
+  if (!opt.title.empty()) {
+    const std::string t = fit_text(opt.title, width - 2 * gap, fs);
+    draw_text(img, (width - text_width(t, fs)) / 2, y, t, kText, fs);
+    y += th + gap;
+  }
+  if (any_named) {
+    const int swatch = 3 * th / 2;
+    int total = 0;
+    for (const BarSeries& s : series) total += swatch + fs * 3 + text_width(s.name, fs) + 3 * gap;
+    int x = std::max(gap, (width - total) / 2);
+    for (size_t s = 0; s < ns; ++s) {
+      img.fill_rect(x, y, swatch, th, kPalette[s % std::size(kPalette)]);
+      x += swatch + 3 * fs;
+      draw_text(img, x, y, series[s].name, kText, fs);
+      x += text_width(series[s].name, fs) + 3 * gap;
+    }
+  }
+  if (!opt.y_label.empty()) draw_text_vertical(img, gap + th / 2, top + ph / 2, opt.y_label, kText, fs);
+  return img;
+}
+
 CurveLog read_curve_log(const std::string& path, const std::vector<std::string>& keys, const std::string& x_key) {
   const std::string text = read_file_text(path);
   CurveLog log;

@@ -30,6 +30,24 @@ Image plot_lines(const std::vector<Series>& series, const PlotOptions& options =
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 std::string tick_label(double value, double step);
 
+// Grouped bar charts, for benchmark ratios: one group per category, one bar per series in the
+// plot_lines colors, the value over each bar, a y axis that always includes 0, and an optional
+// dashed guide line (1 for ratios). A non-finite value draws no bar and "n/a" instead.
+struct BarSeries {
+  std::string name;
+  std::vector<double> values;  // one per category (missing ones count as non-finite)
+};
+
+struct BarOptions {
+  int width = 600, height = 420;
+  std::string title, y_label;
+  double guide = 0;                  // horizontal dashed line at this value (0: none)
+  std::string value_format = "%.2f";  // printf format of the labels over the bars
+};
+
+Image plot_bars(const std::vector<std::string>& categories, const std::vector<BarSeries>& series,
+                const BarOptions& options = {});
+
 struct CurveLog {
   std::vector<Series> series;
   size_t lines = 0;          // non-blank lines read

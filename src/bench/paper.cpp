@@ -1,0 +1,660 @@
+// iflame bench paper: the paper's five comparisons (spec section 5) of iFlame against the full
+// and linear baselines, side by side in one run and next to the paper's numbers:
+//   (a) generation throughput      bench decode's child (run_decode), one per (arch, context)
+//   (b) cache bytes per sequence   a HybridCache's own allocations at 4000 faces (this process)
+//   (c) training tokens/s and
+//   (d) training peak memory       bench train's children (run_train), plus an idle child per
+//                                  arch that only builds the model (the memory baseline)
+//   (e) validation loss / token accuracy / face accuracy after the same training tokens: the
+//       trainer (train/trainer.h) on a prepared corpus, one child per arch, validated through
+//       train/evaluate.h
+// Every measurement runs in its own child process (this binary again), so that each peak RSS is
+// its own and a crash or an out-of-memory kill costs one cell, not the run.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "bench/bench.h"
+#include "bench/decode.h"
+#include "dataset/format.h"
+#include "render/font.h"
+#include "render/plot.h"
+#include "render/png.h"
+#include "train/config.h"
+#include "train/data.h"
+#include "train/trainer.h"
+#include "util/args.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace iflame::bench {
+
+using nlohmann::json;
+using report::format;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr Arch kArchs[] = {Arch::Full, Arch::Linear, Arch::IFlame};  // the table's column order
+constexpr int64_t kCacheFaces = 4000;                                  // the paper's cache figure
+
+// Spec section 5 (ShapeNet, 2B training tokens, 4 GPUs), as full, linear, iFlame.
+struct Triple {
+  double full, linear, iflame;
+  double of(Arch a) const { return a == Arch::Full ? full : a == Arch::Linear ? linear : iflame; }
+};
+constexpr Triple kPaperDecodeTokensPerS{45.0, 40.8, 81.9};
+constexpr Triple kPaperCacheGiB{6.6, 0.0, 0.8};  // K/V at 4000 faces, batch 4, fp16
+constexpr Triple kPaperTrainMinutes{422, 304, 227};
+constexpr Triple kPaperMemoryGB{45, 50, 28};
+constexpr Triple kPaperAccuracyPct{78.3, 71.9, 78.1};
+
+// The (e) budget: what every architecture is trained with.
+struct QualityOptions {
+  std::string data;
+  std::string size = "tiny";
+  int64_t tokens = 30000;       // target tokens (non-PAD, EOS included) to train on
+  int64_t max_faces = 100;      // meshes with more faces are left out (train and validation)
+  int64_t batch_tokens = 2048;  // padded tokens per step
+  int64_t batch_size = 32;
+  int64_t val_batches = 0;      // 0: every validation mesh
+  double lr = 0;                // 0: 3e-3 for tiny, 1e-3 otherwise
+  int64_t threads = 0;
+  uint64_t seed = 1;
+  std::string precision = "bf16";
+
+  double learning_rate() const { return lr > 0 ? lr : size == "tiny" ? 3e-3 : 1e-3; }
+};
+
+TrainConfig quality_config(const QualityOptions& q, Arch arch, int64_t steps, const std::string& dir) {
+  TrainConfig c;  // the trainer's defaults: Muon + AdamW, 10% warmup + cosine, clipping 1.0
+  c.model_preset = q.size;
+  c.model_arch = arch_name(arch);
+  c.data_train = q.data;
+  c.data_max_faces = q.max_faces;
+  c.data_batch_tokens = q.batch_tokens;
+  c.data_batch_size = q.batch_size;
+  c.train_steps = steps;
+  c.train_seed = q.seed;
+  c.train_threads = q.threads;
+  c.train_precision = q.precision;
+  c.optim_lr = q.learning_rate();
+  c.eval_every = 0;  // validation once, after the last step
+  c.eval_batches = q.val_batches;
+  c.out_dir = dir;
+  c.out_save_every = 0;  // one checkpoint, at the end
+  c.out_keep_last = 1;
+  c.log_every = std::max<int64_t>(1, steps / 5);
+  return c;
+}
+
+// How many steps make `q.tokens` target tokens, walking the trainer's own batch plan (the same
+// for every architecture: it depends on the data and the seed only).
+struct Budget {
+  int64_t steps = 0, planned_targets = 0;
+  size_t train_meshes = 0, val_meshes = 0;
+};
+
+Budget plan_budget(const QualityOptions& q) {
+  DatasetReader data(q.data);
+  const auto train_idx = data.indices(Split::kTrain), val_idx = data.indices(Split::kVal);
+  auto fits = [&](size_t i) { return data[i].num_faces > 0 && int64_t(data[i].num_faces) <= q.max_faces; };
+  Budget b;
+  for (size_t i : train_idx) b.train_meshes += fits(i);
+  for (size_t i : val_idx) b.val_meshes += fits(i);
+  if (b.val_meshes == 0) {
+    throw Error(q.data, "no validation meshes with 1.." + std::to_string(q.max_faces) +
+                            " faces, so (e) cannot be measured; raise --quality-max-faces");
+  }
+  const BatchPlanOptions options{q.batch_tokens, q.batch_size, q.max_faces};
+  for (int64_t epoch = 0; b.planned_targets < q.tokens; ++epoch) {
+    for (const auto& batch : plan_epoch(data, train_idx, options, q.seed, epoch)) {
+      for (size_t i : batch) b.planned_targets += (int64_t(data[i].num_faces) + 1) * int64_t(kTokensPerFace);
+      ++b.steps;
+      if (b.planned_targets >= q.tokens) break;
+    }
+  }
+  return b;
+}
+
+std::vector<std::string> quality_child_arguments(const QualityOptions& q, Arch arch, int64_t steps,
+                                                 const std::string& dir) {
+  return {"bench", "paper", "--child-quality", arch_name(arch), "--data", q.data, "--quality-size", q.size,
+          "--quality-steps", std::to_string(steps), "--quality-max-faces", std::to_string(q.max_faces),
+          "--batch-tokens", std::to_string(q.batch_tokens), "--batch-size", std::to_string(q.batch_size),
+          "--val-batches", std::to_string(q.val_batches), "--lr", format("%.9g", q.learning_rate()),
+          "--quality-precision", q.precision, "--threads", std::to_string(q.threads), "--seed",
+          std::to_string(q.seed), "--out", dir};
+}
+
+// The child side of (e): trains one architecture and prints one JSON line.
+int run_quality_child(const QualityOptions& q, Arch arch, int64_t steps, const std::string& dir) {
+  prefer_oom_kill();
+  try {
+    // A fresh run each time: the trainer appends to an existing log. Only a folder this command
+    // made before (it has a log.jsonl) is removed.
+    if (fs::exists(dir)) {
+      if (!fs::exists(dir + "/log.jsonl") && !fs::is_empty(dir)) {
+        throw Error(dir, "exists and is not an earlier `bench paper` training run; use another --out");
+      }
+      fs::remove_all(dir);
+    }
+    set_threads(q.threads);
+    const auto t0 = std::chrono::steady_clock::now();
+    const TrainResult r = train(quality_config(q, arch, steps, dir), /*resume=*/false);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Tokens and time of the steps themselves, from the trainer's log.
+    double targets = 0, train_ms = 0;
+    int64_t params = 0;
+    std::ifstream log(dir + "/log.jsonl");
+    std::string line;
+    while (std::getline(log, line)) {
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_discarded()) continue;
+      if (j.value("event", "") == "start") params = j.value("params", int64_t(0));
+      if (j.contains("tokens_per_s") && j.contains("ms")) {
+        targets += j["tokens_per_s"].get<double>() * j["ms"].get<double>() / 1000.0;
+        train_ms += j["ms"].get<double>();
+      }
+    }
+    json out = {{"arch", arch_name(arch)},
+                {"size", q.size},
+                {"params", params},
+                {"steps", r.steps},
+                {"targets", std::llround(targets)},
+                {"train_ms", train_ms},
+                {"tokens_per_s", train_ms > 0 ? targets / (train_ms / 1000.0) : 0.0},
+                {"final_loss", r.final_loss},
+                {"val_loss", r.val_loss},
+                {"val_token_accuracy", r.val_token_accuracy},
+                {"val_face_accuracy", r.val_face_accuracy},
+                {"wall_s", wall},
+                {"peak_rss_kb", peak_rss_kb()}};
+    std::printf("%s\n", out.dump().c_str());
+    std::fflush(stdout);
+    return 0;
+  } catch (const std::exception& e) {
+    std::printf("%s\n", json({{"error", e.what()}}).dump().c_str());
+    std::fflush(stdout);
+    return 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The table.
+
+// One architecture's number in one comparison: a value, or why there is none.
+struct Cell {
+  double value = kNaN;
+  std::string text = "-";  // as printed
+};
+
+// One row of the main table: the paper's and our numbers per architecture (full, linear,
+// iflame) and the ratios to full that the chart draws.
+struct Row {
+  std::string label;
+  Cell paper[3], ours[3];
+  // "higher is better" rows divide x by full; "lower is better" rows (time) divide full by x so
+  // that every ratio reads "how many times better than full" the same way as the paper's text.
+  bool invert_paper = false;
+  double paper_ratio(int a) const {
+    const double f = paper[0].value, x = paper[a].value;
+    if (!std::isfinite(f) || !std::isfinite(x)) return kNaN;
+    return invert_paper ? (x > 0 ? f / x : kNaN) : (f > 0 ? x / f : kNaN);
+  }
+  double ours_ratio(int a) const {
+    const double f = ours[0].value, x = ours[a].value;
+    return std::isfinite(f) && std::isfinite(x) && f > 0 ? x / f : kNaN;
+  }
+};
+
+int arch_index(Arch a) { return a == Arch::Full ? 0 : a == Arch::Linear ? 1 : 2; }
+
+Cell cell(double v, const char* f, const std::string& unit = "") {
+  if (!std::isfinite(v)) return {};
+  return {v, format(f, v) + unit};
+}
+
+Cell failed(const std::string& why) { return {kNaN, why}; }
+
+std::string ratio_text(double paper, double ours) {
+  auto one = [](double r) { return std::isfinite(r) ? format("%.2fx", r) : std::string("-"); };
+  return one(paper) + " / " + one(ours);
+}
+
+// "failed: exited with status 1: ..." shortened for a table cell.
+std::string short_status(const std::string& s) { return s.size() > 60 ? s.substr(0, 57) + "..." : s; }
+
+// ---------------------------------------------------------------------------------------
+// The chart: one small grouped bar chart of ratios to full per comparison, and a caption cell.
+
+render::Image panel(const std::string& title, const std::vector<render::BarSeries>& series) {
+  render::BarOptions o;
+  o.width = 600;
+  o.height = 420;
+  o.title = title;
+  o.y_label = "ratio to full";
+  o.guide = 1;
+  return render::plot_bars({"full", "linear", "iflame"}, series, o);
+}
+
+render::Image caption_cell(const std::vector<std::string>& lines, int width, int height) {
+  render::Image img(width, height);
+  const int fs = 2, th = render::text_height(fs), gap = 12;
+  int y = 2 * gap;
+  for (const auto& l : lines) {
+    render::draw_text(img, gap, y, render::fit_text(l, width - 2 * gap, fs), {40, 40, 40}, fs);
+    y += th + gap;
+  }
+  return img;
+}
+
+render::Image compose(const std::vector<render::Image>& cells, int columns) {
+  const int w = cells.front().width, h = cells.front().height;
+  const int rows = (int(cells.size()) + columns - 1) / columns;
+  render::Image out(w * columns, h * rows);
+  for (size_t i = 0; i < cells.size(); ++i) out.blit(cells[i], int(i % size_t(columns)) * w, int(i / size_t(columns)) * h);
+  // Thin separators between the cells.
+  for (int c = 1; c < columns; ++c) out.fill_rect(c * w, 0, 1, out.height, {210, 210, 210});
+  for (int r = 1; r < rows; ++r) out.fill_rect(0, r * h, out.width, 1, {210, 210, 210});
+  return out;
+}
+
+std::vector<int64_t> int_list(const std::string& s, const std::string& what) {
+  std::vector<int64_t> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (*end != '\0' || v < 1) throw Error(what + " needs positive integers, got '" + item + "'");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(what + " needs at least one value");
+  return out;
+}
+
+double mib(double bytes) { return bytes / 1048576.0; }
+
+}  // namespace
+
+int run_paper_command(int argc, char** argv) {
+  std::string size = "small", faces = "800,4000", out_dir = "runs/bench-paper", child_quality;
+  int64_t train_faces = 800, train_steps = 1, train_warmup = 1, decode_tokens = 27, decode_warmup = 9, threads = 0,
+          seed = 1, quality_steps = 0;
+  double timeout_s = 3600;
+  QualityOptions q;
+  ArgParser args("bench paper",
+                 "The paper's five comparisons (spec section 5) of iFlame vs the full and linear baselines in one\n"
+                 "run, each measurement in its own child process, printed as a Markdown table next to the\n"
+                 "paper's numbers and drawn as ratios to full in OUT/paper-bench.png:\n"
+                 "  (a) generation tokens/s at each --faces context (as `bench decode`: random-init weights,\n"
+                 "      cache filled to the context, decode_step + sampling, batch 1, fp32);\n"
+                 "  (b) cache bytes per sequence at 4000 faces, exact, from the HybridCache's allocations;\n"
+                 "  (c) training tokens/s and (d) training peak memory at --train-faces (as `bench train`:\n"
+                 "      random tokens, batch 1, bf16 autocast, forward + loss + backward + AdamW);\n"
+                 "  (e) validation loss, token accuracy and face accuracy after the same number of training\n"
+                 "      tokens on --data (iflame train's trainer, a --quality-size model, the same batches for\n"
+                 "      every architecture); skipped without --data.\n"
+                 "Also writes OUT/paper-bench.md and OUT/paper-bench.json; (e)'s runs go to OUT/quality-ARCH/.");
+  args.option("size", &size, "model preset for (a)-(d): ref | small | tiny")
+      .option("faces", &faces, "comma-separated decode contexts in faces for (a)")
+      .option("train-faces", &train_faces, "sequence length in faces for (c) and (d) ((faces + 2) x 9 tokens)")
+      .option("train-steps", &train_steps, "timed training steps for (c) and (d)")
+      .option("train-warmup", &train_warmup, "untimed training steps first")
+      .option("decode-tokens", &decode_tokens, "timed decode steps for (a) (a multiple of 9)")
+      .option("decode-warmup", &decode_warmup, "untimed decode steps first (a multiple of 9)")
+      .option("data", &q.data, "prepared corpus (.ifds from `iflame prepare`) for (e); none: skip (e)")
+      .option("train-tokens", &q.tokens, "(e): target tokens each architecture trains on")
+      .option("quality-size", &q.size, "(e): model preset trained (ref | small | tiny)")
+      .option("quality-max-faces", &q.max_faces, "(e): meshes with more faces are left out of training and validation")
+      .option("batch-tokens", &q.batch_tokens, "(e): padded tokens per training step")
+      .option("batch-size", &q.batch_size, "(e): sequences per training step at most")
+      .option("val-batches", &q.val_batches, "(e): validation batches (0: every validation mesh)")
+      .option("lr", &q.lr, "(e): peak learning rate (0: 3e-3 for tiny, 1e-3 otherwise)")
+      .option("quality-precision", &q.precision, "(e): bf16 (autocast) | fp32")
+      .option("threads", &threads, "threads of every child (0: every CPU)")
+      .option("timeout", &timeout_s, "seconds before a child is killed (0: none)")
+      .option("seed", &seed, "random seed (weights, data order)")
+      .option("out", &out_dir, "folder for paper-bench.{md,json,png} and the (e) training runs")
+      .option("child-quality", &child_quality, "(internal) train this architecture for (e) and print one JSON line")
+      .option("quality-steps", &quality_steps, "(internal, with --child-quality) training steps");
+  if (!args.parse(argc, argv)) return 0;
+  (void)model_preset(size, Arch::IFlame);  // validates --size
+  (void)model_preset(q.size, Arch::IFlame);
+  if (threads <= 0) threads = hardware_threads();
+  q.threads = threads;
+  q.seed = uint64_t(seed);
+  if (q.precision != "bf16" && q.precision != "fp32") throw Error("--quality-precision must be bf16 or fp32");
+  if (!child_quality.empty()) {
+    if (quality_steps < 1) throw Error("--child-quality needs --quality-steps >= 1");
+    return run_quality_child(q, arch_from_name(child_quality), quality_steps, out_dir);
+  }
+  const std::vector<int64_t> faces_list = int_list(faces, "--faces");
+  if (train_faces < 1 || train_steps < 1 || train_warmup < 0) {
+    throw Error("--train-faces and --train-steps must be >= 1, --train-warmup >= 0");
+  }
+  if (decode_tokens < 9 || decode_tokens % 9 != 0 || decode_warmup < 0 || decode_warmup % 9 != 0) {
+    throw Error("--decode-tokens must be a positive and --decode-warmup a non-negative multiple of 9");
+  }
+  if (q.tokens < 1 || q.max_faces < 1 || q.batch_tokens < 1 || q.batch_size < 1 || q.val_batches < 0) {
+    throw Error("--train-tokens, --quality-max-faces, --batch-tokens and --batch-size must be >= 1, --val-batches >= 0");
+  }
+  fs::create_directories(out_dir);
+  const std::string exe = self_executable();
+  const auto env = child_environment(threads, "passive");
+  const double limit_mb = 0.9 * double(available_memory_kb()) / 1024.0;
+  // The measurements below all run on the CPU: bench decode's and bench train's children and the
+  // trainer place their tensors there. Say so when this build could use a GPU.
+  const std::string device = torch::cuda::is_available() ? "cpu (CUDA is available, but the decode and training "
+                                                           "benchmarks and the trainer run on the CPU)"
+                                                         : "cpu";
+  json record = {{"machine",
+                  {{"cpu", cpu_model()}, {"nproc", hardware_threads()}, {"threads", threads},
+                   {"memory_total_mb", double(total_memory_kb()) / 1024.0}, {"libtorch", libtorch_version()},
+                   {"device", device}, {"date", report::today()}}}};
+  std::map<Arch, int64_t> params;
+  for (Arch a : kArchs) {
+    const ModelConfig cfg = model_preset(size, a);
+    params[a] = block_matmul_weights(cfg) * cfg.num_layers() + 2 * cfg.dim * cfg.vocab;  // replaced by the children's counts
+  }
+
+  // (b) Cache bytes per sequence, exact and in this process.
+  Row cache_row;
+  cache_row.label = "(b) cache per sequence @ 4000 faces";
+  const int64_t cache_tokens = 9 * (kCacheFaces + 2);  // 9 BOS + faces + the EOS row
+  json cache_json = json::object();
+  for (Arch a : kArchs) {
+    const int i = arch_index(a);
+    const auto [kv, state] = cache_bytes_per_sequence(model_preset(size, a), cache_tokens, /*bf16_kv=*/true);
+    cache_row.ours[i] = cell(mib(double(kv + state)), mib(double(kv + state)) < 10 ? "%.2f" : "%.0f", " MiB");
+    cache_row.paper[i] = cell(kPaperCacheGiB.of(a) * 1024.0 / 4.0, "%.0f", " MiB");
+    cache_json[arch_name(a)] = {{"kv_bytes", kv}, {"state_bytes", state}, {"tokens", cache_tokens}};
+  }
+  record["cache"] = cache_json;
+
+  // (a) Generation throughput, one decode child per (context, arch).
+  std::vector<Row> decode_rows;
+  json decode_json = json::array();
+  for (int64_t f : faces_list) {
+    Row row;
+    row.label = "(a) generation tokens/s @ " + std::to_string(f) + " faces";
+    for (Arch a : kArchs) {
+      const int i = arch_index(a);
+      row.paper[i] = cell(kPaperDecodeTokensPerS.of(a), "%.1f");
+      DecodeSpec spec;
+      spec.size = size;
+      spec.arch = a;
+      spec.faces = f;
+      spec.batch = 1;
+      spec.tokens = decode_tokens;
+      spec.warmup = decode_warmup;
+      spec.threads = threads;
+      spec.seed = uint64_t(seed);
+      std::fprintf(stderr, "paper: (a) %s %s, decoding at %lld faces (load %s)...\n", size.c_str(), arch_name(a),
+                   (long long)f, load_average().c_str());
+      const ChildResult r = run_child(exe, decode_child_arguments(spec), env, timeout_s);
+      if (!r.ok) {
+        row.ours[i] = failed("failed: " + short_status(r.error));
+        decode_json.push_back({{"arch", arch_name(a)}, {"faces", f}, {"error", r.error}});
+        continue;
+      }
+      const double tps = r.json.at("tokens_per_s").get<double>();
+      row.ours[i] = cell(tps, "%.1f");
+      params[a] = r.json.value("params", params[a]);
+      decode_json.push_back(r.json);
+      std::fprintf(stderr, "paper:   %.1f tokens/s\n", tps);
+    }
+    decode_rows.push_back(row);
+  }
+  record["decode"] = decode_json;
+
+  // (c) and (d): training speed and peak memory, an idle and a training child per arch.
+  Row speed_row, peak_row, act_row;
+  speed_row.label = "(c) training speed";
+  speed_row.invert_paper = true;  // the paper gives minutes for 2B tokens
+  peak_row.label = "(d) training peak memory";
+  act_row.label = "(d) activations (peak - model)";
+  json train_json = json::array();
+  TrainSpec train_base;
+  train_base.size = size;
+  train_base.faces = train_faces;
+  train_base.steps = train_steps;
+  train_base.warmup = train_warmup;
+  train_base.threads = threads;
+  train_base.seed = uint64_t(seed);
+  for (Arch a : kArchs) {
+    const int i = arch_index(a);
+    speed_row.paper[i] = cell(kPaperTrainMinutes.of(a), "%.0f", " min");
+    peak_row.paper[i] = cell(kPaperMemoryGB.of(a), "%.0f", " GB");
+    TrainSpec spec = train_base;
+    spec.arch = a;
+    const double estimate_mb = estimate_peak_bytes(model_preset(size, a), spec) / 1048576.0;
+    if (estimate_mb > limit_mb) {
+      const std::string why = "skipped: ~" + format("%.0f", estimate_mb) + " MB > " + format("%.0f", limit_mb) + " MB";
+      speed_row.ours[i] = peak_row.ours[i] = act_row.ours[i] = failed(why);
+      train_json.push_back({{"arch", arch_name(a)}, {"status", why}});
+      continue;
+    }
+    TrainSpec idle = spec;
+    idle.idle = true;
+    std::fprintf(stderr, "paper: (c, d) %s %s: idle baseline...\n", size.c_str(), arch_name(a));
+    const ChildResult ri = run_child(exe, child_arguments(idle), env, timeout_s);
+    std::fprintf(stderr, "paper: (c, d) %s %s, training at %lld faces (%lld tokens; load %s)...\n", size.c_str(),
+                 arch_name(a), (long long)train_faces, (long long)spec.tokens(), load_average().c_str());
+    const ChildResult r = run_child(exe, child_arguments(spec), env, timeout_s);
+    if (!r.ok) {
+      speed_row.ours[i] = peak_row.ours[i] = act_row.ours[i] = failed("failed: " + short_status(r.error));
+      train_json.push_back({{"arch", arch_name(a)}, {"error", r.error}});
+      continue;
+    }
+    const double mean_ms = r.json.at("mean_ms").get<double>();
+    const double tps = double(spec.tokens() * spec.batch) / (mean_ms / 1000.0);
+    const double peak_mb = r.json.at("peak_rss_kb").get<double>() / 1024.0;
+    speed_row.ours[i] = cell(tps, "%.1f", " tok/s");
+    peak_row.ours[i] = cell(peak_mb, "%.0f", " MB");
+    json j = r.json;
+    j["tokens_per_s"] = tps;
+    if (ri.ok) {
+      const double idle_mb = ri.json.at("peak_rss_kb").get<double>() / 1024.0;
+      act_row.ours[i] = cell(peak_mb - idle_mb, "%.0f", " MB");
+      j["idle_peak_rss_kb"] = ri.json.at("peak_rss_kb");
+    } else {
+      act_row.ours[i] = failed("idle child failed: " + short_status(ri.error));
+    }
+    params[a] = r.json.value("params", params[a]);
+    train_json.push_back(j);
+    std::fprintf(stderr, "paper:   %.0f ms/step, %.1f tokens/s, peak %.0f MB\n", mean_ms, tps, peak_mb);
+  }
+  record["train"] = train_json;
+
+  // (e) Quality after the same training tokens.
+  Row loss_row, acc_row, face_row;
+  loss_row.label = "(e) validation loss";
+  acc_row.label = "(e) validation token accuracy";
+  face_row.label = "(e) validation face accuracy";
+  for (Arch a : kArchs) acc_row.paper[arch_index(a)] = cell(kPaperAccuracyPct.of(a), "%.1f", "%");
+  Budget budget;
+  json quality_json = json::array();
+  std::string budget_text;
+  if (q.data.empty()) {
+    for (Row* row : {&loss_row, &acc_row, &face_row}) {
+      for (auto& c : row->ours) c = failed("skipped: no --data");
+    }
+    budget_text = "(e) skipped: no --data given (a corpus from `iflame prepare`, e.g. /work/corpus/light/corpus.ifds).";
+  } else {
+    budget = plan_budget(q);
+    std::vector<int64_t> trained(3, -1);
+    std::map<Arch, json> quality;
+    for (Arch a : kArchs) {
+      const int i = arch_index(a);
+      const std::string dir = out_dir + "/quality-" + arch_name(a);
+      std::fprintf(stderr, "paper: (e) %s %s, training %lld steps (~%lld tokens) on %s (load %s)...\n", q.size.c_str(),
+                   arch_name(a), (long long)budget.steps, (long long)budget.planned_targets, q.data.c_str(),
+                   load_average().c_str());
+      const ChildResult r = run_child(exe, quality_child_arguments(q, a, budget.steps, dir), env, timeout_s);
+      if (!r.ok) {
+        loss_row.ours[i] = acc_row.ours[i] = face_row.ours[i] = failed("failed: " + short_status(r.error));
+        quality_json.push_back({{"arch", arch_name(a)}, {"error", r.error}});
+        continue;
+      }
+      const json& j = r.json;
+      loss_row.ours[i] = cell(j.at("val_loss").get<double>(), "%.4f");
+      acc_row.ours[i] = cell(100.0 * j.at("val_token_accuracy").get<double>(), "%.2f", "%");
+      face_row.ours[i] = cell(100.0 * j.at("val_face_accuracy").get<double>(), "%.2f", "%");
+      trained[size_t(i)] = j.at("targets").get<int64_t>();
+      quality[a] = j;
+      quality_json.push_back(j);
+      std::fprintf(stderr, "paper:   val loss %.4f, token accuracy %.2f%%, face accuracy %.2f%% (%lld tokens, %.0f s)\n",
+                   j.at("val_loss").get<double>(), 100.0 * j.at("val_token_accuracy").get<double>(),
+                   100.0 * j.at("val_face_accuracy").get<double>(), (long long)trained[size_t(i)],
+                   j.at("wall_s").get<double>());
+    }
+    std::ostringstream b;
+    b << "(e) budget: each architecture trained from scratch on the same " << budget.steps
+      << (budget.steps == 1 ? " batch (" : " batches (")
+      << budget.planned_targets << " target tokens planned";
+    std::string counted;
+    for (Arch a : kArchs) {
+      if (trained[size_t(arch_index(a))] >= 0) {
+        counted += (counted.empty() ? "" : ", ") + std::string(arch_name(a)) + " " +
+                   std::to_string(trained[size_t(arch_index(a))]);
+      }
+    }
+    if (!counted.empty()) b << "; trained, after augmentation: " << counted;
+    b << ") of " << q.data << ": " << budget.train_meshes << " training meshes of 1.." << q.max_faces
+      << " faces, batches of <= " << q.batch_tokens << " padded tokens and <= " << q.batch_size
+      << " sequences, augmentation on; `" << q.size << "` model";
+    std::string pstr;
+    for (Arch a : kArchs) {
+      if (quality.count(a)) pstr += (pstr.empty() ? "" : ", ") + std::string(arch_name(a)) + " " +
+                                    format("%.2fM", double(quality[a].value("params", int64_t(0))) / 1e6);
+    }
+    if (!pstr.empty()) b << " (" << pstr << ")";
+    b << ", Muon + AdamW at lr " << format("%.3g", q.learning_rate()) << " with 10% warmup and cosine decay, "
+      << q.precision << (q.precision == "bf16" ? " autocast" : "") << ", seed " << seed
+      << ". Validation: teacher-forced over " << (q.val_batches > 0 ? "the first " + std::to_string(q.val_batches) +
+                                                                           " batches of the "
+                                                                     : std::string("all "))
+      << budget.val_meshes << " validation meshes of 1.." << q.max_faces << " faces (train/evaluate.h).";
+    budget_text = b.str();
+  }
+  record["quality"] = quality_json;
+  record["quality_budget"] = {{"data", q.data},
+                              {"size", q.size},
+                              {"train_tokens", q.tokens},
+                              {"steps", budget.steps},
+                              {"planned_targets", budget.planned_targets},
+                              {"max_faces", q.max_faces},
+                              {"batch_tokens", q.batch_tokens},
+                              {"batch_size", q.batch_size},
+                              {"val_meshes", budget.val_meshes},
+                              {"lr", q.learning_rate()},
+                              {"precision", q.precision}};
+
+  // The table: the paper's numbers, ours, and the ratios to full.
+  std::vector<Row> rows = decode_rows;
+  for (const Row& r : {cache_row, speed_row, peak_row, act_row, loss_row, acc_row, face_row}) rows.push_back(r);
+  std::vector<std::vector<std::string>> md;
+  json table = json::array();
+  for (const Row& r : rows) {
+    md.push_back({r.label, r.paper[0].text, r.paper[1].text, r.paper[2].text, r.ours[0].text, r.ours[1].text,
+                  r.ours[2].text, ratio_text(r.paper_ratio(2), r.ours_ratio(2)),
+                  ratio_text(r.paper_ratio(1), r.ours_ratio(1))});
+    json o = {{"comparison", r.label}};
+    for (Arch a : kArchs) {
+      const int i = arch_index(a);
+      o[std::string("paper_") + arch_name(a)] = std::isfinite(r.paper[i].value) ? json(r.paper[i].value) : json(nullptr);
+      o[std::string("ours_") + arch_name(a)] = std::isfinite(r.ours[i].value) ? json(r.ours[i].value) : json(r.ours[i].text);
+    }
+    table.push_back(o);
+  }
+  record["table"] = table;
+
+  std::ostringstream s;
+  s << "iflame bench paper: size " << size << " (parameters: full " << format("%.1fM", double(params[Arch::Full]) / 1e6)
+    << ", linear " << format("%.1fM", double(params[Arch::Linear]) / 1e6) << ", iflame "
+    << format("%.1fM", double(params[Arch::IFlame]) / 1e6) << "), " << cpu_model() << " (" << hardware_threads()
+    << " CPUs, " << threads << " threads), LibTorch " << libtorch_version() << ", device " << device << ", "
+    << report::today() << "\n\n"
+    << report::markdown_table({"comparison", "full (paper)", "linear (paper)", "iFlame (paper)", "full (ours)",
+                               "linear (ours)", "iflame (ours)", "iflame / full (paper / ours)",
+                               "linear / full (paper / ours)"},
+                              md)
+    << "\n"
+    << "Paper: spec section 5 (ShapeNet, 2B training tokens, 4 GPUs, the 75.7M `ref` model; its baselines are\n"
+    << "plain 24-layer transformers). Ratios are to full, so that > 1 means more than full: for (c) the paper's\n"
+    << "ratio is full's training time over the other's, ours is tokens/s over full's.\n"
+    << "(a) `bench decode` children: random-init weights, the cache filled to the context (9 BOS + faces x 9 tokens),\n"
+    << "then " << decode_warmup << " untimed and " << decode_tokens
+    << " timed steps of decode_step + sampling, batch 1, fp32; tokens/s over the timed steps. The paper\n"
+    << "does not state its context; its figure is repeated on every (a) row.\n"
+    << "(b) exact bytes of one sequence's HybridCache at 4000 faces (" << cache_tokens
+    << " tokens): 16-bit K/V of the full-attention layers (the\n"
+    << "paper's fp16) + fp32 linear-attention states and iFlame's rings. Paper: 6.6 / 0 / 0.8 GB of K/V at batch 4,\n"
+    << "divided by 4.\n"
+    << "(c), (d) `bench train` children: random tokens framed as " << train_faces << " faces (" << train_base.tokens()
+    << " tokens), batch 1, bf16 autocast, " << train_warmup << " untimed + " << train_steps
+    << " timed steps of forward + loss + backward + AdamW; peak = the child's peak RSS, activations = that minus\n"
+    << "the peak of a child that only builds the model. The paper's memory is per GPU at batch 48.\n"
+    << budget_text << " The paper's accuracy is after 2B tokens of ShapeNet; the spec reads it as token accuracy.\n";
+  const std::string text = s.str();
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  write_file_atomic(out_dir + "/paper-bench.md", text);
+  write_file_atomic(out_dir + "/paper-bench.json", record.dump(2) + "\n");
+
+  // The chart.
+  auto series = [&](const std::string& name, const Row& r, bool paper) {
+    render::BarSeries b{name, {}};
+    for (int i = 0; i < 3; ++i) b.values.push_back(paper ? r.paper_ratio(i) : r.ours_ratio(i));
+    return b;
+  };
+  std::vector<render::Image> cells;
+  {
+    std::vector<render::BarSeries> a = {series("paper", decode_rows.front(), true)};
+    for (size_t k = 0; k < decode_rows.size(); ++k) {
+      a.push_back(series("ours @" + std::to_string(faces_list[k]), decode_rows[k], false));
+    }
+    cells.push_back(panel("(a) generation tokens/s", a));
+  }
+  cells.push_back(panel("(b) cache per sequence @ 4000 faces", {series("paper", cache_row, true), series("ours", cache_row, false)}));
+  cells.push_back(panel("(c) training speed @ " + std::to_string(train_faces) + " faces",
+                        {series("paper", speed_row, true), series("ours", speed_row, false)}));
+  cells.push_back(panel("(d) training peak memory", {series("paper", peak_row, true), series("ours", peak_row, false),
+                                                     series("ours activations", act_row, false)}));
+  cells.push_back(panel("(e) validation token accuracy", {series("paper", acc_row, true), series("ours", acc_row, false)}));
+  std::vector<std::string> caption = {
+      "iflame bench paper, " + report::today(),
+      "bars: ratio to full (dashed line: 1)",
+      "paper: ShapeNet, 2B tokens, 4 GPUs, ref model",
+      "ours: size " + size + ", " + std::to_string(threads) + " threads, " + device.substr(0, 3),
+      cpu_model(),
+      "(a) decode, batch 1, fp32",
+      "(b) 16-bit K/V + fp32 states",
+      "(c, d) bench train, " + std::to_string(train_faces) + " faces",
+      q.data.empty() ? std::string("(e) skipped: no --data")
+                     : "(e) " + q.size + ", " + std::to_string(budget.planned_targets) + " tokens, " +
+                           std::to_string(budget.steps) + " steps",
+  };
+  cells.push_back(caption_cell(caption, cells.front().width, cells.front().height));
+  const std::string png = out_dir + "/paper-bench.png";
+  render::write_png(png, compose(cells, 3));
+  std::fprintf(stderr, "paper: wrote %s, %s/paper-bench.md and %s/paper-bench.json\n", png.c_str(), out_dir.c_str(),
+               out_dir.c_str());
+
+  bool any_failed = false;
+  for (const Row& r : rows) {
+    for (const Cell& c : r.ours) any_failed |= c.text.rfind("failed", 0) == 0;
+  }
+  return any_failed ? 1 : 0;
+}
+
+}  // namespace iflame::bench

@@ -348,7 +348,9 @@ int run_paper_command(int argc, char** argv) {
     throw Error("--train-tokens, --quality-max-faces, --batch-tokens and --batch-size must be >= 1, --val-batches >= 0");
   }
   fs::create_directories(out_dir);
-  const std::string exe = self_executable();
+  // The children run this very binary through /proc/self/exe (resolved in the forked child
+  // before exec), not its path: a rebuild during the run would otherwise swap the file under us.
+  const std::string exe = "/proc/self/exe";
   const auto env = child_environment(threads, "passive");
   const double limit_mb = 0.9 * double(available_memory_kb()) / 1024.0;
   // The measurements below all run on the CPU: bench decode's and bench train's children and the

@@ -16,6 +16,7 @@
 #include "eval/metrics.h"
 #include "model/weights.h"
 #include "train/evaluate.h"
+#include "dataset/stats.h"
 #include "util/args.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -313,6 +314,15 @@ int run_eval(int argc, char** argv) {
                              {"faces", r.faces},
                              {"left_out", r.left_out},
                              {"seconds", secs}};
+    // What a model must beat: the train split's token frequencies, scored on the val split.
+    compat::optional<UnigramBaseline> unigram;
+    if (split == Split::kVal && data.num_train() > 0) {
+      unigram = unigram_baseline(data, max_faces);
+      out["unigram_baseline"] = {{"loss", unigram->cross_entropy}, {"perplexity", unigram->perplexity},
+                                 {"token_accuracy", unigram->accuracy}, {"val_targets", unigram->val_targets},
+                                 {"train_targets", unigram->train_targets}};
+    }
+    auto baseline = [&](double v, const char* f) { return unigram ? fmt(f, v) : std::string("-"); };
     std::ostringstream s;
     if (!report.empty()) s << "\n";
     s << "iflame eval: teacher forcing, " << weights << " on " << dataset << " (" << split_name(split) << " split, "
@@ -321,11 +331,15 @@ int run_eval(int argc, char** argv) {
                                                                                   std::to_string(max_faces)
                                                                             : std::string())
       << ", " << precision << ")\n\n"
-      << table({"metric", "value"}, {{"loss (nats/token)", fmt("%.4f", r.loss)},
-                                     {"perplexity", fmt("%.3f", r.perplexity)},
-                                     {"token accuracy", fmt("%.2f%%", 100 * r.token_accuracy)},
-                                     {"face accuracy (all 9 tokens)", fmt("%.2f%%", 100 * r.face_accuracy)}})
-      << "\n" << fmt("%.1f", secs) << " s\n";
+      << table({"metric", "model", "unigram baseline"},
+               {{"loss (nats/token)", fmt("%.4f", r.loss), baseline(unigram ? unigram->cross_entropy : 0, "%.4f")},
+                {"perplexity", fmt("%.3f", r.perplexity), baseline(unigram ? unigram->perplexity : 0, "%.3f")},
+                {"token accuracy", fmt("%.2f%%", 100 * r.token_accuracy), baseline(unigram ? 100 * unigram->accuracy : 0, "%.2f%%")},
+                {"face accuracy (all 9 tokens)", fmt("%.2f%%", 100 * r.face_accuracy), "-"}})
+      << "\n" << (unigram ? "unigram baseline: train-split token frequencies (add-one) scored on every val target (" +
+                                   std::to_string(unigram->val_targets) + ")\n"
+                             : std::string())
+      << fmt("%.1f", secs) << " s\n";
     report += s.str();
   }
 

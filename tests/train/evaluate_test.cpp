@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataset/format.h"
+#include "dataset/stats.h"
 #include "model/loss.h"
 #include "model/weights.h"
 #include "test_paths.h"
@@ -132,7 +133,13 @@ TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
   ASSERT_EQ(run.code, 0) << run.out;
   EXPECT_NE(run.out.find("perplexity"), std::string::npos) << run.out;
   std::ifstream in(dir + "/tf.json");
-  const auto j = nlohmann::json::parse(in)["teacher_forced"];
+  const auto all = nlohmann::json::parse(in);
+  const auto j = all["teacher_forced"];
+  // The unigram baseline next to the model, from the library function.
+  const UnigramBaseline u = unigram_baseline(data, 800);
+  EXPECT_NE(run.out.find("unigram baseline"), std::string::npos) << run.out;
+  EXPECT_DOUBLE_EQ(all["unigram_baseline"]["loss"].get<double>(), u.cross_entropy);
+  EXPECT_EQ(all["unigram_baseline"]["val_targets"].get<int64_t>(), u.val_targets);
   EXPECT_NEAR(j["loss"].get<double>(), r.loss, 1e-5);
   EXPECT_EQ(j["targets"].get<int64_t>(), r.targets);
   EXPECT_EQ(j["sequences"].get<int64_t>(), int64_t(data.num_val()));

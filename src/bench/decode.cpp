@@ -228,6 +228,8 @@ json run_decode(const DecodeSpec& spec) {
             {"std_ms", std_of(step_ms)},
             {"tokens_per_s", double(B * spec.tokens) / wall},
             {"cpu_utilization", cpu / (wall * double(at::get_num_threads()))},
+            {"cpu_ms_per_step", 1000.0 * cpu / double(spec.tokens)},
+            {"tokens_per_cpu_s", double(B * spec.tokens) / cpu},
             {"kv_bytes", cache.kv_bytes()},
             {"state_bytes", cache.state_bytes()},
             {"peak_rss_kb", peak_rss_kb()}};
@@ -460,7 +462,7 @@ int run_decode_command(int argc, char** argv) {
     json o = {{"arch", arch_name(r.spec.arch)}, {"faces", r.spec.faces}, {"batch", r.spec.batch}, {"status", r.status}};
     if (r.status != "ok") {
       md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), std::to_string(r.spec.context_tokens()),
-                    std::to_string(r.spec.batch), r.status, "-", "-", "-", "-", "-", "-"});
+                    std::to_string(r.spec.batch), r.status, "-", "-", "-", "-", "-", "-", "-"});
       out_rows.push_back(o);
       continue;
     }
@@ -483,7 +485,8 @@ int run_decode_command(int argc, char** argv) {
                   fmt("%.1f", j["tokens_per_s"].get<double>()), vs_full,
                   j.contains("ops_per_step") ? fmt("%.0f", j["ops_per_step"].get<double>()) : "-", fmt("%.0f", cache_mb),
                   fmt("%.0f", j["peak_rss_kb"].get<double>() / 1024.0),
-                  fmt("%.0f%%", 100.0 * j["cpu_utilization"].get<double>())});
+                  fmt("%.0f%%", 100.0 * j["cpu_utilization"].get<double>()),
+                  fmt("%.1f", j["tokens_per_cpu_s"].get<double>())});
     out_rows.push_back(o);
   }
 
@@ -515,10 +518,12 @@ int run_decode_command(int argc, char** argv) {
       << "(b) Decode throughput. Context: 9 BOS + faces x 9 tokens already in the cache (filled with random\n"
       << "K/V and states, no prefill); then " << warmup << " untimed and " << tokens << " timed steps, each = decode_step + "
       << (base.greedy ? "greedy argmax" : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)")
-      << ".\ntokens/s = batch x timed steps / wall time; ms/step = mean ± std of one step (the whole batch).\n"
+      << ".\ntokens/s = batch x timed steps / wall time; ms/step = mean ± std of one step (the whole batch);\n"
+      << "CPU util = CPU time / (wall time x threads): well below 100% means other processes had the cores;\n"
+      << "tokens/CPU-s = batch x timed steps / CPU time (all threads), less sensitive to that contention.\n"
       << (repeat > 1 ? "Fastest of " + std::to_string(repeat) + " interleaved runs.\n" : std::string()) << "\n"
       << markdown_table({"arch", "faces", "context", "batch", "ms/step", "tokens/s", "vs full", "ATen ops/step",
-                         "cache MB", "peak MB", "CPU util"},
+                         "cache MB", "peak MB", "CPU util", "tokens/CPU-s"},
                         md)
       << "\n"
       << ratios;

@@ -59,7 +59,7 @@ constexpr Triple kPaperAccuracyPct{78.3, 71.9, 78.1};
 struct QualityOptions {
   std::string data;
   std::string size = "tiny";
-  int64_t tokens = 30000;       // target tokens (non-PAD, EOS included) to train on
+  int64_t tokens = 100000;      // target tokens (non-PAD, EOS included) to train on
   int64_t max_faces = 100;      // meshes with more faces are left out (train and validation)
   int64_t batch_tokens = 2048;  // padded tokens per step
   int64_t batch_size = 32;
@@ -286,7 +286,7 @@ double mib(double bytes) { return bytes / 1048576.0; }
 }  // namespace
 
 int run_paper_command(int argc, char** argv) {
-  std::string size = "small", faces = "800,4000", out_dir = "runs/bench-paper", child_quality;
+  std::string size = "small", faces = "800,4000", out_dir = "runs/bench-paper", only = "a,b,c,d,e", child_quality;
   int64_t train_faces = 800, train_steps = 1, train_warmup = 1, decode_tokens = 27, decode_warmup = 9, threads = 0,
           seed = 1, quality_steps = 0;
   double timeout_s = 3600;
@@ -323,6 +323,7 @@ int run_paper_command(int argc, char** argv) {
       .option("threads", &threads, "threads of every child (0: every CPU)")
       .option("timeout", &timeout_s, "seconds before a child is killed (0: none)")
       .option("seed", &seed, "random seed (weights, data order)")
+      .option("only", &only, "comma-separated comparisons to run: a, b, c, d, e (c and d share their children)")
       .option("out", &out_dir, "folder for paper-bench.{md,json,png} and the (e) training runs")
       .option("child-quality", &child_quality, "(internal) train this architecture for (e) and print one JSON line")
       .option("quality-steps", &quality_steps, "(internal, with --child-quality) training steps");
@@ -338,6 +339,17 @@ int run_paper_command(int argc, char** argv) {
     return run_quality_child(q, arch_from_name(child_quality), quality_steps, out_dir);
   }
   const std::vector<int64_t> faces_list = int_list(faces, "--faces");
+  std::string wanted;
+  {
+    std::stringstream in(only);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (item.size() != 1 || item[0] < 'a' || item[0] > 'e') throw Error("--only takes letters a..e, got '" + item + "'");
+      wanted += item;
+    }
+  }
+  auto want = [&](char c) { return wanted.find(c) != std::string::npos; };
+  const Cell not_run = failed("not run (--only)");
   if (train_faces < 1 || train_steps < 1 || train_warmup < 0) {
     throw Error("--train-faces and --train-steps must be >= 1, --train-warmup >= 0");
   }
@@ -375,9 +387,13 @@ int run_paper_command(int argc, char** argv) {
   json cache_json = json::object();
   for (Arch a : kArchs) {
     const int i = arch_index(a);
+    cache_row.paper[i] = cell(kPaperCacheGiB.of(a) * 1024.0 / 4.0, "%.0f", " MiB");
+    if (!want('b')) {
+      cache_row.ours[i] = not_run;
+      continue;
+    }
     const auto [kv, state] = cache_bytes_per_sequence(model_preset(size, a), cache_tokens, /*bf16_kv=*/true);
     cache_row.ours[i] = cell(mib(double(kv + state)), mib(double(kv + state)) < 10 ? "%.2f" : "%.0f", " MiB");
-    cache_row.paper[i] = cell(kPaperCacheGiB.of(a) * 1024.0 / 4.0, "%.0f", " MiB");
     cache_json[arch_name(a)] = {{"kv_bytes", kv}, {"state_bytes", state}, {"tokens", cache_tokens}};
   }
   record["cache"] = cache_json;
@@ -391,6 +407,10 @@ int run_paper_command(int argc, char** argv) {
     for (Arch a : kArchs) {
       const int i = arch_index(a);
       row.paper[i] = cell(kPaperDecodeTokensPerS.of(a), "%.1f");
+      if (!want('a')) {
+        row.ours[i] = not_run;
+        continue;
+      }
       DecodeSpec spec;
       spec.size = size;
       spec.arch = a;
@@ -436,6 +456,10 @@ int run_paper_command(int argc, char** argv) {
     const int i = arch_index(a);
     speed_row.paper[i] = cell(kPaperTrainMinutes.of(a), "%.0f", " min");
     peak_row.paper[i] = cell(kPaperMemoryGB.of(a), "%.0f", " GB");
+    if (!want('c') && !want('d')) {
+      speed_row.ours[i] = peak_row.ours[i] = act_row.ours[i] = not_run;
+      continue;
+    }
     TrainSpec spec = train_base;
     spec.arch = a;
     const double estimate_mb = estimate_peak_bytes(model_preset(size, a), spec) / 1048576.0;
@@ -486,11 +510,13 @@ int run_paper_command(int argc, char** argv) {
   Budget budget;
   json quality_json = json::array();
   std::string budget_text;
-  if (q.data.empty()) {
+  if (!want('e') || q.data.empty()) {
     for (Row* row : {&loss_row, &acc_row, &face_row}) {
-      for (auto& c : row->ours) c = failed("skipped: no --data");
+      for (auto& c : row->ours) c = want('e') ? failed("skipped: no --data") : not_run;
     }
-    budget_text = "(e) skipped: no --data given (a corpus from `iflame prepare`, e.g. /work/corpus/light/corpus.ifds).";
+    budget_text = want('e') ? "(e) skipped: no --data given (a corpus from `iflame prepare`, e.g. "
+                              "/work/corpus/light/corpus.ifds)."
+                            : "(e) not run (--only).";
   } else {
     budget = plan_budget(q);
     std::vector<int64_t> trained(3, -1);
@@ -591,22 +617,22 @@ int run_paper_command(int argc, char** argv) {
                                "linear / full (paper / ours)"},
                               md)
     << "\n"
-    << "Paper: spec section 5 (ShapeNet, 2B training tokens, 4 GPUs, the 75.7M `ref` model; its baselines are\n"
-    << "plain 24-layer transformers). Ratios are to full, so that > 1 means more than full: for (c) the paper's\n"
-    << "ratio is full's training time over the other's, ours is tokens/s over full's.\n"
-    << "(a) `bench decode` children: random-init weights, the cache filled to the context (9 BOS + faces x 9 tokens),\n"
-    << "then " << decode_warmup << " untimed and " << decode_tokens
-    << " timed steps of decode_step + sampling, batch 1, fp32; tokens/s over the timed steps. The paper\n"
-    << "does not state its context; its figure is repeated on every (a) row.\n"
-    << "(b) exact bytes of one sequence's HybridCache at 4000 faces (" << cache_tokens
-    << " tokens): 16-bit K/V of the full-attention layers (the\n"
-    << "paper's fp16) + fp32 linear-attention states and iFlame's rings. Paper: 6.6 / 0 / 0.8 GB of K/V at batch 4,\n"
-    << "divided by 4.\n"
-    << "(c), (d) `bench train` children: random tokens framed as " << train_faces << " faces (" << train_base.tokens()
-    << " tokens), batch 1, bf16 autocast, " << train_warmup << " untimed + " << train_steps
-    << " timed steps of forward + loss + backward + AdamW; peak = the child's peak RSS, activations = that minus\n"
+    << "- Paper: spec section 5 (ShapeNet, 2B training tokens, 4 GPUs, the 75.7M `ref` model; its baselines are "
+    << "plain 24-layer transformers). Ratios are to full, so > 1 means more than full; for (c) the paper's ratio is "
+    << "full's training time over the other's, ours is tokens/s over full's.\n"
+    << "- (a) `bench decode` children: random-init weights, the cache filled to the context (9 BOS + faces x 9 "
+    << "tokens), then " << decode_warmup << " untimed and " << decode_tokens
+    << " timed steps of decode_step + sampling, batch 1, fp32; tokens/s over the timed steps. The paper does not "
+    << "state its context; its figure is repeated on every (a) row.\n"
+    << "- (b) exact bytes of one sequence's HybridCache at 4000 faces (" << cache_tokens
+    << " tokens): 16-bit K/V of the full-attention layers (the paper's fp16) + fp32 linear-attention states and "
+    << "iFlame's rings. Paper: 6.6 / 0 / 0.8 GB of K/V at batch 4, divided by 4.\n"
+    << "- (c), (d) `bench train` children: random tokens framed as " << train_faces << " faces ("
+    << train_base.tokens() << " tokens), batch 1, bf16 autocast, " << train_warmup << " untimed + " << train_steps
+    << " timed steps of forward + loss + backward + AdamW; peak = the child's peak RSS, activations = that minus "
     << "the peak of a child that only builds the model. The paper's memory is per GPU at batch 48.\n"
-    << budget_text << " The paper's accuracy is after 2B tokens of ShapeNet; the spec reads it as token accuracy.\n";
+    << "- " << budget_text << " The paper's accuracy is after 2B tokens of ShapeNet; the spec reads it as token "
+    << "accuracy.\n";
   const std::string text = s.str();
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);

@@ -29,7 +29,11 @@ int run_sample(int argc, char** argv) {
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
                  "uses its own seeded generator, so the same --seed gives the same meshes at any --batch.\n"
                  "Outputs DIR/sample_NNN.obj (decoded: dequantized, vertices merged, input winding), a PNG\n"
-                 "preview of each (DIR/sample_NNN.png), one grid of all (DIR/grid.png) and DIR/summary.json.");
+                 "preview of each (DIR/sample_NNN.png), one grid of all (DIR/grid.png) and DIR/summary.json.\n"
+                 "Grammar constraints are on by default; --order-constraints also keeps the tokenizer's canonical\n"
+                 "order. Either way the end of the run reports how often the unconstrained model would have broken\n"
+                 "each rule. On the CPU, decoding runs fused kernels (fp32, or bf16 weights and K/V with\n"
+                 "--precision bf16).");
   args.option("weights", &weights, "model weights (.safetensors)")
       .option("n", &n, "number of meshes")
       .option("batch", &batch, "sequences decoded together")

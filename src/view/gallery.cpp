@@ -216,7 +216,10 @@ GalleryReport write_gallery(const std::vector<MeshFile>& files, const std::strin
     const MeshFile& f = files[next];
     Mesh mesh;
     std::string js;
-    const std::string id = "m" + std::to_string(report.meshes.size());
+    // Appended rather than "m" + std::to_string(...): GCC 12 at -O3 -std=c++20 reports a false
+    // -Wrestrict overlap in operator+(const char*, string&&).
+    std::string id = "m";
+    id += std::to_string(report.meshes.size());
     try {
       mesh = load_mesh(f.path);
       js = mesh_record_js(mesh, id, f.name);

@@ -315,9 +315,13 @@ int run_eval(int argc, char** argv) {
                              {"left_out", r.left_out},
                              {"seconds", secs}};
     // What a model must beat: the train split's token frequencies, scored on the val split.
-    compat::optional<UnigramBaseline> unigram;
-    if (split == Split::kVal && data.num_train() > 0) {
-      unigram = unigram_baseline(data, max_faces);
+    // A plain struct and a flag: GCC 12 reports a false maybe-uninitialized through c10::optional.
+    UnigramBaseline uni;
+    const bool has_unigram = split == Split::kVal && data.num_train() > 0;
+    const UnigramBaseline* unigram = nullptr;
+    if (has_unigram) {
+      uni = unigram_baseline(data, max_faces);
+      unigram = &uni;
       out["unigram_baseline"] = {{"loss", unigram->cross_entropy}, {"perplexity", unigram->perplexity},
                                  {"token_accuracy", unigram->accuracy}, {"val_targets", unigram->val_targets},
                                  {"train_targets", unigram->train_targets}};

@@ -135,15 +135,6 @@ std::map<std::string, std::string> child_environment(int64_t threads, const std:
 // does not fit takes down the benchmark child and nothing else on a shared machine.
 void prefer_oom_kill();
 
-// ---------------------------------------------------------------------------------------
-// Report helpers shared by the bench commands (report.cpp).
-namespace report {
-// A Markdown table, columns padded, every column but the first right-aligned.
-std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
-std::string format(const char* printf_format, double value);
-std::string today();  // YYYY-MM-DD, local time
-}  // namespace report
-
 // `iflame bench paper` (paper.cpp): the paper's five comparisons (spec section 5) of iFlame vs
 // full and linear in one run: a Markdown table with the paper's numbers next to ours and a PNG.
 int run_paper_command(int argc, char** argv);

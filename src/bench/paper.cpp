@@ -30,11 +30,11 @@
 #include "util/args.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/report.h"
 
 namespace iflame::bench {
 
 using nlohmann::json;
-using report::format;
 
 namespace {
 
@@ -128,7 +128,7 @@ std::vector<std::string> quality_child_arguments(const QualityOptions& q, Arch a
   return {"bench", "paper", "--child-quality", arch_name(arch), "--data", q.data, "--quality-size", q.size,
           "--quality-steps", std::to_string(steps), "--quality-max-faces", std::to_string(q.max_faces),
           "--batch-tokens", std::to_string(q.batch_tokens), "--batch-size", std::to_string(q.batch_size),
-          "--val-batches", std::to_string(q.val_batches), "--lr", format("%.9g", q.learning_rate()),
+          "--val-batches", std::to_string(q.val_batches), "--lr", fmt("%.9g", q.learning_rate()),
           "--quality-precision", q.precision, "--threads", std::to_string(q.threads), "--seed",
           std::to_string(q.seed), "--out", dir};
 }
@@ -218,13 +218,13 @@ int arch_index(Arch a) { return a == Arch::Full ? 0 : a == Arch::Linear ? 1 : 2;
 
 Cell cell(double v, const char* f, const std::string& unit = "") {
   if (!std::isfinite(v)) return {};
-  return {v, format(f, v) + unit};
+  return {v, fmt(f, v) + unit};
 }
 
 Cell failed(const std::string& why) { return {kNaN, why}; }
 
 std::string ratio_text(double paper, double ours) {
-  auto one = [](double r) { return std::isfinite(r) ? format("%.2fx", r) : std::string("-"); };
+  auto one = [](double r) { return std::isfinite(r) ? fmt("%.2fx", r) : std::string("-"); };
   return one(paper) + " / " + one(ours);
 }
 
@@ -373,7 +373,7 @@ int run_paper_command(int argc, char** argv) {
   json record = {{"machine",
                   {{"cpu", cpu_model()}, {"nproc", hardware_threads()}, {"threads", threads},
                    {"memory_total_mb", double(total_memory_kb()) / 1024.0}, {"libtorch", libtorch_version()},
-                   {"device", device}, {"date", report::today()}}}};
+                   {"device", device}, {"date", today()}}}};
   std::map<Arch, int64_t> params;
   for (Arch a : kArchs) {
     const ModelConfig cfg = model_preset(size, a);
@@ -464,7 +464,7 @@ int run_paper_command(int argc, char** argv) {
     spec.arch = a;
     const double estimate_mb = estimate_peak_bytes(model_preset(size, a), spec) / 1048576.0;
     if (estimate_mb > limit_mb) {
-      const std::string why = "skipped: ~" + format("%.0f", estimate_mb) + " MB > " + format("%.0f", limit_mb) + " MB";
+      const std::string why = "skipped: ~" + fmt("%.0f", estimate_mb) + " MB > " + fmt("%.0f", limit_mb) + " MB";
       speed_row.ours[i] = peak_row.ours[i] = act_row.ours[i] = failed(why);
       train_json.push_back({{"arch", arch_name(a)}, {"status", why}});
       continue;
@@ -563,10 +563,10 @@ int run_paper_command(int argc, char** argv) {
     std::string pstr;
     for (Arch a : kArchs) {
       if (quality.count(a)) pstr += (pstr.empty() ? "" : ", ") + std::string(arch_name(a)) + " " +
-                                    format("%.2fM", double(quality[a].value("params", int64_t(0))) / 1e6);
+                                    fmt("%.2fM", double(quality[a].value("params", int64_t(0))) / 1e6);
     }
     if (!pstr.empty()) b << " (" << pstr << ")";
-    b << ", Muon + AdamW at lr " << format("%.3g", q.learning_rate()) << " with 10% warmup and cosine decay, "
+    b << ", Muon + AdamW at lr " << fmt("%.3g", q.learning_rate()) << " with 10% warmup and cosine decay, "
       << q.precision << (q.precision == "bf16" ? " autocast" : "") << ", seed " << seed
       << ". Validation: teacher-forced over " << (q.val_batches > 0 ? "the first " + std::to_string(q.val_batches) +
                                                                            " batches of the "
@@ -607,12 +607,12 @@ int run_paper_command(int argc, char** argv) {
   record["table"] = table;
 
   std::ostringstream s;
-  s << "iflame bench paper: size " << size << " (parameters: full " << format("%.1fM", double(params[Arch::Full]) / 1e6)
-    << ", linear " << format("%.1fM", double(params[Arch::Linear]) / 1e6) << ", iflame "
-    << format("%.1fM", double(params[Arch::IFlame]) / 1e6) << "), " << cpu_model() << " (" << hardware_threads()
+  s << "iflame bench paper: size " << size << " (parameters: full " << fmt("%.1fM", double(params[Arch::Full]) / 1e6)
+    << ", linear " << fmt("%.1fM", double(params[Arch::Linear]) / 1e6) << ", iflame "
+    << fmt("%.1fM", double(params[Arch::IFlame]) / 1e6) << "), " << cpu_model() << " (" << hardware_threads()
     << " CPUs, " << threads << " threads), LibTorch " << libtorch_version() << ", device " << device << ", "
-    << report::today() << "\n\n"
-    << report::markdown_table({"comparison", "full (paper)", "linear (paper)", "iFlame (paper)", "full (ours)",
+    << today() << "\n\n"
+    << markdown_table({"comparison", "full (paper)", "linear (paper)", "iFlame (paper)", "full (ours)",
                                "linear (ours)", "iflame (ours)", "iflame / full (paper / ours)",
                                "linear / full (paper / ours)"},
                               md)
@@ -660,7 +660,7 @@ int run_paper_command(int argc, char** argv) {
                                                      series("ours activations", act_row, false)}));
   cells.push_back(panel("(e) validation token accuracy", {series("paper", acc_row, true), series("ours", acc_row, false)}));
   std::vector<std::string> caption = {
-      "iflame bench paper, " + report::today(),
+      "iflame bench paper, " + today(),
       "bars: ratio to full (dashed line: 1)",
       "paper: ShapeNet, 2B tokens, 4 GPUs, ref model",
       "ours: size " + size + ", " + std::to_string(threads) + " threads, " + device.substr(0, 3),

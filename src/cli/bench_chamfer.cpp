@@ -16,16 +16,11 @@
 #include "util/error.h"
 #include "util/parallel.h"
 #include "util/progress.h"
+#include "util/report.h"
 
 namespace iflame::cli {
 
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 // Process CPU time (all threads) in seconds.
 double cpu_seconds() {

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/report.h"
 
 namespace iflame::cli {
 
@@ -39,19 +40,6 @@ int64_t parse_int(const std::string& s, const std::string& what) {
   return v;
 }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string today() {
-  char buf[32];
-  const std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::localtime(&t));
-  return buf;
-}
-
 std::string params_text(int64_t n) { return fmt("%.1fM", double(n) / 1e6); }
 
 // Output to stdout and, with --out, to a file too.
@@ -62,30 +50,6 @@ void emit(const std::string& text, const std::string& out_path) {
   std::ofstream f(out_path);
   if (!f) throw Error(out_path, "cannot write");
   f << text;
-}
-
-std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w(header.size(), 3);
-  for (size_t c = 0; c < header.size(); ++c) w[c] = std::max(w[c], header[c].size());
-  for (const auto& r : rows) {
-    for (size_t c = 0; c < r.size() && c < w.size(); ++c) w[c] = std::max(w[c], r[c].size());
-  }
-  std::ostringstream s;
-  auto line = [&](const std::vector<std::string>& cells, bool right) {
-    s << "|";
-    for (size_t c = 0; c < w.size(); ++c) {
-      const std::string v = c < cells.size() ? cells[c] : "";
-      const std::string pad(w[c] - std::min(w[c], v.size()), ' ');
-      s << " " << (right && c > 0 ? pad + v : v + pad) << " |";
-    }
-    s << "\n";
-  };
-  line(header, false);
-  s << "|";
-  for (size_t c = 0; c < w.size(); ++c) s << " " << std::string(w[c] - 1, '-') << (c > 0 ? ":" : "-") << " |";
-  s << "\n";
-  for (const auto& r : rows) line(r, true);
-  return s.str();
 }
 
 std::string csv_line(const std::vector<std::string>& cells) {

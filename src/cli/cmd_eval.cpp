@@ -22,17 +22,12 @@
 #include "util/fs.h"
 #include "util/parallel.h"
 #include "util/progress.h"
+#include "util/report.h"
 
 namespace iflame::cli {
 namespace {
 
 using nlohmann::json;
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -42,30 +37,6 @@ Split parse_split(const std::string& s) {
   if (s == "val") return Split::kVal;
   if (s == "train") return Split::kTrain;
   throw Error("--split must be val or train, got '" + s + "'");
-}
-
-std::string table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w(header.size(), 3);
-  for (size_t c = 0; c < header.size(); ++c) w[c] = std::max(w[c], header[c].size());
-  for (const auto& r : rows) {
-    for (size_t c = 0; c < r.size() && c < w.size(); ++c) w[c] = std::max(w[c], r[c].size());
-  }
-  std::ostringstream s;
-  auto line = [&](const std::vector<std::string>& cells, bool right) {
-    s << "|";
-    for (size_t c = 0; c < w.size(); ++c) {
-      const std::string v = c < cells.size() ? cells[c] : "";
-      const std::string pad(w[c] - std::min(w[c], v.size()), ' ');
-      s << " " << (right && c > 0 ? pad + v : v + pad) << " |";
-    }
-    s << "\n";
-  };
-  line(header, false);
-  s << "|";
-  for (size_t c = 0; c < w.size(); ++c) s << " " << std::string(w[c] - 1, '-') << (c > 0 ? ":" : "-") << " |";
-  s << "\n";
-  for (const auto& r : rows) line(r, true);
-  return s.str();
 }
 
 // Loads one side: a folder of meshes, or (when allowed) one split of a prepared dataset.
@@ -257,11 +228,11 @@ int run_eval(int argc, char** argv) {
     std::ostringstream s;
     s << "iflame eval: " << m.samples << " samples (" << samples_desc << ") vs " << m.references << " references ("
       << reference_desc << "), " << points << " points per mesh, seed " << seed << "\n\n"
-      << table({"set", "inputs", "usable", "failed", "mean faces", "mean verts", "watertight", "degenerate faces",
+      << markdown_table({"set", "inputs", "usable", "failed", "mean faces", "mean verts", "watertight", "degenerate faces",
                 "duplicate faces", "non-manifold edges"},
                {stats_row("samples", S.stats), stats_row("references", R.stats)})
       << "\n"
-      << table({"metric", "value", "note"},
+      << markdown_table({"metric", "value", "note"},
                {{"COV", fmt("%.2f%%", 100 * m.cov_mmd.coverage), "higher is better"},
                 {"MMD (CD) x10^3", fmt("%.4f", 1e3 * m.cov_mmd.mmd), "lower is better"},
                 {"1-NNA (CD)", fmt("%.2f%%", 100 * m.nna.accuracy),
@@ -335,7 +306,7 @@ int run_eval(int argc, char** argv) {
                                                                                   std::to_string(max_faces)
                                                                             : std::string())
       << ", " << precision << ")\n\n"
-      << table({"metric", "model", "unigram baseline"},
+      << markdown_table({"metric", "model", "unigram baseline"},
                {{"loss (nats/token)", fmt("%.4f", r.loss), baseline(unigram ? unigram->cross_entropy : 0, "%.4f")},
                 {"perplexity", fmt("%.3f", r.perplexity), baseline(unigram ? unigram->perplexity : 0, "%.3f")},
                 {"token accuracy", fmt("%.2f%%", 100 * r.token_accuracy), baseline(unigram ? 100 * unigram->accuracy : 0, "%.2f%%")},

@@ -1,12 +1,11 @@
-// Output helpers of the bench commands: Markdown tables, number formatting, the date.
+#include "util/report.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <sstream>
 
-#include "bench/bench.h"
-
-namespace iflame::bench::report {
+namespace iflame {
 
 std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> w(header.size(), 3);
@@ -32,7 +31,7 @@ std::string markdown_table(const std::vector<std::string>& header, const std::ve
   return s.str();
 }
 
-std::string format(const char* printf_format, double value) {
+std::string fmt(const char* printf_format, double value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, printf_format, value);
   return buf;
@@ -45,4 +44,4 @@ std::string today() {
   return buf;
 }
 
-}  // namespace iflame::bench::report
+}  // namespace iflame

@@ -1,0 +1,16 @@
+// Text output shared by the commands that print tables (bench, eval): Markdown tables, one
+// printf-formatted number, today's date.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace iflame {
+
+// A Markdown table, columns padded, every column but the first right-aligned.
+std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+// One number through a printf format ("%.2f").
+std::string fmt(const char* printf_format, double value);
+// YYYY-MM-DD, local time.
+std::string today();
+
+}  // namespace iflame

@@ -4,14 +4,12 @@
 #include "bench/decode.h"
 
 #include <ATen/record_function.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -19,10 +17,12 @@
 #include "bench/bench.h"
 #include "generate/cache.h"
 #include "generate/decoder.h"
+#include "generate/generate.h"
 #include "generate/sampler.h"
 #include "model/model.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/measure.h"
 #include "util/report.h"
 
 namespace iflame::bench {
@@ -70,12 +70,6 @@ std::vector<int64_t> int_list(const std::string& s, const std::string& what) {
   return out;
 }
 
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
 // Puts `context` tokens' worth of state into the cache without running the model: K/V of
 // every full layer filled (at its resolution) with uniform random values, random linear
 // states and hourglass rings. Decoding speed does not depend on the values, and a real
@@ -98,20 +92,6 @@ void fill_context(HybridCache& cache, int64_t context, uint64_t seed) {
   cache.position = context;
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0 : s / double(v.size());
-}
-
-double std_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / double(v.size() - 1));
-}
-
 }  // namespace
 
 std::pair<int64_t, int64_t> cache_bytes_per_sequence(const ModelConfig& config, int64_t tokens, bool bf16_kv) {
@@ -127,10 +107,68 @@ std::vector<std::string> decode_child_arguments(const DecodeSpec& s) {
                                 "--warmup",  std::to_string(s.warmup),    "--precision", s.bf16 ? "bf16" : "fp32",
                                 "--path",    s.torch_path ? "torch" : "fast",
                                 "--sampling", s.greedy ? "greedy" : "default",
-                                "--threads", std::to_string(s.threads),   "--seed",    std::to_string(s.seed)};
+                                "--threads", std::to_string(s.threads),   "--seed",    std::to_string(s.seed),
+                                "--mode",    s.generate ? "generate" : "context"};
   if (s.count_ops) a.push_back("--count-ops");
   return a;
 }
+
+namespace {
+
+// --mode generate: `batch` sequences generated together from 9 BOS through generate(), as
+// `iflame sample` runs them (prefill, sampling, the rule statistics), except that EOS does not
+// end a sequence: every one runs to exactly faces + 1 rows, so the work does not depend on
+// what random weights sample. The context grows from 9 tokens to 9 (faces + 2), half of that
+// on average. One untimed generation of one face first packs the weights for the kernels.
+json run_generation(const DecodeSpec& spec, IFlameModelImpl& model) {
+  const TokenizerConfig tokenizer;
+  GenerateOptions options;
+  options.sampling.greedy = spec.greedy;
+  options.count = spec.batch;
+  options.batch = spec.batch;
+  options.seed = spec.seed;
+  options.stop_at_eos = false;
+  options.bf16 = spec.bf16;
+  options.max_faces = 1;
+  (void)generate(model, tokenizer, options);
+
+  options.max_faces = spec.faces;
+  GenerateStats stats;  // as iflame sample: the rule statistics cost a little per step
+  const double cpu0 = cpu_usage().seconds();
+  const auto wall0 = Clock::now();
+  const auto sequences = generate(model, tokenizer, options, &stats);
+  const double wall = std::chrono::duration<double>(Clock::now() - wall0).count();
+  const double cpu = cpu_usage().seconds() - cpu0;
+  int64_t tokens = 0;
+  for (const auto& s : sequences) tokens += s.new_tokens;
+  const int64_t steps = tokens / spec.batch;
+  const auto kv_state = cache_bytes_per_sequence(model.config, 9 + steps, spec.bf16);
+  return {{"mode", "generate"},
+          {"arch", arch_name(spec.arch)},
+          {"size", spec.size},
+          {"params", model.num_parameters()},
+          {"faces", spec.faces},
+          {"context_tokens", 9 + steps},
+          {"batch", spec.batch},
+          {"tokens", steps},
+          {"new_tokens", tokens},
+          {"precision", spec.bf16 ? "bf16" : "fp32"},
+          {"path", "fast"},
+          {"sampling", spec.greedy ? "greedy" : "default"},
+          {"threads", at::get_num_threads()},
+          {"wall_s", wall},
+          {"mean_ms", 1000.0 * wall / double(steps)},
+          {"std_ms", 0.0},
+          {"tokens_per_s", double(tokens) / wall},
+          {"cpu_utilization", cpu / (wall * double(at::get_num_threads()))},
+          {"cpu_ms_per_step", 1000.0 * cpu / double(steps)},
+          {"tokens_per_cpu_s", double(tokens) / cpu},
+          {"kv_bytes", spec.batch * kv_state.first},
+          {"state_bytes", spec.batch * kv_state.second},
+          {"peak_rss_kb", peak_rss_kb()}};
+}
+
+}  // namespace
 
 json run_decode(const DecodeSpec& spec) {
   set_threads(spec.threads);
@@ -139,6 +177,10 @@ json run_decode(const DecodeSpec& spec) {
   torch::manual_seed(spec.seed);
   IFlameModel model(cfg);
   model->eval();
+  if (spec.generate) {
+    if (spec.torch_path || spec.count_ops) throw Error("--mode generate runs the fast path only, without --count-ops");
+    return run_generation(spec, *model);
+  }
   const int64_t B = spec.batch, P = spec.context_tokens();
   const int64_t capacity = P + spec.warmup + spec.tokens;  // multiples of 9 (checked by the parent)
   HybridCache cache(cfg, B, capacity, torch::kCPU, spec.bf16 ? torch::kBFloat16 : torch::kFloat);
@@ -161,7 +203,7 @@ json run_decode(const DecodeSpec& spec) {
   Clock::time_point wall0;
   for (int64_t s = 0; s < spec.warmup + spec.tokens; ++s) {
     if (s == spec.warmup) {
-      cpu0 = cpu_seconds();
+      cpu0 = cpu_usage().seconds();
       ops0 = double(g_ops.load());
       wall0 = Clock::now();
     }
@@ -172,7 +214,7 @@ json run_decode(const DecodeSpec& spec) {
     if (s >= spec.warmup) step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
   const double wall = std::chrono::duration<double>(Clock::now() - wall0).count();
-  const double cpu = cpu_seconds() - cpu0;
+  const double cpu = cpu_usage().seconds() - cpu0;
   if (spec.count_ops) at::removeCallback(handle);
 
   json j = {{"arch", arch_name(spec.arch)},
@@ -246,7 +288,7 @@ double mb(double bytes) { return bytes / 1048576.0; }
 int run_decode_command(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full,linear", faces = "800,4000", batches = "1,16", precision = "fp32",
               path = "fast", sampling = "default", cache_faces = "100,800,4000", format = "md", out_path,
-              omp_wait = "passive";
+              omp_wait = "passive", mode = "context";
   int64_t tokens = 27, warmup = 9, threads = 0, seed = 1, repeat = 1;
   double max_mem_mb = 0, timeout_s = 1800;
   bool child = false, count_ops = false;
@@ -256,10 +298,13 @@ int run_decode_command(int argc, char** argv) {
                  "allocations); (b) decode throughput at a context of --faces faces: the cache is filled with\n"
                  "9 BOS + faces x 9 tokens' worth of random K/V and states (no prefill), then --warmup untimed\n"
                  "and --tokens timed steps of decode_step + sampling, each (arch, faces, batch) in its own\n"
-                 "child process. Random-init weights (speed does not depend on them).");
+                 "child process. --mode generate times whole generations instead: from 9 BOS to --faces\n"
+                 "faces (EOS does not stop them), as iflame sample runs them, so the average context is half\n"
+                 "the final one. Random-init weights (speed does not depend on them).");
   args.option("size", &size, "model preset: ref | small | tiny")
       .option("archs", &archs, "comma-separated: iflame, full, linear")
-      .option("faces", &faces, "comma-separated context lengths in faces (throughput table)")
+      .option("mode", &mode, "context (decode at a fixed context) | generate (whole generations from scratch)")
+      .option("faces", &faces, "comma-separated context lengths in faces (generate: the final lengths)")
       .option("batch", &batches, "comma-separated batch sizes")
       .option("tokens", &tokens, "timed decode steps (a multiple of 9: whole faces)")
       .option("warmup", &warmup, "untimed decode steps first (a multiple of 9)")
@@ -282,6 +327,10 @@ int run_decode_command(int argc, char** argv) {
   if (path != "fast" && path != "torch") throw Error("--path must be fast or torch");
   if (sampling != "default" && sampling != "greedy") throw Error("--sampling must be default or greedy");
   if (format != "md" && format != "json") throw Error("--format must be md or json");
+  if (mode != "context" && mode != "generate") throw Error("--mode must be context or generate");
+  if (mode == "generate" && (path != "fast" || count_ops)) {
+    throw Error("--mode generate times the fast path only (no --path torch, no --count-ops)");
+  }
   if (omp_wait != "default" && omp_wait != "passive" && omp_wait != "active") {
     throw Error("--omp-wait must be default, passive or active");
   }
@@ -309,6 +358,7 @@ int run_decode_command(int argc, char** argv) {
   base.threads = threads <= 0 ? hardware_threads() : threads;
   base.count_ops = count_ops;
   base.seed = uint64_t(seed);
+  base.generate = mode == "generate";
   if (child) {
     if (arch_list.size() != 1 || faces_list.size() != 1 || batch_list.size() != 1) {
       throw Error("--child runs exactly one arch, one face count and one batch size");
@@ -419,13 +469,17 @@ int run_decode_command(int argc, char** argv) {
     }
     return nullptr;
   };
+  // Generate mode: the context grows from 9 BOS to the final length.
+  auto context_label = [](const DecodeSpec& s) {
+    return s.generate ? "9-" + std::to_string(9 * (s.faces + 2)) : std::to_string(s.context_tokens());
+  };
   json out_rows = json::array();
   std::vector<std::vector<std::string>> md;
   std::string ratios;
   for (const auto& r : rows) {
     json o = {{"arch", arch_name(r.spec.arch)}, {"faces", r.spec.faces}, {"batch", r.spec.batch}, {"status", r.status}};
     if (r.status != "ok") {
-      md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), std::to_string(r.spec.context_tokens()),
+      md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), context_label(r.spec),
                     std::to_string(r.spec.batch), r.status, "-", "-", "-", "-", "-", "-", "-"});
       out_rows.push_back(o);
       continue;
@@ -443,9 +497,10 @@ int run_decode_command(int argc, char** argv) {
       }
     }
     const double cache_mb = mb(double(j["kv_bytes"].get<int64_t>() + j["state_bytes"].get<int64_t>()));
-    md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), std::to_string(r.spec.context_tokens()),
+    md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), context_label(r.spec),
                   std::to_string(r.spec.batch),
-                  fmt("%.1f", j["mean_ms"].get<double>()) + " ± " + fmt("%.1f", j["std_ms"].get<double>()),
+                  fmt("%.1f", j["mean_ms"].get<double>()) +
+                      (r.spec.generate ? std::string() : " ± " + fmt("%.1f", j["std_ms"].get<double>())),
                   fmt("%.1f", j["tokens_per_s"].get<double>()), vs_full,
                   j.contains("ops_per_step") ? fmt("%.0f", j["ops_per_step"].get<double>()) : "-", fmt("%.0f", cache_mb),
                   fmt("%.0f", j["peak_rss_kb"].get<double>() / 1024.0),
@@ -456,7 +511,8 @@ int run_decode_command(int argc, char** argv) {
 
   const json settings = {{"size", size},         {"precision", precision}, {"path", path},
                          {"sampling", sampling}, {"tokens", tokens},       {"warmup", warmup},
-                         {"threads", base.threads}, {"omp_wait", omp_wait}, {"repeat", repeat}};
+                         {"threads", base.threads}, {"omp_wait", omp_wait}, {"repeat", repeat},
+                         {"mode", mode}};
   std::string text;
   if (format == "json") {
     json j = {{"machine",
@@ -479,10 +535,18 @@ int run_decode_command(int argc, char** argv) {
       << "; state = fp32 linear-attention states (H x D x D per layer) + iFlame's hourglass rings.\n\n"
       << markdown_table({"faces", "tokens", "arch", "K/V MB", "state KB", "total MB", "K/V vs full"}, md_cache) << "\n"
       << kv_check << "\n"
-      << "(b) Decode throughput. Context: 9 BOS + faces x 9 tokens already in the cache (filled with random\n"
-      << "K/V and states, no prefill); then " << warmup << " untimed and " << tokens << " timed steps, each = decode_step + "
-      << (base.greedy ? "greedy argmax" : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)")
-      << ".\ntokens/s = batch x timed steps / wall time; ms/step = mean ± std of one step (the whole batch);\n"
+      << (base.generate
+              ? "(b) Generation throughput from scratch: batch sequences generated together from 9 BOS to\n"
+                "faces + 1 rows each (EOS does not stop them) by generate(), as iflame sample runs it: prefill,\n"
+                "decode_step + " +
+                    std::string(base.greedy ? "greedy argmax" : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)") +
+                    ", rule statistics. The context grows from 9 tokens to the final length (half of it\n"
+                    "on average). tokens/s = generated tokens / wall time; ms/step = wall time / steps.\n"
+              : "(b) Decode throughput. Context: 9 BOS + faces x 9 tokens already in the cache (filled with random\n"
+                "K/V and states, no prefill); then " +
+                    std::to_string(warmup) + " untimed and " + std::to_string(tokens) + " timed steps, each = decode_step + " +
+                    (base.greedy ? "greedy argmax" : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)") +
+                    ".\ntokens/s = batch x timed steps / wall time; ms/step = mean ± std of one step (the whole batch);\n")
       << "CPU util = CPU time / (wall time x threads): well below 100% means other processes had the cores;\n"
       << "tokens/CPU-s = batch x timed steps / CPU time (all threads), less sensitive to that contention.\n"
       << (repeat > 1 ? "Fastest of " + std::to_string(repeat) + " interleaved runs.\n" : std::string()) << "\n"

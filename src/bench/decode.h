@@ -4,7 +4,9 @@
 //   (a) exact cache bytes per sequence vs length (K/V, linear states + rings), measured from
 //       the HybridCache's own allocations, and iFlame's K/V against the full baseline's;
 //   (b) decode throughput (tokens/s) at a given context, each (arch, faces, batch) in its own
-//       child process (this binary again, `bench decode --child ...`, one JSON line).
+//       child process (this binary again, `bench decode --child ...`, one JSON line);
+//       `--mode generate` instead times whole generations from 9 BOS to --faces faces (the
+//       average context is then half the final length), as `iflame sample` runs them.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -20,6 +22,8 @@ struct DecodeSpec {
   std::string size = "ref";
   Arch arch = Arch::IFlame;
   int64_t faces = 800;      // context: 9 BOS + faces x 9 tokens already in the cache
+                            // (generate: the faces every sequence is generated to)
+  bool generate = false;    // --mode generate: whole generations from scratch, not one context
   int64_t batch = 1;
   int64_t tokens = 27;      // timed decode steps (a multiple of 9: whole faces)
   int64_t warmup = 9;       // untimed steps first (a multiple of 9)

@@ -1,7 +1,5 @@
 // The child side of `iflame bench train` (one configuration in this process), the matmul rate
 // measurement, and the memory estimate used to skip configurations that cannot fit.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,6 +11,7 @@
 #include "model/loss.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/measure.h"
 
 namespace iflame::bench {
 
@@ -22,32 +21,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-struct CpuUsage {
-  double user = 0, sys = 0;  // seconds, all threads
-  double faults = 0;         // minor page faults
-};
-
-CpuUsage cpu_usage() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return {double(ru.ru_utime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec),
-          double(ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_stime.tv_usec), double(ru.ru_minflt)};
-}
-
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0 : s / double(v.size());
-}
-
-double std_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / double(v.size() - 1));
-}
 
 // Forward and backward time of `fn` (which returns the output to differentiate) in ms, the
 // best of `reps` runs; `grad` is the upstream gradient (random, the output's shape).
@@ -281,7 +254,7 @@ nlohmann::json run_train(const TrainSpec& spec) {
   j["cpu_utilization"] = cpu / (wall * threads);
   j["cpu_ms"] = 1000.0 * cpu / n;                             // CPU time per step, all threads
   j["sys_ms"] = 1000.0 * (cpu1.sys - cpu0.sys) / n;           // of which in the kernel (page faults)
-  j["page_faults"] = (cpu1.faults - cpu0.faults) / n;         // minor faults per step
+  j["page_faults"] = (cpu1.minor_faults - cpu0.minor_faults) / n;         // minor faults per step
   j["step_ms"] = step_ms;
   j["mean_ms"] = mean_of(step_ms);
   j["std_ms"] = std_of(step_ms);

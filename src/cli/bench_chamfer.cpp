@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -14,6 +13,7 @@
 #include "eval/metrics.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/measure.h"
 #include "util/parallel.h"
 #include "util/progress.h"
 #include "util/report.h"
@@ -21,13 +21,6 @@
 namespace iflame::cli {
 
 namespace {
-
-// Process CPU time (all threads) in seconds.
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
-}
 
 // `count` clouds of uniform points in [-0.5, 0.5]^3 (the kernel does the same work for any points).
 std::vector<eval::PointCloud> random_clouds(size_t count, size_t points, uint64_t seed) {
@@ -91,11 +84,11 @@ int run_bench_chamfer(int argc, char** argv) {
     opt.kernel = k;
     Progress progress("bench chamfer " + k, size_t(pairs));
     opt.progress = &progress;
-    const double c0 = cpu_seconds();
+    const double c0 = cpu_usage().seconds();
     const auto t0 = std::chrono::steady_clock::now();
     const eval::DistanceMatrix m = eval::pairwise_chamfer(A, B, opt);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = cpu_seconds() - c0;
+    const double cpu = cpu_usage().seconds() - c0;
     progress.finish();
     double max_rel = 0;
     for (int64_t c = 0; c < check; ++c) {

@@ -82,6 +82,7 @@ int run_train(int argc, char** argv) {
   if (world_size >= 0) dist.world_size = world_size;
   if (!master_addr.empty()) dist.master_addr = master_addr;
   if (master_port >= 0) dist.master_port = master_port;
+  dist.cuda = cfg.train_device != "cpu";  // gradients live on the GPU: NCCL
   dist.validate();
   configure_threads(worker_threads(cfg.train_threads, dist.local_world_size));
   const bool main = dist.rank == 0;

@@ -26,6 +26,7 @@ const std::vector<TrainKey> kTrainKeys = {
     {"train.seed", "seed of the data order, augmentation and initialization"},
     {"train.precision", "bf16 (autocast) or fp32"},
     {"train.threads", "CPU threads (0 = all cores), shared by the data-parallel workers of a host"},
+    {"train.device", "cpu, cuda (data parallel: worker i of a host on cuda:i; NCCL) or cuda:N"},
     {"train.max_bad_steps", "stop after this many non-finite steps in a row"},
     {"train.peak_gflops", "MFU denominator: bf16 matmul GFLOP/s of one worker (0 = measure ~0.5 s at start)"},
     {"optim.kind", "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
@@ -61,6 +62,11 @@ bool to_bool(const std::string& key, const std::string& v) {
   if (v == "false" || v == "0") return false;
   throw Error("config key " + key + " needs true or false, got '" + v + "'");
 }
+bool valid_device_name(const std::string& d) {
+  if (d == "cpu" || d == "cuda") return true;
+  if (d.rfind("cuda:", 0) != 0 || d.size() == 5) return false;
+  return d.find_first_not_of("0123456789", 5) == std::string::npos;
+}
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
@@ -85,6 +91,7 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   else if (key == "train.seed") train_seed = uint64_t(to_int(key, v));
   else if (key == "train.precision") train_precision = v;
   else if (key == "train.threads") train_threads = to_int(key, v);
+  else if (key == "train.device") train_device = v;
   else if (key == "train.max_bad_steps") train_max_bad_steps = to_int(key, v);
   else if (key == "train.peak_gflops") train_peak_gflops = to_double(key, v);
   else if (key == "optim.kind") optim_kind = v;
@@ -101,6 +108,9 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   else if (key == "log.every") log_every = to_int(key, v);
   else throw Error("unknown config key '" + key + "' (see `iflame train --help-config`)");
   if (train_precision != "bf16" && train_precision != "fp32") throw Error("train.precision must be bf16 or fp32");
+  if (!valid_device_name(train_device)) {
+    throw Error("train.device must be cpu, cuda or cuda:N, got '" + train_device + "'");
+  }
   if (train_peak_gflops < 0) throw Error("config: train.peak_gflops must be >= 0 (0 = measure)");
   if (data_batch_tokens <= 0 || data_batch_size <= 0 || optim_accum <= 0 || train_steps <= 0) {
     throw Error("config: batch sizes, optim.accum and train.steps must be positive");
@@ -134,6 +144,7 @@ std::string TrainConfig::to_text() const {
     << "\ndata.augment = " << (data_augment ? "true" : "false") << "\ndata.batch_tokens = " << data_batch_tokens
     << "\ndata.batch_size = " << data_batch_size << "\ntrain.steps = " << train_steps << "\ntrain.seed = " << train_seed
     << "\ntrain.precision = " << train_precision << "\ntrain.threads = " << train_threads
+    << "\ntrain.device = " << train_device
     << "\ntrain.max_bad_steps = " << train_max_bad_steps << "\ntrain.peak_gflops = " << train_peak_gflops
     << "\noptim.kind = " << optim_kind
     << "\noptim.lr = " << optim_lr << "\noptim.warmup = " << optim_warmup << "\noptim.weight_decay = " << optim_weight_decay

@@ -69,6 +69,7 @@ void DistOptions::read_environment() {
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) master_addr = a;
   master_port = env_int("MASTER_PORT", master_port);
   local_world_size = env_int("LOCAL_WORLD_SIZE", local_world_size);
+  local_rank = env_int("LOCAL_RANK", local_rank);
   store_served_by_launcher = env_int("IFLAME_STORE_SERVED_BY_LAUNCHER", store_served_by_launcher ? 1 : 0) != 0;
 }
 
@@ -79,6 +80,9 @@ void DistOptions::validate() const {
   }
   if (master_port < 0 || master_port > 65535) throw Error("master port " + std::to_string(master_port) + " is not a port");
   if (local_world_size < 1) throw Error("LOCAL_WORLD_SIZE must be at least 1");
+  if (local_rank >= local_world_size) {
+    throw Error("LOCAL_RANK " + std::to_string(local_rank) + " is outside 0.." + std::to_string(local_world_size - 1));
+  }
 }
 
 int64_t worker_threads(int64_t threads, int64_t local_world_size) {

@@ -6,6 +6,8 @@
 //   RANK, WORLD_SIZE          this worker's rank and the number of workers
 //   MASTER_ADDR, MASTER_PORT  where rank 0 (or the local launcher) serves the TCPStore
 //   LOCAL_WORLD_SIZE          workers on this host (they share its cores: threads / this)
+//   LOCAL_RANK                this worker's index on its host (its GPU with train.device =
+//                             cuda); default rank % LOCAL_WORLD_SIZE
 //   GLOO_SOCKET_IFNAME        network interface for Gloo on multi-host runs (else the address
 //                             the host name resolves to; 127.0.0.1 when MASTER_ADDR is local)
 #pragma once
@@ -22,6 +24,7 @@ struct DistOptions {
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
   int64_t local_world_size = 1;
+  int64_t local_rank = -1;  // -1: rank % local_world_size
   // The local launcher serves the store itself (so that it can pick a free port without a race);
   // otherwise rank 0 serves it.
   bool store_served_by_launcher = false;
@@ -50,6 +53,9 @@ class Distributed {
   Distributed& operator=(const Distributed&) = delete;
 
   int64_t rank() const { return options_.rank; }
+  int64_t local_rank() const {
+    return options_.local_rank >= 0 ? options_.local_rank : options_.rank % options_.local_world_size;
+  }
   int64_t world_size() const { return options_.world_size; }
   bool is_main() const { return options_.rank == 0; }
   const char* backend() const;

@@ -42,9 +42,25 @@ EvalResult evaluate(IFlameModelImpl& model, const DatasetReader& data, const std
   return {t.loss, t.token_accuracy, t.face_accuracy, t.targets};
 }
 
-// The bf16 matmul rate of this process in GFLOP/s (2048^3, as `iflame bench matmul`),
-// measured once per thread count (~0.5 s).
-double measured_peak_gflops() {
+// The bf16 matmul rate of this worker in GFLOP/s. CPU: 2048^3 as `iflame bench matmul`,
+// measured once per thread count (~0.5 s). CUDA: 8192^3 on the device, best of 5 (`.item()`
+// waits for the kernels, in any LibTorch version).
+double measured_peak_gflops(const torch::Device& device) {
+  if (device.is_cuda()) {
+    torch::NoGradGuard no_grad;
+    const int64_t n = 8192;
+    const auto opts = torch::dtype(torch::kBFloat16).device(device);
+    Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+    (void)torch::matmul(a, b).sum().item<float>();  // warm-up: cuBLAS handles, clocks
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      (void)torch::matmul(a, b).sum().item<float>();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, 2.0 * double(n) * double(n) * double(n) / s * 1e-9);
+    }
+    return best;
+  }
   static std::map<int, double> cache;
   const int threads = at::get_num_threads();
   auto it = cache.find(threads);
@@ -53,6 +69,21 @@ double measured_peak_gflops() {
 }
 
 }  // namespace
+
+torch::Device training_device(const std::string& name, int64_t local_rank) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) != 0) throw Error("train.device must be cpu, cuda or cuda:N, got '" + name + "'");
+  if (!torch::cuda::is_available()) {
+    throw Error("train.device = " + name + ": CUDA is not available (a CPU-only LibTorch, or no GPU on this machine)");
+  }
+  const int64_t index = name == "cuda" ? local_rank : std::stoll(name.substr(5));
+  const int64_t count = int64_t(torch::cuda::device_count());
+  if (index < 0 || index >= count) {
+    throw Error("train.device = " + name + ": GPU " + std::to_string(index) + " does not exist (" +
+                std::to_string(count) + " visible)");
+  }
+  return torch::Device(torch::kCUDA, c10::DeviceIndex(index));
+}
 
 TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
   namespace fs = std::filesystem;
@@ -68,8 +99,13 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
   mc.vocab = tk.vocab_size();
   mc.pad_token = tk.pad();
 
+  const torch::Device device = training_device(cfg.train_device, group.local_rank());
+  // Small tensors for collectives live where the backend wants them (NCCL: on the GPU).
+  auto comm = [&](Tensor t) { return t.to(device); };
+
   torch::manual_seed(cfg.train_seed);
   IFlameModel model(mc);
+  model->to(device);  // before the optimizer allocates its state next to the parameters
   model->train();
   std::vector<std::pair<std::string, Tensor>> named;
   std::vector<Tensor> params;
@@ -98,7 +134,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
     std::vector<Tensor> tensors = params;
     for (const auto& [name, t] : optimizer.state()) tensors.push_back(t);
     group.broadcast_coalesced(tensors);
-    Tensor pos = torch::tensor({state.step, state.data.epoch, state.data.batch, optimizer.steps()}, torch::kLong);
+    Tensor pos = comm(torch::tensor({state.step, state.data.epoch, state.data.batch, optimizer.steps()}, torch::kLong));
     group.broadcast(pos);
     state.step = pos[0].item<int64_t>();
     state.data.epoch = pos[1].item<int64_t>();
@@ -107,13 +143,14 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
   }
   // MFU denominator: the bf16 matmul rate of every worker together.
   const bool peak_given = cfg.train_peak_gflops > 0;
-  Tensor peak_t = torch::tensor({peak_given ? cfg.train_peak_gflops : measured_peak_gflops()}, torch::kDouble);
+  Tensor peak_t = comm(torch::tensor({peak_given ? cfg.train_peak_gflops : measured_peak_gflops(device)}, torch::kDouble));
   group.all_reduce_sum(peak_t);
   const double peak_gflops = peak_t.item<double>();
   if (main) {
     std::fprintf(stderr, "train: %s\n%s", arch_name(mc.arch), mc.describe().c_str());
-    std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\n",
-                 double(model->num_parameters()) / 1e6, cfg.data_train.c_str(), data.num_train(), data.num_val());
+    std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\ndevice        = %s\n",
+                 double(model->num_parameters()) / 1e6, cfg.data_train.c_str(), data.num_train(), data.num_val(),
+                 device.str().c_str());
     if (world > 1) {
       std::fprintf(stderr, "workers       = %lld (%s), %d threads each\n", (long long)world, group.backend(),
                    at::get_num_threads());
@@ -152,11 +189,11 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
     std::vector<Tensor> micro;
     int64_t total_targets = 0;
     for (int64_t a = 0; a < cfg.optim_accum; ++a) {
-      micro.push_back(stream.next());
+      micro.push_back(stream.next().to(device));
       total_targets += targets_of(micro.back());
     }
     if (world > 1) {  // the weights below are shares of the whole step's targets
-      Tensor t = torch::tensor({total_targets}, torch::kLong);
+      Tensor t = comm(torch::tensor({total_targets}, torch::kLong));
       group.all_reduce_sum(t);
       total_targets = t.item<int64_t>();
     }
@@ -166,7 +203,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
       if (tokens.numel() == 0) continue;
       LossStats s;
       {
-        compat::AutocastGuard autocast(torch::kCPU, torch::kBFloat16, bf16);
+        compat::AutocastGuard autocast(device.type(), torch::kBFloat16, bf16);
         s = sequence_loss(model->forward(tokens), tokens, tk.pad(), /*metrics=*/false);
       }
       const int64_t n = targets_of(tokens);
@@ -177,7 +214,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
     }
     if (world > 1) {
       group.all_reduce_gradients(params);
-      Tensor t = torch::tensor({loss_sum, flops}, torch::kDouble);
+      Tensor t = comm(torch::tensor({loss_sum, flops}, torch::kDouble));
       group.all_reduce_sum(t);
       loss_sum = t[0].item<double>();
       flops = t[1].item<double>();

@@ -1,6 +1,7 @@
 // The training loop (spec section 4): length-grouped batches, augmentation, Muon + AdamW,
 // warmup + cosine, clipping, accumulation, bf16 autocast, validation, checkpoints, resume.
 #pragma once
+#include "model/torch_compat.h"
 #include "train/config.h"
 
 namespace iflame {
@@ -13,6 +14,10 @@ struct TrainResult {
 };
 
 class Distributed;
+
+// train.device for this worker: "cpu", "cuda:N", or "cuda" = cuda:<local rank> (one GPU per
+// worker of a host). Throws iflame::Error when CUDA is asked for and not available.
+torch::Device training_device(const std::string& name, int64_t local_rank);
 
 // Trains per `config`. With `resume`, continues from the newest complete checkpoint in
 // out.dir (if any): same data order, same augmentation, so the loss curve continues exactly.

@@ -137,6 +137,10 @@ TEST(TrainDistributed, ThreadsAreSharedByTheWorkersOfAHost) {
   o.rank = 2;
   o.world_size = 2;
   EXPECT_THROW(o.validate(), Error);
+  o.rank = 1;
+  o.local_world_size = 2;
+  o.local_rank = 2;  // LOCAL_RANK past the host's workers
+  EXPECT_THROW(o.validate(), Error);
 }
 
 std::map<std::string, Tensor> weights_of(const std::string& path) {

@@ -135,6 +135,33 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
   EXPECT_THROW(d.load_file(dir + "/e.txt"), Error);
 }
 
+TEST(Train, DeviceIsCpuOrAnExistingGpu) {
+  TrainConfig c;
+  EXPECT_EQ(c.train_device, "cpu");
+  c.set("train.device", "cuda:1");
+  EXPECT_EQ(c.train_device, "cuda:1");
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "cuda1", "CPU"}) {
+    TrainConfig d;
+    EXPECT_THROW(d.set("train.device", bad), Error) << bad;
+  }
+  EXPECT_EQ(training_device("cpu", 3), torch::Device(torch::kCPU));
+  if (!torch::cuda::is_available()) {
+    // A CPU-only machine says so instead of failing inside LibTorch.
+    try {
+      training_device("cuda", 0);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("CUDA is not available"), std::string::npos) << e.what();
+    }
+  } else {
+    // Worker i of a host takes GPU i; an index past the last GPU is an error.
+    EXPECT_EQ(training_device("cuda", 0), torch::Device(torch::kCUDA, 0));
+    const int64_t n = int64_t(torch::cuda::device_count());
+    EXPECT_THROW(training_device("cuda:" + std::to_string(n), 0), Error);
+    EXPECT_THROW(training_device("cuda", n), Error);
+  }
+}
+
 TEST(Optim, NewtonSchulzOrthogonalizes) {
   torch::manual_seed(0);
   Tensor g = torch::randn({32, 64});

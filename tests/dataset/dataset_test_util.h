@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "mesh/mesh.h"
+#include "mesh/write.h"
 
 namespace iflame::test {
 
@@ -17,18 +18,10 @@ inline void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// The library's OBJ writer, into a folder created on demand.
 inline void write_obj(const std::string& path, const Mesh& mesh) {
-  std::string s;
-  char buf[128];
-  for (const Vec3& v : mesh.vertices) {
-    std::snprintf(buf, sizeof buf, "v %.17g %.17g %.17g\n", v[0], v[1], v[2]);
-    s += buf;
-  }
-  for (const Tri& f : mesh.faces) {
-    std::snprintf(buf, sizeof buf, "f %d %d %d\n", f[0] + 1, f[1] + 1, f[2] + 1);
-    s += buf;
-  }
-  write_text(path, s);
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  iflame::write_obj(mesh, path);
 }
 
 // A height-field grid of n x n cells (2 n^2 triangles) with bumps from `seed`: distinct seeds

@@ -48,16 +48,6 @@ void op_end(const at::RecordFunction&, at::ObserverContext*) { --g_op_depth; }
 // ---------------------------------------------------------------------------------------
 // Small output helpers (the same conventions as `bench train`).
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 std::vector<int64_t> int_list(const std::string& s, const std::string& what) {
   std::vector<int64_t> out;
   for (const auto& item : split_commas(s)) {
@@ -247,20 +237,6 @@ json run_decode(const DecodeSpec& spec) {
 // The command.
 
 namespace {
-
-void emit(const std::string& text, const std::string& out_path) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-  if (out_path.empty()) return;
-  std::ofstream f(out_path);
-  if (!f) throw Error(out_path, "cannot write");
-  f << text;
-}
-
-void prefer_oom_kill() {
-  std::ofstream f("/proc/self/oom_score_adj");
-  if (f) f << 1000;
-}
 
 int run_child_side(const DecodeSpec& spec) {
   prefer_oom_kill();

@@ -23,16 +23,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 int64_t parse_int(const std::string& s, const std::string& what) {
   char* end = nullptr;
   const long long v = std::strtoll(s.c_str(), &end, 10);
@@ -41,16 +31,6 @@ int64_t parse_int(const std::string& s, const std::string& what) {
 }
 
 std::string params_text(int64_t n) { return fmt("%.1fM", double(n) / 1e6); }
-
-// Output to stdout and, with --out, to a file too.
-void emit(const std::string& text, const std::string& out_path) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-  if (out_path.empty()) return;
-  std::ofstream f(out_path);
-  if (!f) throw Error(out_path, "cannot write");
-  f << text;
-}
 
 std::string csv_line(const std::vector<std::string>& cells) {
   std::string s;

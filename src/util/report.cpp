@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <sstream>
+
+#include "util/error.h"
 
 namespace iflame {
 
@@ -42,6 +45,25 @@ std::string today() {
   const std::time_t t = std::time(nullptr);
   std::strftime(buf, sizeof buf, "%Y-%m-%d", std::localtime(&t));
   return buf;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+void emit(const std::string& text, const std::string& out_path) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  if (out_path.empty()) return;
+  std::ofstream f(out_path);
+  if (!f) throw Error(out_path, "cannot write");
+  f << text;
 }
 
 }  // namespace iflame

@@ -12,5 +12,10 @@ std::string markdown_table(const std::vector<std::string>& header, const std::ve
 std::string fmt(const char* printf_format, double value);
 // YYYY-MM-DD, local time.
 std::string today();
+// The non-empty items of a comma-separated list ("a,,b" -> {"a", "b"}).
+std::vector<std::string> split_commas(const std::string& s);
+// A command's report: to stdout and, when `out_path` is set, to that file too (throws
+// iflame::Error naming the file when it cannot be written).
+void emit(const std::string& text, const std::string& out_path);
 
 }  // namespace iflame

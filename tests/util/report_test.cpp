@@ -3,6 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
+#include "test_paths.h"
+#include "util/error.h"
+
 namespace iflame {
 namespace {
 
@@ -22,6 +28,28 @@ TEST(UtilReport, FormatsOneNumberAndTheDate) {
   ASSERT_EQ(d.size(), 10u);
   EXPECT_EQ(d[4], '-');
   EXPECT_EQ(d[7], '-');
+}
+
+TEST(UtilReport, SplitsCommaListsSkippingEmptyItems) {
+  EXPECT_EQ(split_commas("a,,b,"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(split_commas("").empty());
+}
+
+TEST(UtilReport, EmitWritesTheFileTooAndNamesOneItCannotWrite) {
+  const std::string path = test::temp_dir() + "/out.md";
+  testing::internal::CaptureStdout();
+  emit("| a |\n", path);
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "| a |\n");
+  std::ifstream in(path);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "| a |\n");
+  testing::internal::CaptureStdout();
+  try {
+    emit("x", "/nonexistent-dir/out.md");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/out.md"), std::string::npos) << e.what();
+  }
+  testing::internal::GetCapturedStdout();
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 // Functions compiled for AVX-512 whatever the project's -march (chosen at run time). Helpers
 // they call must carry the same attribute to be inlined.
 #define IFLAME_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define IFLAME_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define IFLAME_INLINE inline __attribute__((always_inline))
 
 namespace iflame::decode {
@@ -24,7 +25,8 @@ Isa detect() {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  return avx512 ? Isa::Avx512 : Isa::Generic;
+  if (!avx512) return Isa::Generic;
+  return __builtin_cpu_supports("avx512bf16") ? Isa::Avx512Bf16 : Isa::Avx512;
 }
 
 std::atomic<int> g_forced_isa{-1};
@@ -36,6 +38,15 @@ constexpr double kParallelWork = 1 << 17;
 IFLAME_INLINE float to_float(float x) { return x; }
 IFLAME_INLINE float to_float(uint16_t h) { return from_bf16(h); }
 
+// W[r, k] of a panel (see PackedMatrix): k-major float32, or input pairs in bfloat16.
+IFLAME_INLINE float panel_weight(const float* panel, int64_t k, int r) { return panel[k * 16 + r]; }
+IFLAME_INLINE float panel_weight(const uint16_t* panel, int64_t k, int r) {
+  return from_bf16(panel[((k >> 1) * 16 + r) * 2 + (k & 1)]);
+}
+// Values of one panel: K x 16, with K rounded up to even for bfloat16 pairs.
+IFLAME_INLINE int64_t panel_size(const float*, int64_t K) { return K * 16; }
+IFLAME_INLINE int64_t panel_size(const uint16_t*, int64_t K) { return (K + 1) / 2 * 32; }
+
 // ---------------------------------------------------------------------------------------
 // Portable bodies. Always inlined, so that the AVX-512 wrappers below get them vectorized
 // for AVX-512 and the generic ones for the baseline ISA.
@@ -45,7 +56,7 @@ IFLAME_INLINE void panels_body(const float* x, int64_t B, int64_t ldx, const W* 
                                int64_t pb, int64_t pe, float* y, int64_t ldy, bool accumulate) {
   const int64_t K = w.cols;
   for (int64_t p = pb; p < pe; ++p) {
-    const W* panel = data + p * K * 16;
+    const W* panel = data + p * panel_size(data, K);
     const int valid = w.valid[size_t(p)];
     const float* bias = w.bias.data() + p * 16;
     for (int64_t b = 0; b < B; ++b) {
@@ -53,7 +64,7 @@ IFLAME_INLINE void panels_body(const float* x, int64_t B, int64_t ldx, const W* 
       const float* xr = x + b * ldx;
       for (int64_t k = 0; k < K; ++k) {
         const float xv = xr[k];
-        for (int r = 0; r < 16; ++r) acc[r] += to_float(panel[k * 16 + r]) * xv;
+        for (int r = 0; r < 16; ++r) acc[r] += panel_weight(panel, k, r) * xv;
       }
       float* out = y + b * ldy + p * 16;
       for (int r = 0; r < valid; ++r) out[r] = (accumulate ? out[r] : 0.0f) + (acc[r] + bias[r]);
@@ -171,25 +182,10 @@ IFLAME_AVX512 IFLAME_INLINE __m512 exp512(__m512 x) {
 
 IFLAME_AVX512 IFLAME_INLINE __mmask16 tail_mask(int64_t n) { return __mmask16((1u << n) - 1u); }
 
-// NP panels (16 outputs each) x BB batch rows of accumulators, all in registers.
-template <int NP, int BB, typename W>
-IFLAME_AVX512 void tile_avx512(const float* x, int64_t ldx, const W* data, const PackedMatrix& w, int64_t p0, float* y,
-                               int64_t ldy, bool accumulate) {
-  const int64_t K = w.cols;
-  __m512 c[NP][BB];
-  for (int p = 0; p < NP; ++p) {
-    for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
-  }
-  const W* wp[NP];
-  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * K * 16;
-  for (int64_t k = 0; k < K; ++k) {
-    __m512 wv[NP];
-    for (int p = 0; p < NP; ++p) wv[p] = load16(wp[p] + k * 16);
-    for (int b = 0; b < BB; ++b) {
-      const __m512 xv = _mm512_set1_ps(x[b * ldx + k]);
-      for (int p = 0; p < NP; ++p) c[p][b] = _mm512_fmadd_ps(wv[p], xv, c[p][b]);
-    }
-  }
+// The end of a tile: y = (accumulate ? y : 0) + c + bias for the panels' real rows.
+template <int NP, int BB>
+IFLAME_AVX512 IFLAME_INLINE void store_tile(const __m512 (&c)[NP][BB], const PackedMatrix& w, int64_t p0, float* y,
+                                            int64_t ldy, bool accumulate) {
   for (int p = 0; p < NP; ++p) {
     const int64_t n0 = (p0 + p) * 16;
     const __mmask16 m = tail_mask(w.valid[size_t(p0 + p)]);
@@ -203,41 +199,170 @@ IFLAME_AVX512 void tile_avx512(const float* x, int64_t ldx, const W* data, const
   }
 }
 
-constexpr int kTileBatch = 6;  // NP = 4 panels x 6 rows: 24 accumulators + 5 operands of 32 registers
+// NP panels (16 outputs each) x BB batch rows of accumulators, all in registers.
+// x: float32 rows (ldx apart); xp: the same rows as bfloat16 pairs (ldp pairs apart, for
+// tile_dpbf16 only).
+struct TileArgs {
+  const float* x;
+  int64_t ldx;
+  const uint32_t* xp;
+  int64_t ldp;
+};
 
-template <int NP, typename W>
-IFLAME_AVX512 void tile_rows_avx512(int64_t bb, const float* x, int64_t ldx, const W* data, const PackedMatrix& w,
-                                    int64_t p0, float* y, int64_t ldy, bool acc) {
-  switch (bb) {
-    case 1: return tile_avx512<NP, 1>(x, ldx, data, w, p0, y, ldy, acc);
-    case 2: return tile_avx512<NP, 2>(x, ldx, data, w, p0, y, ldy, acc);
-    case 3: return tile_avx512<NP, 3>(x, ldx, data, w, p0, y, ldy, acc);
-    case 4: return tile_avx512<NP, 4>(x, ldx, data, w, p0, y, ldy, acc);
-    case 5: return tile_avx512<NP, 5>(x, ldx, data, w, p0, y, ldy, acc);
-    default: return tile_avx512<NP, 6>(x, ldx, data, w, p0, y, ldy, acc);
+// float32 weights.
+template <int NP, int BB>
+IFLAME_AVX512 void tile_f32(const TileArgs& a, const float* data, const PackedMatrix& w, int64_t p0, float* y,
+                            int64_t ldy, bool accumulate) {
+  const int64_t K = w.cols;
+  __m512 c[NP][BB];
+  for (int p = 0; p < NP; ++p) {
+    for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
+  }
+  const float* wp[NP];
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * K * 16;
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 wv[NP];
+    for (int p = 0; p < NP; ++p) wv[p] = _mm512_loadu_ps(wp[p] + k * 16);
+    for (int b = 0; b < BB; ++b) {
+      const __m512 xv = _mm512_set1_ps(a.x[b * a.ldx + k]);
+      for (int p = 0; p < NP; ++p) c[p][b] = _mm512_fmadd_ps(wv[p], xv, c[p][b]);
+    }
+  }
+  store_tile<NP, BB>(c, w, p0, y, ldy, accumulate);
+}
+
+// bfloat16 input pairs, float32 arithmetic: as 16 32-bit lanes, a 64-byte load holds
+// (W[r, k], W[r, k + 1]); shifting left by 16 gives W[:, k] as float32, masking the low half
+// gives W[:, k + 1] (two instructions for 32 weights; two widening loads would take six).
+template <int NP, int BB>
+IFLAME_AVX512 void tile_pairs(const TileArgs& a, const uint16_t* data, const PackedMatrix& w, int64_t p0, float* y,
+                              int64_t ldy, bool accumulate) {
+  const int64_t K = w.cols, pairs = (K + 1) / 2;
+  __m512 c[NP][BB];
+  for (int p = 0; p < NP; ++p) {
+    for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
+  }
+  const uint16_t* wp[NP];
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * pairs * 32;
+  const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
+  for (int64_t j = 0; j < pairs; ++j) {
+    __m512 even[NP], odd[NP];
+    for (int p = 0; p < NP; ++p) {
+      const __m512i raw = _mm512_loadu_si512(wp[p] + j * 32);
+      even[p] = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+      odd[p] = _mm512_castsi512_ps(_mm512_and_si512(raw, high));
+    }
+    const bool has_odd = 2 * j + 1 < K;
+    for (int b = 0; b < BB; ++b) {
+      const float* xr = a.x + b * a.ldx + 2 * j;
+      const __m512 x0 = _mm512_set1_ps(xr[0]);
+      const __m512 x1 = _mm512_set1_ps(has_odd ? xr[1] : 0.0f);
+      for (int p = 0; p < NP; ++p) c[p][b] = _mm512_fmadd_ps(odd[p], x1, _mm512_fmadd_ps(even[p], x0, c[p][b]));
+    }
+  }
+  store_tile<NP, BB>(c, w, p0, y, ldy, accumulate);
+}
+
+// bfloat16 input pairs times bfloat16-rounded x: VDPBF16PS adds both products of a pair.
+template <int NP, int BB>
+IFLAME_AVX512BF16 void tile_dpbf16(const TileArgs& a, const uint16_t* data, const PackedMatrix& w, int64_t p0, float* y,
+                                   int64_t ldy, bool accumulate) {
+  const int64_t pairs = (w.cols + 1) / 2;
+  __m512 c[NP][BB];
+  for (int p = 0; p < NP; ++p) {
+    for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
+  }
+  const uint16_t* wp[NP];
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * pairs * 32;
+  for (int64_t j = 0; j < pairs; ++j) {
+    __m512bh wv[NP];
+    for (int p = 0; p < NP; ++p) wv[p] = (__m512bh)_mm512_loadu_si512(wp[p] + j * 32);
+    for (int b = 0; b < BB; ++b) {
+      const __m512bh xv = (__m512bh)_mm512_set1_epi32(int(a.xp[b * a.ldp + j]));
+      for (int p = 0; p < NP; ++p) c[p][b] = _mm512_dpbf16_ps(c[p][b], wv[p], xv);
+    }
+  }
+  store_tile<NP, BB>(c, w, p0, y, ldy, accumulate);
+}
+
+// x rows (ldx apart) -> bfloat16 (round to nearest even), ldp uint32 pairs per row, the last
+// pair of an odd K padded with zero.
+IFLAME_AVX512BF16 void to_bf16_pairs(const float* x, int64_t B, int64_t ldx, int64_t K, uint32_t* xp, int64_t ldp) {
+  for (int64_t b = 0; b < B; ++b) {
+    uint16_t* out = reinterpret_cast<uint16_t*>(xp + b * ldp);
+    const float* xr = x + b * ldx;
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(xr + k)));
+    }
+    for (; k < K; ++k) out[k] = to_bf16(xr[k]);
+    if (K % 2) out[K] = 0;
   }
 }
 
-template <typename W>
-IFLAME_AVX512 void panels_avx512(const float* x, int64_t B, int64_t ldx, const W* data, const PackedMatrix& w,
-                                 int64_t pb, int64_t pe, float* y, int64_t ldy, bool accumulate) {
+constexpr int kTileBatch = 6;  // NP = 4 panels x 6 rows: 24 accumulators + 5 operands of 32 registers
+
+// The three tile families, as types for the driver below.
+struct F32Tiles {
+  template <int NP, int BB>
+  static void run(const TileArgs& a, const float* data, const PackedMatrix& w, int64_t p0, float* y, int64_t ldy, bool acc) {
+    tile_f32<NP, BB>(a, data, w, p0, y, ldy, acc);
+  }
+};
+struct PairTiles {
+  template <int NP, int BB>
+  static void run(const TileArgs& a, const uint16_t* data, const PackedMatrix& w, int64_t p0, float* y, int64_t ldy,
+                  bool acc) {
+    tile_pairs<NP, BB>(a, data, w, p0, y, ldy, acc);
+  }
+};
+struct DpBf16Tiles {
+  template <int NP, int BB>
+  static void run(const TileArgs& a, const uint16_t* data, const PackedMatrix& w, int64_t p0, float* y, int64_t ldy,
+                  bool acc) {
+    tile_dpbf16<NP, BB>(a, data, w, p0, y, ldy, acc);
+  }
+};
+
+// The arguments for batch rows from b0 on.
+inline TileArgs rows_from(const TileArgs& a, int64_t b0) {
+  return {a.x + b0 * a.ldx, a.ldx, a.xp ? a.xp + b0 * a.ldp : nullptr, a.ldp};
+}
+
+template <typename Tiles, int NP, typename W>
+void tile_rows(int64_t bb, const TileArgs& a, const W* data, const PackedMatrix& w, int64_t p0, float* y, int64_t ldy,
+               bool acc) {
+  switch (bb) {
+    case 1: return Tiles::template run<NP, 1>(a, data, w, p0, y, ldy, acc);
+    case 2: return Tiles::template run<NP, 2>(a, data, w, p0, y, ldy, acc);
+    case 3: return Tiles::template run<NP, 3>(a, data, w, p0, y, ldy, acc);
+    case 4: return Tiles::template run<NP, 4>(a, data, w, p0, y, ldy, acc);
+    case 5: return Tiles::template run<NP, 5>(a, data, w, p0, y, ldy, acc);
+    default: return Tiles::template run<NP, 6>(a, data, w, p0, y, ldy, acc);
+  }
+}
+
+// Panels [pb, pe) for B batch rows: 4-panel tiles over groups of up to kTileBatch rows.
+template <typename Tiles, typename W>
+void panels_avx512(const TileArgs& a, int64_t B, const W* data, const PackedMatrix& w, int64_t pb, int64_t pe, float* y,
+                   int64_t ldy, bool accumulate) {
   int64_t p = pb;
   if (B <= 2) {
     // Memory-bound: more panels (independent streams) in flight per pass over K.
     for (; p + 8 <= pe; p += 8) {
-      if (B == 1) tile_avx512<8, 1>(x, ldx, data, w, p, y, ldy, accumulate);
-      else tile_avx512<8, 2>(x, ldx, data, w, p, y, ldy, accumulate);
+      if (B == 1) Tiles::template run<8, 1>(a, data, w, p, y, ldy, accumulate);
+      else Tiles::template run<8, 2>(a, data, w, p, y, ldy, accumulate);
     }
   }
   for (; p + 4 <= pe; p += 4) {
     for (int64_t b0 = 0; b0 < B; b0 += kTileBatch) {
-      tile_rows_avx512<4>(std::min<int64_t>(kTileBatch, B - b0), x + b0 * ldx, ldx, data, w, p, y + b0 * ldy, ldy,
+      tile_rows<Tiles, 4>(std::min<int64_t>(kTileBatch, B - b0), rows_from(a, b0), data, w, p, y + b0 * ldy, ldy,
                           accumulate);
     }
   }
   for (; p < pe; ++p) {
     for (int64_t b0 = 0; b0 < B; b0 += kTileBatch) {
-      tile_rows_avx512<1>(std::min<int64_t>(kTileBatch, B - b0), x + b0 * ldx, ldx, data, w, p, y + b0 * ldy, ldy,
+      tile_rows<Tiles, 1>(std::min<int64_t>(kTileBatch, B - b0), rows_from(a, b0), data, w, p, y + b0 * ldy, ldy,
                           accumulate);
     }
   }
@@ -382,7 +507,7 @@ IFLAME_AVX512 void linear_step_avx512(const float* q, const float* k, const floa
 #pragma GCC diagnostic pop
 #endif
 
-bool avx512() { return active_isa() == Isa::Avx512; }
+bool avx512() { return active_isa() >= Isa::Avx512; }
 
 }  // namespace
 
@@ -399,11 +524,17 @@ Isa active_isa() {
 }
 
 void set_isa(Isa isa) {
-  if (isa == Isa::Avx512 && detected_isa() != Isa::Avx512) throw Error("decode kernels: this CPU has no AVX-512");
+  if (isa > detected_isa()) throw Error(std::string("decode kernels: this CPU cannot run ") + isa_name(isa));
   g_forced_isa.store(int(isa), std::memory_order_relaxed);
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::Avx512 ? "avx512" : "generic"; }
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx512Bf16: return "avx512-bf16";
+    default: return "generic";
+  }
+}
 
 uint16_t to_bf16(float x) {
   uint16_t h;
@@ -419,7 +550,8 @@ PackedMatrix pack_matrix(const std::vector<MatrixPart>& parts, int64_t cols, boo
     m.offsets.push_back(m.padded_rows);
     m.padded_rows += (part.rows + 15) / 16 * 16;
   }
-  const size_t n = size_t(m.padded_rows * cols);
+  const int64_t pairs = (cols + 1) / 2;
+  const size_t n = size_t(m.padded_rows * (bf16 ? 2 * pairs : cols));
   if (bf16) {
     m.b16 = AlignedArray<uint16_t>(n);
     std::fill(m.b16.data(), m.b16.data() + n, uint16_t(0));
@@ -434,11 +566,12 @@ PackedMatrix pack_matrix(const std::vector<MatrixPart>& parts, int64_t cols, boo
     for (int64_t row = 0; row < part.rows; ++row) {
       const int64_t panel = first_panel + row / 16, r = row % 16;
       const float* src = part.weight + row * cols;
-      const size_t base = size_t(panel * cols * 16 + r);
       if (bf16) {
-        for (int64_t k = 0; k < cols; ++k) m.b16[base + size_t(k * 16)] = to_bf16(src[k]);
+        uint16_t* dst = m.b16.data() + panel * pairs * 32 + r * 2;
+        for (int64_t k = 0; k < cols; ++k) dst[(k >> 1) * 32 + (k & 1)] = to_bf16(src[k]);
       } else {
-        for (int64_t k = 0; k < cols; ++k) m.f32[base + size_t(k * 16)] = src[k];
+        float* dst = m.f32.data() + panel * cols * 16 + r;
+        for (int64_t k = 0; k < cols; ++k) dst[k * 16] = src[k];
       }
       if (part.bias) m.bias[size_t(m.offsets[i] + row)] = part.bias[row];
     }
@@ -449,13 +582,25 @@ PackedMatrix pack_matrix(const std::vector<MatrixPart>& parts, int64_t cols, boo
 
 void matmul(const float* x, int64_t B, int64_t ldx, const PackedMatrix& w, float* y, int64_t ldy, bool accumulate) {
   const int64_t panels = w.panels();
+  const Isa isa = active_isa();
+  TileArgs args{x, ldx, nullptr, 0};
+  thread_local std::vector<uint32_t> pairs;  // x in bfloat16 for VDPBF16PS
+  if (w.bf16 && isa == Isa::Avx512Bf16) {
+    args.ldp = (w.cols + 1) / 2;
+    if (pairs.size() < size_t(B * args.ldp)) pairs.resize(size_t(B * args.ldp));
+    to_bf16_pairs(x, B, ldx, w.cols, pairs.data(), args.ldp);
+    args.xp = pairs.data();
+  }
   auto run = [&](int64_t pb, int64_t pe) {
-    if (avx512()) {
-      if (w.bf16) panels_avx512(x, B, ldx, w.b16.data(), w, pb, pe, y, ldy, accumulate);
-      else panels_avx512(x, B, ldx, w.f32.data(), w, pb, pe, y, ldy, accumulate);
-    } else {
+    if (isa == Isa::Generic) {
       if (w.bf16) panels_body(x, B, ldx, w.b16.data(), w, pb, pe, y, ldy, accumulate);
       else panels_body(x, B, ldx, w.f32.data(), w, pb, pe, y, ldy, accumulate);
+    } else if (!w.bf16) {
+      panels_avx512<F32Tiles>(args, B, w.f32.data(), w, pb, pe, y, ldy, accumulate);
+    } else if (isa == Isa::Avx512Bf16) {
+      panels_avx512<DpBf16Tiles>(args, B, w.b16.data(), w, pb, pe, y, ldy, accumulate);
+    } else {
+      panels_avx512<PairTiles>(args, B, w.b16.data(), w, pb, pe, y, ldy, accumulate);
     }
   };
   const int threads = at::get_num_threads();

@@ -5,8 +5,11 @@
 // bound by memory bandwidth (every weight is read once per token), hence bf16 weight storage.
 //
 // AVX-512 versions are chosen at run time when the CPU has AVX-512F/BW/DQ/VL; portable C++
-// otherwise (and in tests, to check one against the other). Arithmetic is float32 throughout;
-// weights and K/V may be stored as bfloat16 (converted on load).
+// otherwise (and in tests, to check one against the other). Weights and K/V may be stored as
+// bfloat16. Arithmetic is float32, except that on CPUs with AVX512-BF16 the products with
+// bfloat16 weights round the activations to bfloat16 and use VDPBF16PS (pairs of bf16
+// products summed into float32, twice the multiply-adds per instruction of FMA), as bf16
+// autocast does for its matmuls.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -16,7 +19,8 @@
 
 namespace iflame::decode {
 
-enum class Isa { Generic, Avx512 };
+// Ordered: each level includes the one before.
+enum class Isa { Generic, Avx512, Avx512Bf16 };
 Isa detected_isa();        // the best this CPU supports
 Isa active_isa();          // what the kernels use: detected_isa() unless set_isa() said otherwise
 void set_isa(Isa isa);     // tests; throws iflame::Error when asking for more than the CPU has
@@ -63,8 +67,10 @@ class AlignedArray {
 
 // Rows of a weight matrix W (PyTorch's [out, in] layout) packed for y = x W^T + b: panel p holds
 // rows [16p, 16p + 16) as K x 16 values (k-major), so one vector load gives 16 outputs' weights
-// for one input. Several matrices with the same K can share one packed matrix (fused q/k/v,
-// fused SwiGLU gate/up): each part starts at a multiple of 16 ("padded" output numbering).
+// for one input. bfloat16 panels hold pairs of inputs instead: ceil(K/2) x 16 x 2 values, the
+// layout VDPBF16PS reads (lane r of a 64-byte load is W[r, k], W[r, k + 1]; an odd K ends with a
+// zero). Several matrices with the same K can share one packed matrix (fused q/k/v, fused
+// SwiGLU gate/up): each part starts at a multiple of 16 ("padded" output numbering).
 struct MatrixPart {
   const float* weight;  // rows x cols, row-major
   int64_t rows;
@@ -76,7 +82,7 @@ struct PackedMatrix {
   int64_t padded_rows = 0;        // 16 x panels
   bool bf16 = false;
   AlignedArray<float> f32;        // panels x K x 16 (float32 storage)
-  AlignedArray<uint16_t> b16;     // the same in bfloat16
+  AlignedArray<uint16_t> b16;     // panels x ceil(K/2) x 16 x 2 (bfloat16 storage, input pairs)
   std::vector<float> bias;        // padded_rows, zero where a row has none
   std::vector<int32_t> valid;     // per panel: its real rows (16, or fewer at the end of a part)
   std::vector<int64_t> offsets;   // per part: its first row in padded numbering
@@ -88,7 +94,8 @@ PackedMatrix pack_matrix(const std::vector<MatrixPart>& parts, int64_t cols, boo
 
 // y[b * ldy + n] = (accumulate ? y[...] : 0) + sum_k x[b * ldx + k] W[n, k] + bias[n] for b < B
 // and every real row n (padded numbering; padding rows are never written). Parallel over
-// panels (at::parallel_for) when the work is large enough.
+// panels (at::parallel_for) when the work is large enough. With bfloat16 weights on
+// Isa::Avx512Bf16, x is rounded to bfloat16 first (see the top of this file).
 void matmul(const float* x, int64_t B, int64_t ldx, const PackedMatrix& w, float* y, int64_t ldy, bool accumulate);
 
 // y = x * rsqrt(mean(x^2) + eps) * w per row of E values (y may be x).

@@ -17,8 +17,10 @@ namespace {
 using torch::Tensor;
 
 std::vector<decode::Isa> isas() {
-  std::vector<decode::Isa> out = {decode::Isa::Generic};
-  if (decode::detected_isa() == decode::Isa::Avx512) out.push_back(decode::Isa::Avx512);
+  std::vector<decode::Isa> out;
+  for (auto isa : {decode::Isa::Generic, decode::Isa::Avx512, decode::Isa::Avx512Bf16}) {
+    if (isa <= decode::detected_isa()) out.push_back(isa);
+  }
   return out;
 }
 
@@ -37,7 +39,7 @@ std::vector<float> random_vector(size_t n, std::mt19937& rng, float scale = 1.0f
 
 TEST(DecodeKernels, MatmulMatchesPlainSumsForOddShapesAndBothStorages) {
   std::mt19937 rng(1);
-  const int64_t K = 37;
+  const int64_t K = 37;  // odd: the last bfloat16 pair is half padding
   const int64_t rows[2] = {21, 40};  // two parts: padded to 32 + 48 rows
   auto w0 = random_vector(size_t(rows[0] * K), rng), w1 = random_vector(size_t(rows[1] * K), rng);
   auto b1 = random_vector(size_t(rows[1]), rng);
@@ -61,7 +63,10 @@ TEST(DecodeKernels, MatmulMatchesPlainSumsForOddShapesAndBothStorages) {
               double want = part == 1 ? b1[size_t(r)] : 0.0;
               for (int64_t k = 0; k < K; ++k) {
                 const float wk = bf16 ? decode::from_bf16(decode::to_bf16(w[r * K + k])) : w[r * K + k];
-                want += double(x[size_t(b * ldx + k)]) * double(wk);
+                // VDPBF16PS takes x rounded to bfloat16 too.
+                const float xk = x[size_t(b * ldx + k)];
+                const bool round_x = bf16 && isa == decode::Isa::Avx512Bf16;
+                want += double(round_x ? decode::from_bf16(decode::to_bf16(xk)) : xk) * double(wk);
               }
               const size_t at = size_t(b * ldy + m.offsets[size_t(part)] + r);
               EXPECT_NEAR(y[at], want, 1e-4) << b << " " << part << " " << r;
@@ -80,8 +85,8 @@ TEST(DecodeKernels, AttendIsSoftmaxOfScaledScoresOverCachedValues) {
   std::mt19937 rng(2);
   for (decode::Isa isa : isas()) {
     IsaScope scope(isa);
-    for (int64_t D : {8, 16, 32, 64}) {
-      for (int64_t len : {1, 2, 17, 100}) {
+    for (int64_t D : {8, 16, 32, 48, 64, 96, 128}) {
+      for (int64_t len : {1, 2, 17, 33, 100}) {
         for (bool bf16 : {false, true}) {
           SCOPED_TRACE(std::string(decode::isa_name(isa)) + " D=" + std::to_string(D) + " len=" + std::to_string(len));
           auto q = random_vector(size_t(D), rng, 0.5f);

@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 WORK=${IFLAME_WORK:-$REPO/work}
 mkdir -p "$WORK"
-export OMP_WAIT_POLICY=PASSIVE
 
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -32,7 +31,11 @@ DATASET=$WORK/corpus/corpus.ifds
 WEIGHTS=${IFLAME_WEIGHTS:-}
 if [ -z "$WEIGHTS" ]; then
   echo "== training a small iFlame for ${IFLAME_TRAIN_STEPS:-300} steps (no IFLAME_WEIGHTS given)"
-  "$IFLAME" train --preset cpu --data "$DATASET" --resume \
+  # Passive waits for training: its many small LibTorch ops leave threads idle between regions,
+  # and spinning there only takes CPU from OpenBLAS and other processes (docs/benchmarks.md).
+  # Sampling keeps OpenMP's default (spin a little, then sleep): the fused decoder's regions
+  # follow each other within microseconds.
+  OMP_WAIT_POLICY=PASSIVE "$IFLAME" train --preset cpu --data "$DATASET" --resume \
     --set train.steps="${IFLAME_TRAIN_STEPS:-300}" --set eval.every=100 --set out.save_every=100 \
     --set out.dir="$WORK/run" --set model.preset=tiny --set data.max_faces=300
   WEIGHTS=$WORK/run/best/model.safetensors

@@ -109,7 +109,7 @@ struct ChildResult {
   double wall_s = 0;
 };
 // Runs `exe args...` with stdout captured (stderr passes through), `env` added to the
-// environment; kills it after `timeout_s` (0: no limit).
+// environment (an empty value removes the variable); kills it after `timeout_s` (0: no limit).
 ChildResult run_child(const std::string& exe, const std::vector<std::string>& args,
                       const std::map<std::string, std::string>& env, double timeout_s);
 std::string self_executable();

@@ -16,6 +16,7 @@
 
 #include "bench/bench.h"
 #include "generate/cache.h"
+#include "generate/decode_kernels.h"
 #include "generate/decoder.h"
 #include "generate/generate.h"
 #include "generate/sampler.h"
@@ -264,7 +265,7 @@ double mb(double bytes) { return bytes / 1048576.0; }
 int run_decode_command(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full,linear", faces = "800,4000", batches = "1,16", precision = "fp32",
               path = "fast", sampling = "default", cache_faces = "100,800,4000", format = "md", out_path,
-              omp_wait = "passive", mode = "context";
+              omp_wait = "default", mode = "context";
   int64_t tokens = 27, warmup = 9, threads = 0, seed = 1, repeat = 1;
   double max_mem_mb = 0, timeout_s = 1800;
   bool child = false, count_ops = false;
@@ -284,12 +285,16 @@ int run_decode_command(int argc, char** argv) {
       .option("batch", &batches, "comma-separated batch sizes")
       .option("tokens", &tokens, "timed decode steps (a multiple of 9: whole faces)")
       .option("warmup", &warmup, "untimed decode steps first (a multiple of 9)")
-      .option("precision", &precision, "fp32 | bf16 (weights and K/V stored in bf16, arithmetic in fp32)")
+      .option("precision", &precision,
+              "fp32 | bf16 (weights and K/V stored in bf16; matmul inputs rounded to bf16 where the CPU has\n"
+              "AVX512-BF16; accumulation in fp32)")
       .option("path", &path, "fast (fused CPU kernels) | torch (LibTorch per-op Block::step)")
       .option("sampling", &sampling, "default (iflame sample's: top-k 50, top-p 0.95, grammar mask) | greedy")
       .option("cache-faces", &cache_faces, "comma-separated lengths in faces for the cache-bytes table")
       .option("threads", &threads, "LibTorch threads (0: every CPU)")
-      .option("omp-wait", &omp_wait, "OMP_WAIT_POLICY for the children: default (unset) | passive | active")
+      .option("omp-wait", &omp_wait,
+              "OMP_WAIT_POLICY for the children: default (unset, as iflame sample usually runs: threads spin a\n"
+              "while between parallel regions, then sleep) | passive | active")
       .option("repeat", &repeat, "run every configuration this many times, interleaved; keep the fastest")
       .option("max-mem-mb", &max_mem_mb, "skip configurations estimated above this (0: 90% of MemAvailable)")
       .option("timeout", &timeout_s, "seconds before a child is killed (0: none)")
@@ -387,7 +392,7 @@ int run_decode_command(int argc, char** argv) {
   std::map<std::string, std::string> env;
   const std::string n = std::to_string(base.threads);
   env = {{"OMP_NUM_THREADS", n}, {"OPENBLAS_NUM_THREADS", n}, {"MKL_NUM_THREADS", n}};
-  if (omp_wait != "default") env["OMP_WAIT_POLICY"] = omp_wait == "active" ? "ACTIVE" : "PASSIVE";
+  env["OMP_WAIT_POLICY"] = omp_wait == "default" ? "" : omp_wait == "active" ? "ACTIVE" : "PASSIVE";
   const double limit_mb = max_mem_mb > 0 ? max_mem_mb : 0.9 * double(available_memory_kb()) / 1024.0;
 
   std::vector<Row> rows;
@@ -504,7 +509,9 @@ int run_decode_command(int argc, char** argv) {
     s << "iflame bench decode: " << cpu_model() << " (" << hardware_threads() << " CPUs, " << base.threads
       << " threads), LibTorch " << libtorch_version() << ", " << today() << "\n"
       << "size " << size << ", precision " << precision
-      << (base.bf16 ? " (weights and K/V in bf16, arithmetic in fp32)" : " (weights, K/V and arithmetic in fp32)")
+      << (base.bf16 ? std::string(" (weights and K/V in bf16; matmul kernels: ") + decode::isa_name(decode::active_isa()) +
+                          (decode::active_isa() == decode::Isa::Avx512Bf16 ? ", inputs rounded to bf16)" : ", fp32 arithmetic)")
+                    : std::string(" (weights, K/V and arithmetic in fp32)"))
       << ", path " << path << (path == "fast" ? " (fused CPU kernels)" : " (LibTorch per-op Block::step)") << "\n\n"
       << "(a) Cache bytes per sequence of faces + 2 rows (BOS and EOS), from the HybridCache's allocations:\n"
       << "K/V of the full-attention layers in " << kv_type

@@ -27,7 +27,7 @@ struct DecodeSpec {
   int64_t batch = 1;
   int64_t tokens = 27;      // timed decode steps (a multiple of 9: whole faces)
   int64_t warmup = 9;       // untimed steps first (a multiple of 9)
-  bool bf16 = false;        // --precision bf16: weights and K/V in bfloat16, arithmetic in fp32
+  bool bf16 = false;        // --precision bf16: weights and K/V in bfloat16 (see generate/fast_decode.h)
   bool torch_path = false;  // --path torch: LibTorch's per-op Block::step instead of the fused kernels
   bool greedy = false;      // argmax instead of iflame sample's default sampling
   int64_t threads = 0;      // <= 0: every hardware thread

@@ -116,7 +116,9 @@ ChildResult run_child(const std::string& exe, const std::vector<std::string>& ar
     const std::string kv = *e, key = kv.substr(0, kv.find('='));
     if (!env.count(key)) env_s.push_back(kv);
   }
-  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) {
+    if (!v.empty()) env_s.push_back(k + "=" + v);
+  }
   std::vector<char*> envp;
   for (auto& s : env_s) envp.push_back(s.data());
   envp.push_back(nullptr);

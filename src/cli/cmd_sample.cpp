@@ -56,7 +56,8 @@ int run_sample(int argc, char** argv) {
       .option("heads", &heads, "attention heads when the weights' metadata does not say")
       .option("bits", &bits, "tokenizer quantization bits (must match the model)")
       .option("precision", &precision,
-              "fp32 | bf16 (weights and K/V stored in bfloat16: half the memory traffic; arithmetic stays fp32)")
+              "fp32 | bf16 (weights and K/V stored in bfloat16: half the memory traffic; on CPUs with\n"
+              "AVX512-BF16 the matmuls also round their inputs to bfloat16, as autocast does; sums in fp32)")
       .option("threads", &threads, "CPU threads (0 = all cores)")
       .option("device", &device_name, "cpu, cuda or auto");
   if (!args.parse(argc, argv)) return 0;

@@ -7,7 +7,8 @@
 // lives. Every step checks the parameters' data pointers and version counters (bumped by
 // every in-place change: load_weights, optimizer steps, to()), and repacks when they moved;
 // writes through `.data()` or raw pointers bypass version counting and are not seen.
-// --precision bf16 stores weights and K/V in bfloat16; all arithmetic stays in float32.
+// --precision bf16 stores weights and K/V in bfloat16; arithmetic is float32 except the matmuls'
+// inputs on CPUs with AVX512-BF16 (generate/decode_kernels.h).
 #pragma once
 #include "generate/cache.h"
 #include "model/model.h"

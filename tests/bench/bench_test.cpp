@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "model/model.h"
 #include "test_paths.h"
 
@@ -88,6 +90,22 @@ TEST(BenchChild, TinyTrainRunReturnsJson) {
   EXPECT_LT(loss, 7.0);
   EXPECT_DOUBLE_EQ(r.json.at("flops_per_step").get<double>(),
                    bench::train_flops(model_preset("tiny", Arch::IFlame), 27, 1).train);
+}
+
+TEST(BenchChild, EnvironmentOverridesAndEmptyValuesRemove) {
+  ::setenv("IFLAME_TEST_INHERITED", "parent", 1);
+  ::setenv("IFLAME_TEST_REMOVED", "parent", 1);
+  const auto r = bench::run_child(
+      "/bin/sh",
+      {"-c", R"(printf '{"inherited":"%s","removed":"%s","added":"%s"}\n' "${IFLAME_TEST_INHERITED-unset}" )"
+             R"("${IFLAME_TEST_REMOVED-unset}" "${IFLAME_TEST_ADDED-unset}")"},
+      {{"IFLAME_TEST_REMOVED", ""}, {"IFLAME_TEST_ADDED", "child"}}, 60);
+  ::unsetenv("IFLAME_TEST_INHERITED");
+  ::unsetenv("IFLAME_TEST_REMOVED");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.json.at("inherited"), "parent");
+  EXPECT_EQ(r.json.at("removed"), "unset");
+  EXPECT_EQ(r.json.at("added"), "child");
 }
 
 TEST(BenchChild, FailuresAreReportedNotThrown) {

@@ -85,6 +85,7 @@ struct TrainSpec {
   int64_t threads = 0;    // <= 0: every hardware thread
   bool idle = false;      // only build the model (the memory baseline)
   bool profile = false;   // also time each block kind's parts in isolation
+  Recompute recompute = Recompute::None;  // blocks that recompute their activations in backward
   uint64_t seed = 1;
 
   int64_t tokens() const { return (faces + 2) * 9; }  // 9 BOS + 9 per face + 9 EOS

@@ -126,6 +126,7 @@ std::vector<std::string> child_arguments(const TrainSpec& s) {
                                 "--seed",    std::to_string(s.seed)};
   if (s.idle) a.push_back("--idle");
   if (s.profile) a.push_back("--profile");
+  if (s.recompute != Recompute::None) a.insert(a.end(), {"--recompute", recompute_name(s.recompute)});
   return a;
 }
 
@@ -139,10 +140,18 @@ double estimate_peak_bytes(const ModelConfig& cfg, const TrainSpec& spec) {
   // attention, 24.8 KB with linear attention; the formula gives 19.4 and 25.2 KB there.
   double per_full = scale * (52.0 * E + 9.0 * hid);
   double per_linear = per_full + scale * (10.0 * double(kLinearAttentionChunk * cfg.heads) + 8.0 * E);
-  double act = 0;
+  double act = 0, transient = 0;
   for (const auto& g : block_groups(cfg, spec.tokens())) {
-    act += double(g.positions) * double(g.count) * (g.kind == AttnKind::Full ? per_full : per_linear);
+    const double per = g.kind == AttnKind::Full ? per_full : per_linear;
+    if (recomputes(spec.recompute, g.kind)) {
+      // Only the block's fp32 input is kept; one block's activations exist while it is re-run.
+      act += double(g.positions) * double(g.count) * 4.0 * E;
+      transient = std::max(transient, double(g.positions) * per);
+    } else {
+      act += double(g.positions) * double(g.count) * per;
+    }
   }
+  act += transient;
   act += double(spec.tokens()) * double(cfg.vocab) * 16.0;  // logits, log-softmax and their grads
   act *= double(spec.batch);
   const double params = double(block_matmul_weights(cfg) + 8 * cfg.dim) * double(cfg.num_layers()) +
@@ -186,6 +195,7 @@ nlohmann::json run_train(const TrainSpec& spec) {
   torch::manual_seed(spec.seed);
   IFlameModel model(cfg);
   model->train();
+  model->recompute = spec.recompute;
   nlohmann::json j = {{"arch", arch_name(spec.arch)},
                       {"size", spec.size},
                       {"params", model->num_parameters()},
@@ -195,6 +205,7 @@ nlohmann::json run_train(const TrainSpec& spec) {
                       {"dtype", spec.bf16 ? "bf16" : "fp32"},
                       {"threads", at::get_num_threads()},
                       {"optimizer", spec.adamw ? "adamw" : "none"},
+                      {"recompute", recompute_name(spec.recompute)},
                       {"rss_model_kb", current_rss_kb()}};
   if (spec.idle) {
     j["idle"] = true;

@@ -153,7 +153,7 @@ int run_train_child(const bench::TrainSpec& spec) {
 
 int run_train_cmd(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full", faces = "800", dtype = "bf16", format = "md", out_path,
-              optimizer = "adamw", omp_wait = "passive", malloc_mode = "default";
+              optimizer = "adamw", omp_wait = "passive", malloc_mode = "default", recompute = "none";
   int64_t batch = 1, steps = 3, warmup = 1, threads = 0, seed = 1, repeat = 1;
   double peak_gflops = 0, max_mem_mb = 0, timeout_s = 7200;
   bool child = false, idle = false, profile = false;
@@ -172,6 +172,9 @@ int run_train_cmd(int argc, char** argv) {
       .option("warmup", &warmup, "untimed steps first")
       .option("dtype", &dtype, "bf16 (autocast on CPU) | fp32")
       .option("optimizer", &optimizer, "adamw (step included in the timing) | none (zero_grad only)")
+      .option("recompute", &recompute,
+              "none | linear | all: blocks that keep only their input and run again in the backward\n"
+              "(linear: the linear-attention blocks; `full` has none, so it is unchanged)")
       .option("threads", &threads, "LibTorch threads (0: every CPU)")
       .option("omp-wait", &omp_wait, "OMP_WAIT_POLICY for the children: passive | active")
       .option("malloc", &malloc_mode,
@@ -217,6 +220,7 @@ int run_train_cmd(int argc, char** argv) {
   base.threads = threads;
   base.seed = uint64_t(seed);
   base.profile = profile;
+  base.recompute = recompute_from_name(recompute);
 
   if (child) {
     if (arch_list.size() != 1 || faces_list.size() != 1) throw Error("--child runs exactly one arch and one face count");
@@ -399,7 +403,7 @@ int run_train_cmd(int argc, char** argv) {
 
   const json settings = {{"size", size},         {"batch", batch},           {"steps", steps}, {"repeat", repeat},
                          {"warmup", warmup},     {"dtype", dtype},           {"optimizer", optimizer},
-                         {"omp_wait", omp_wait}, {"malloc", malloc_mode}, {"peak_bf16_gflops", peak_gflops}, {"peak_note", peak_note},
+                         {"omp_wait", omp_wait}, {"malloc", malloc_mode}, {"recompute", recompute}, {"peak_bf16_gflops", peak_gflops}, {"peak_note", peak_note},
                          {"max_mem_mb", limit_mb}};
   std::string text;
   if (format == "json") {
@@ -430,6 +434,7 @@ int run_train_cmd(int argc, char** argv) {
       << "size " << size << ", batch " << batch << ", " << dtype << (dtype == "bf16" ? " autocast" : "") << ", "
       << warmup << " warm-up + " << steps << " timed steps of forward + loss + backward"
       << (base.adamw ? " + AdamW step" : " (no optimizer step)")
+      << (recompute != "none" ? ", recompute " + recompute + " blocks in the backward" : std::string())
       << (repeat > 1 ? ", fastest of " + std::to_string(repeat) + " interleaved runs" : std::string()) << "\n"
       << "MFU denominator: bf16 matmul " << fmt("%.1f", peak_gflops) << " GFLOP/s (" << peak_note << ")";
     if (fp32_peak > 0) s << "; fp32 " << fmt("%.1f", fp32_peak) << " GFLOP/s";

@@ -22,6 +22,25 @@ Arch arch_from_name(const std::string& name) {
   throw Error("unknown architecture '" + name + "' (expected iflame, full or linear)");
 }
 
+const char* recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::Linear: return "linear";
+    case Recompute::All: return "all";
+    default: return "none";
+  }
+}
+
+Recompute recompute_from_name(const std::string& name) {
+  if (name == "none") return Recompute::None;
+  if (name == "linear") return Recompute::Linear;
+  if (name == "all") return Recompute::All;
+  throw Error("recompute must be none, linear or all, got '" + name + "'");
+}
+
+bool recomputes(Recompute policy, AttnKind kind) {
+  return policy == Recompute::All || (policy == Recompute::Linear && kind == AttnKind::Linear);
+}
+
 AttnKind ModelConfig::kind_of(int64_t index) const {
   if (arch == Arch::Full) return AttnKind::Full;
   if (arch == Arch::Linear) return AttnKind::Linear;

@@ -13,6 +13,13 @@ enum class AttnKind { Linear, Full };
 // (a plain stack at token resolution with full or linear attention everywhere).
 enum class Arch { IFlame, Full, Linear };
 
+// Which blocks recompute their activations in the backward instead of keeping them (training
+// only; model/recompute.h): none, the linear-attention blocks, or all blocks.
+enum class Recompute { None, Linear, All };
+const char* recompute_name(Recompute r);
+Recompute recompute_from_name(const std::string& name);  // none | linear | all; throws iflame::Error
+bool recomputes(Recompute policy, AttnKind kind);         // is a block of this kind recomputed?
+
 struct ModelConfig {
   Arch arch = Arch::IFlame;
   int64_t dim = 512;         // E

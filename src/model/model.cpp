@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include "generate/cache.h"
+#include "model/recompute.h"
 #include "util/error.h"
 
 namespace iflame {
@@ -91,7 +92,12 @@ Tensor IFlameModelImpl::run_stage(const torch::nn::ModuleList& stage, const std:
   if (trace) (*trace)[name + ".0.input"] = x.detach();
   for (size_t i = 0; i < stage->size(); ++i) {
     LayerCache* layer = capture ? &capture->layers[size_t(first_layer) + i] : nullptr;
-    x = stage->ptr<BlockImpl>(i)->forward(x, cos, sin, trace, name + "." + std::to_string(i), layer);
+    BlockImpl& block = *stage->ptr<BlockImpl>(i);
+    if (!trace && !layer && recomputes(recompute, block.attn->kind)) {
+      x = checkpointed_block(block, x, cos, sin);
+    } else {
+      x = block.forward(x, cos, sin, trace, name + "." + std::to_string(i), layer);
+    }
   }
   return x;
 }

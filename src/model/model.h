@@ -37,6 +37,9 @@ struct IFlameModelImpl : torch::nn::Module {
   const RopeTable& rope(int64_t positions, const torch::Device& device);
 
   ModelConfig config;
+  // Which blocks recompute their activations in the backward instead of keeping them (a
+  // training setting, not part of the architecture or the weights; model/recompute.h).
+  Recompute recompute = Recompute::None;
   torch::nn::Embedding embedding{nullptr};
   RMSNorm norm{nullptr};
   torch::Tensor skip_weights2;  // (2,): w0 for the face -> vertex skip, w1 for vertex -> token

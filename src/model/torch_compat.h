@@ -31,6 +31,23 @@ inline torch::Tensor sdpa_causal(const torch::Tensor& q, const torch::Tensor& k,
 }
 #endif
 
+// Whether autocast is on for a device type, and its dtype (to re-enter the same state later,
+// e.g. when a checkpointed block runs again in the backward).
+inline bool autocast_enabled(c10::DeviceType device) {
+#if IFLAME_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+#endif
+}
+inline c10::ScalarType autocast_dtype(c10::DeviceType device) {
+#if IFLAME_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
 // Mixed precision for a scope: bf16 autocast on CPU (AMX through oneDNN), fp16/bf16 on CUDA.
 // The autocast API moved from per-device setters (1.13) to device-type arguments (2.4+).
 class AutocastGuard {

@@ -27,6 +27,9 @@ const std::vector<TrainKey> kTrainKeys = {
     {"train.precision", "bf16 (autocast) or fp32"},
     {"train.threads", "CPU threads (0 = all cores), shared by the data-parallel workers of a host"},
     {"train.device", "cpu, cuda (data parallel: worker i of a host on cuda:i; NCCL) or cuda:N"},
+    {"train.recompute",
+     "none, linear or all: blocks that keep only their input and run again in the backward (less memory, "
+     "about one extra forward of those blocks)"},
     {"train.max_bad_steps", "stop after this many non-finite steps in a row"},
     {"train.peak_gflops", "MFU denominator: bf16 matmul GFLOP/s of one worker (0 = measure ~0.5 s at start)"},
     {"optim.kind", "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
@@ -92,6 +95,7 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   else if (key == "train.precision") train_precision = v;
   else if (key == "train.threads") train_threads = to_int(key, v);
   else if (key == "train.device") train_device = v;
+  else if (key == "train.recompute") train_recompute = v;
   else if (key == "train.max_bad_steps") train_max_bad_steps = to_int(key, v);
   else if (key == "train.peak_gflops") train_peak_gflops = to_double(key, v);
   else if (key == "optim.kind") optim_kind = v;
@@ -111,6 +115,7 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   if (!valid_device_name(train_device)) {
     throw Error("train.device must be cpu, cuda or cuda:N, got '" + train_device + "'");
   }
+  (void)recompute_from_name(train_recompute);  // validates
   if (train_peak_gflops < 0) throw Error("config: train.peak_gflops must be >= 0 (0 = measure)");
   if (data_batch_tokens <= 0 || data_batch_size <= 0 || optim_accum <= 0 || train_steps <= 0) {
     throw Error("config: batch sizes, optim.accum and train.steps must be positive");
@@ -144,7 +149,7 @@ std::string TrainConfig::to_text() const {
     << "\ndata.augment = " << (data_augment ? "true" : "false") << "\ndata.batch_tokens = " << data_batch_tokens
     << "\ndata.batch_size = " << data_batch_size << "\ntrain.steps = " << train_steps << "\ntrain.seed = " << train_seed
     << "\ntrain.precision = " << train_precision << "\ntrain.threads = " << train_threads
-    << "\ntrain.device = " << train_device
+    << "\ntrain.device = " << train_device << "\ntrain.recompute = " << train_recompute
     << "\ntrain.max_bad_steps = " << train_max_bad_steps << "\ntrain.peak_gflops = " << train_peak_gflops
     << "\noptim.kind = " << optim_kind
     << "\noptim.lr = " << optim_lr << "\noptim.warmup = " << optim_warmup << "\noptim.weight_decay = " << optim_weight_decay

@@ -29,6 +29,7 @@ struct TrainConfig {
   std::string train_precision = "bf16";  // bf16 autocast (CPU: AMX via oneDNN) or fp32
   int64_t train_threads = 0;
   std::string train_device = "cpu";  // cpu, cuda (worker i of a host: cuda:i) or cuda:N
+  std::string train_recompute = "none";  // none | linear | all (model/recompute.h)
   int64_t train_max_bad_steps = 10;
   double train_peak_gflops = 0;  // MFU denominator per worker; 0 = measure at startup
   std::string optim_kind = "muon";

@@ -107,6 +107,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
   IFlameModel model(mc);
   model->to(device);  // before the optimizer allocates its state next to the parameters
   model->train();
+  model->recompute = recompute_from_name(cfg.train_recompute);
   std::vector<std::pair<std::string, Tensor>> named;
   std::vector<Tensor> params;
   for (auto& item : model->named_parameters()) {

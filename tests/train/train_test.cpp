@@ -135,6 +135,14 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
   EXPECT_THROW(d.load_file(dir + "/e.txt"), Error);
 }
 
+TEST(Train, RecomputeIsNoneLinearOrAll) {
+  TrainConfig c;
+  EXPECT_EQ(c.train_recompute, "none");
+  c.set("train.recompute", "linear");
+  EXPECT_NE(c.to_text().find("train.recompute = linear"), std::string::npos);
+  EXPECT_THROW(c.set("train.recompute", "some"), Error);
+}
+
 TEST(Train, DeviceIsCpuOrAnExistingGpu) {
   TrainConfig c;
   EXPECT_EQ(c.train_device, "cpu");

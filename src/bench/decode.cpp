@@ -49,18 +49,6 @@ void op_end(const at::RecordFunction&, at::ObserverContext*) { --g_op_depth; }
 // ---------------------------------------------------------------------------------------
 // Small output helpers (the same conventions as `bench train`).
 
-std::vector<int64_t> int_list(const std::string& s, const std::string& what) {
-  std::vector<int64_t> out;
-  for (const auto& item : split_commas(s)) {
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (*end != '\0' || v < 0) throw Error(what + " needs non-negative integers, got '" + item + "'");
-    out.push_back(v);
-  }
-  if (out.empty()) throw Error(what + " needs at least one value");
-  return out;
-}
-
 // Puts `context` tokens' worth of state into the cache without running the model: K/V of
 // every full layer filled (at its resolution) with uniform random values, random linear
 // states and hourglass rings. Decoding speed does not depend on the values, and a real
@@ -323,10 +311,7 @@ int run_decode_command(int argc, char** argv) {
   (void)model_preset(size, Arch::IFlame);  // validates --size
   std::vector<Arch> arch_list;
   for (const auto& a : split_commas(archs)) arch_list.push_back(arch_from_name(a));
-  const std::vector<int64_t> faces_list = int_list(faces, "--faces"), batch_list = int_list(batches, "--batch");
-  for (int64_t b : batch_list) {
-    if (b < 1) throw Error("--batch must be >= 1");
-  }
+  const std::vector<int64_t> faces_list = int_list(faces, "--faces", 0), batch_list = int_list(batches, "--batch", 1);
   if (arch_list.empty()) throw Error("--archs needs at least one architecture");
 
   DecodeSpec base;
@@ -351,7 +336,7 @@ int run_decode_command(int argc, char** argv) {
   }
 
   // (a) Cache bytes per sequence, in this process (K/V is allocated but never touched).
-  const std::vector<int64_t> cache_list = int_list(cache_faces, "--cache-faces");
+  const std::vector<int64_t> cache_list = int_list(cache_faces, "--cache-faces", 0);
   const std::vector<Arch> all_archs = {Arch::IFlame, Arch::Full, Arch::Linear};
   json cache_rows = json::array();
   std::vector<std::vector<std::string>> md_cache;

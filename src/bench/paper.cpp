@@ -266,21 +266,6 @@ render::Image compose(const std::vector<render::Image>& cells, int columns) {
   return out;
 }
 
-std::vector<int64_t> int_list(const std::string& s, const std::string& what) {
-  std::vector<int64_t> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty()) continue;
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (*end != '\0' || v < 1) throw Error(what + " needs positive integers, got '" + item + "'");
-    out.push_back(v);
-  }
-  if (out.empty()) throw Error(what + " needs at least one value");
-  return out;
-}
-
 double mib(double bytes) { return bytes / 1048576.0; }
 
 }  // namespace
@@ -338,7 +323,7 @@ int run_paper_command(int argc, char** argv) {
     if (quality_steps < 1) throw Error("--child-quality needs --quality-steps >= 1");
     return run_quality_child(q, arch_from_name(child_quality), quality_steps, out_dir);
   }
-  const std::vector<int64_t> faces_list = int_list(faces, "--faces");
+  const std::vector<int64_t> faces_list = int_list(faces, "--faces", 1);
   std::string wanted;
   {
     std::stringstream in(only);

@@ -1,6 +1,8 @@
 #include "util/report.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -54,6 +56,21 @@ std::vector<std::string> split_commas(const std::string& s) {
   while (std::getline(in, item, ',')) {
     if (!item.empty()) out.push_back(item);
   }
+  return out;
+}
+
+std::vector<int64_t> int_list(const std::string& s, const std::string& what, int64_t min_value) {
+  std::vector<int64_t> out;
+  for (const auto& item : split_commas(s)) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (*end != '\0' || errno == ERANGE || v < min_value) {
+      throw Error(what + " needs integers >= " + std::to_string(min_value) + ", got '" + item + "'");
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(what + " needs at least one value");
   return out;
 }
 

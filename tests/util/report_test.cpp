@@ -35,6 +35,20 @@ TEST(UtilReport, SplitsCommaListsSkippingEmptyItems) {
   EXPECT_TRUE(split_commas("").empty());
 }
 
+TEST(UtilReport, IntListsCheckTheLowerBoundAndNameTheOption) {
+  EXPECT_EQ(int_list("0,800,,4000", "--faces", 0), (std::vector<int64_t>{0, 800, 4000}));
+  EXPECT_THROW(int_list("0,1", "--batch", 1), Error);
+  EXPECT_THROW(int_list("", "--batch", 1), Error);
+  EXPECT_THROW(int_list("12x", "--batch", 1), Error);
+  EXPECT_THROW(int_list("99999999999999999999", "--batch", 1), Error);
+  try {
+    int_list("1,-3", "--faces", 1);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--faces needs integers >= 1, got '-3'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(UtilReport, EmitWritesTheFileTooAndNamesOneItCannotWrite) {
   const std::string path = test::temp_dir() + "/out.md";
   testing::internal::CaptureStdout();

@@ -492,7 +492,8 @@ int run_decode_command(int argc, char** argv) {
     const std::string kv_type = base.bf16 ? "bf16" : "fp32";
     std::ostringstream s;
     s << "iflame bench decode: " << cpu_model() << " (" << hardware_threads() << " CPUs, " << base.threads
-      << " threads), LibTorch " << libtorch_version() << ", " << today() << "\n"
+      << " threads, OMP_WAIT_POLICY " << (omp_wait == "default" ? std::string("unset") : omp_wait) << "), LibTorch "
+      << libtorch_version() << ", " << today() << "\n"
       << "size " << size << ", precision " << precision
       << (base.bf16 ? std::string(" (weights and K/V in bf16; matmul kernels: ") + decode::isa_name(decode::active_isa()) +
                           (decode::active_isa() == decode::Isa::Avx512Bf16 ? ", inputs rounded to bf16)" : ", fp32 arithmetic)")

@@ -203,12 +203,8 @@ int run_train_cmd(int argc, char** argv) {
 
   std::vector<Arch> arch_list;
   for (const auto& a : split_commas(archs)) arch_list.push_back(arch_from_name(a));
-  std::vector<int64_t> faces_list;
-  for (const auto& f : split_commas(faces)) {
-    faces_list.push_back(parse_int(f, "--faces"));
-    if (faces_list.back() < 1) throw Error("--faces must be positive");
-  }
-  if (arch_list.empty() || faces_list.empty()) throw Error("--archs and --faces need at least one value");
+  const std::vector<int64_t> faces_list = int_list(faces, "--faces", 1);
+  if (arch_list.empty()) throw Error("--archs needs at least one architecture");
 
   bench::TrainSpec base;
   base.size = size;

@@ -43,7 +43,8 @@ IFLAME_INLINE float panel_weight(const float* panel, int64_t k, int r) { return 
 IFLAME_INLINE float panel_weight(const uint16_t* panel, int64_t k, int r) {
   return from_bf16(panel[((k >> 1) * 16 + r) * 2 + (k & 1)]);
 }
-// Values of one panel: K x 16, with K rounded up to even for bfloat16 pairs.
+// Values of one panel (its stride in the packed storage): K x 16, with K rounded up to even for
+// bfloat16 pairs.
 IFLAME_INLINE int64_t panel_size(const float*, int64_t K) { return K * 16; }
 IFLAME_INLINE int64_t panel_size(const uint16_t*, int64_t K) { return (K + 1) / 2 * 32; }
 
@@ -219,7 +220,7 @@ IFLAME_AVX512 void tile_f32(const TileArgs& a, const float* data, const PackedMa
     for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
   }
   const float* wp[NP];
-  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * K * 16;
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * panel_size(data, K);
   for (int64_t k = 0; k < K; ++k) {
     __m512 wv[NP];
     for (int p = 0; p < NP; ++p) wv[p] = _mm512_loadu_ps(wp[p] + k * 16);
@@ -243,7 +244,7 @@ IFLAME_AVX512 void tile_pairs(const TileArgs& a, const uint16_t* data, const Pac
     for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
   }
   const uint16_t* wp[NP];
-  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * pairs * 32;
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * panel_size(data, K);
   const __m512i high = _mm512_set1_epi32(int(0xffff0000u));
   for (int64_t j = 0; j < pairs; ++j) {
     __m512 even[NP], odd[NP];
@@ -273,7 +274,7 @@ IFLAME_AVX512BF16 void tile_dpbf16(const TileArgs& a, const uint16_t* data, cons
     for (int b = 0; b < BB; ++b) c[p][b] = _mm512_setzero_ps();
   }
   const uint16_t* wp[NP];
-  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * pairs * 32;
+  for (int p = 0; p < NP; ++p) wp[p] = data + (p0 + p) * panel_size(data, w.cols);
   for (int64_t j = 0; j < pairs; ++j) {
     __m512bh wv[NP];
     for (int p = 0; p < NP; ++p) wv[p] = (__m512bh)_mm512_loadu_si512(wp[p] + j * 32);
@@ -567,10 +568,10 @@ PackedMatrix pack_matrix(const std::vector<MatrixPart>& parts, int64_t cols, boo
       const int64_t panel = first_panel + row / 16, r = row % 16;
       const float* src = part.weight + row * cols;
       if (bf16) {
-        uint16_t* dst = m.b16.data() + panel * pairs * 32 + r * 2;
+        uint16_t* dst = m.b16.data() + panel * panel_size(m.b16.data(), cols) + r * 2;
         for (int64_t k = 0; k < cols; ++k) dst[(k >> 1) * 32 + (k & 1)] = to_bf16(src[k]);
       } else {
-        float* dst = m.f32.data() + panel * cols * 16 + r;
+        float* dst = m.f32.data() + panel * panel_size(m.f32.data(), cols) + r;
         for (int64_t k = 0; k < cols; ++k) dst[k * 16] = src[k];
       }
       if (part.bias) m.bias[size_t(m.offsets[i] + row)] = part.bias[row];

@@ -86,6 +86,7 @@ struct TrainSpec {
   bool idle = false;      // only build the model (the memory baseline)
   bool profile = false;   // also time each block kind's parts in isolation
   Recompute recompute = Recompute::None;  // blocks that recompute their activations in backward
+  bool glibc_malloc = false;  // leave glibc's malloc settings (default: keep_freed_memory(), as training does)
   uint64_t seed = 1;
 
   int64_t tokens() const { return (faces + 2) * 9; }  // 9 BOS + 9 per face + 9 EOS
@@ -128,10 +129,8 @@ std::string libtorch_version();
 void set_threads(int64_t threads);
 
 // The environment of a benchmark child: `threads` for OpenMP / OpenBLAS / MKL, OMP_WAIT_POLICY
-// from `omp_wait` ("passive" | "active"), and with `malloc_mode` "no-mmap" glibc tunables that
-// keep freed memory in the heap (no mmap, no trimming: same peak, far fewer page faults).
-std::map<std::string, std::string> child_environment(int64_t threads, const std::string& omp_wait,
-                                                     const std::string& malloc_mode = "default");
+// from `omp_wait` ("passive" | "active").
+std::map<std::string, std::string> child_environment(int64_t threads, const std::string& omp_wait);
 // Makes this process the out-of-memory killer's first choice, so that a configuration that
 // does not fit takes down the benchmark child and nothing else on a shared machine.
 void prefer_oom_kill();

@@ -46,16 +46,12 @@ std::string signal_text(int sig) {
 
 }  // namespace
 
-std::map<std::string, std::string> child_environment(int64_t threads, const std::string& omp_wait,
-                                                     const std::string& malloc_mode) {
+std::map<std::string, std::string> child_environment(int64_t threads, const std::string& omp_wait) {
   const std::string n = std::to_string(threads);
   std::string policy = omp_wait;
   std::transform(policy.begin(), policy.end(), policy.begin(), [](unsigned char c) { return char(std::toupper(c)); });
   std::map<std::string, std::string> env = {
       {"OMP_WAIT_POLICY", policy}, {"OMP_NUM_THREADS", n}, {"OPENBLAS_NUM_THREADS", n}, {"MKL_NUM_THREADS", n}};
-  // glibc serves every allocation of 32 MiB or more with a fresh mmap and unmaps it on free, so
-  // each large temporary tensor page-faults all of its pages again.
-  if (malloc_mode == "no-mmap") env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736";
   return env;
 }
 

@@ -127,6 +127,7 @@ std::vector<std::string> child_arguments(const TrainSpec& s) {
   if (s.idle) a.push_back("--idle");
   if (s.profile) a.push_back("--profile");
   if (s.recompute != Recompute::None) a.insert(a.end(), {"--recompute", recompute_name(s.recompute)});
+  if (s.glibc_malloc) a.insert(a.end(), {"--malloc", "glibc"});
   return a;
 }
 

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/report.h"
 
 namespace iflame::cli {
@@ -139,6 +140,7 @@ struct Row {
 
 int run_train_child(const bench::TrainSpec& spec) {
   bench::prefer_oom_kill();
+  if (!spec.glibc_malloc) keep_freed_memory();  // as `iflame train` does
   try {
     const json j = bench::run_train(spec);
     std::printf("%s\n", j.dump().c_str());
@@ -153,7 +155,7 @@ int run_train_child(const bench::TrainSpec& spec) {
 
 int run_train_cmd(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full", faces = "800", dtype = "bf16", format = "md", out_path,
-              optimizer = "adamw", omp_wait = "passive", malloc_mode = "default", recompute = "none";
+              optimizer = "adamw", omp_wait = "passive", malloc_mode = "train", recompute = "none";
   int64_t batch = 1, steps = 3, warmup = 1, threads = 0, seed = 1, repeat = 1;
   double peak_gflops = 0, max_mem_mb = 0, timeout_s = 7200;
   bool child = false, idle = false, profile = false;
@@ -178,7 +180,8 @@ int run_train_cmd(int argc, char** argv) {
       .option("threads", &threads, "LibTorch threads (0: every CPU)")
       .option("omp-wait", &omp_wait, "OMP_WAIT_POLICY for the children: passive | active")
       .option("malloc", &malloc_mode,
-              "children's glibc malloc: default | no-mmap (GLIBC_TUNABLES: no mmap, no trim; fewer page faults)")
+              "children's malloc: train (as `iflame train`: freed memory stays in the heap for reuse, no\n"
+              "mmap per large tensor) | glibc (glibc's defaults: a page-faulting mmap per large tensor)")
       .option("peak-gflops", &peak_gflops, "MFU denominator in GFLOP/s (0: measure bf16 2048^3 matmul now)")
       .option("max-mem-mb", &max_mem_mb, "skip configurations estimated above this (0: 90% of MemAvailable)")
       .option("repeat", &repeat, "run every configuration this many times, interleaved; keep the fastest")
@@ -194,7 +197,7 @@ int run_train_cmd(int argc, char** argv) {
   if (optimizer != "adamw" && optimizer != "none") throw Error("--optimizer must be adamw or none");
   if (format != "md" && format != "json" && format != "csv") throw Error("--format must be md, json or csv");
   if (omp_wait != "passive" && omp_wait != "active") throw Error("--omp-wait must be passive or active");
-  if (malloc_mode != "default" && malloc_mode != "no-mmap") throw Error("--malloc must be default or no-mmap");
+  if (malloc_mode != "train" && malloc_mode != "glibc") throw Error("--malloc must be train or glibc");
   if (batch < 1 || steps < 1 || warmup < 0 || repeat < 1) {
     throw Error("--batch, --steps and --repeat must be >= 1, --warmup >= 0");
   }
@@ -217,6 +220,7 @@ int run_train_cmd(int argc, char** argv) {
   base.seed = uint64_t(seed);
   base.profile = profile;
   base.recompute = recompute_from_name(recompute);
+  base.glibc_malloc = malloc_mode == "glibc";
 
   if (child) {
     if (arch_list.size() != 1 || faces_list.size() != 1) throw Error("--child runs exactly one arch and one face count");
@@ -227,7 +231,7 @@ int run_train_cmd(int argc, char** argv) {
   }
 
   const std::string exe = bench::self_executable();
-  const auto env = bench::child_environment(threads, omp_wait, malloc_mode);
+  const auto env = bench::child_environment(threads, omp_wait);
   const double limit_mb = max_mem_mb > 0 ? max_mem_mb : 0.9 * double(bench::available_memory_kb()) / 1024.0;
 
   // The MFU denominator, measured in a child with the same threads and environment.

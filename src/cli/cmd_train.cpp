@@ -8,6 +8,7 @@
 #include "train/trainer.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace iflame::cli {
 
@@ -76,6 +77,7 @@ int run_train(int argc, char** argv) {
     return launch_local_workers(nproc, worker_arguments(argc, argv), master_addr.empty() ? "127.0.0.1" : master_addr);
   }
 
+  keep_freed_memory();  // large temporaries reuse heap memory instead of page-faulting each step
   DistOptions dist;
   dist.read_environment();
   if (rank >= 0) dist.rank = rank;

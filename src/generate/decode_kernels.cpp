@@ -4,12 +4,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
-
-#include "util/error.h"
 
 // Functions compiled for AVX-512 whatever the project's -march (chosen at run time). Helpers
 // they call must carry the same attribute to be inlined.
@@ -20,16 +17,6 @@
 namespace iflame::decode {
 
 namespace {
-
-Isa detect() {
-  __builtin_cpu_init();
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  if (!avx512) return Isa::Generic;
-  return __builtin_cpu_supports("avx512bf16") ? Isa::Avx512Bf16 : Isa::Avx512;
-}
-
-std::atomic<int> g_forced_isa{-1};
 
 // Below this many multiply-adds a kernel runs on the calling thread: an OpenMP region costs
 // a few microseconds, more when the machine is busy.
@@ -513,29 +500,6 @@ bool avx512() { return active_isa() >= Isa::Avx512; }
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-
-Isa detected_isa() {
-  static const Isa isa = detect();
-  return isa;
-}
-
-Isa active_isa() {
-  const int forced = g_forced_isa.load(std::memory_order_relaxed);
-  return forced < 0 ? detected_isa() : Isa(forced);
-}
-
-void set_isa(Isa isa) {
-  if (isa > detected_isa()) throw Error(std::string("decode kernels: this CPU cannot run ") + isa_name(isa));
-  g_forced_isa.store(int(isa), std::memory_order_relaxed);
-}
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::Avx512: return "avx512";
-    case Isa::Avx512Bf16: return "avx512-bf16";
-    default: return "generic";
-  }
-}
 
 uint16_t to_bf16(float x) {
   uint16_t h;

@@ -17,14 +17,17 @@
 #include <utility>
 #include <vector>
 
+#include "util/cpu_isa.h"
+
 namespace iflame::decode {
 
-// Ordered: each level includes the one before.
-enum class Isa { Generic, Avx512, Avx512Bf16 };
-Isa detected_isa();        // the best this CPU supports
-Isa active_isa();          // what the kernels use: detected_isa() unless set_isa() said otherwise
-void set_isa(Isa isa);     // tests; throws iflame::Error when asking for more than the CPU has
-const char* isa_name(Isa isa);
+// The instruction set the kernels use (util/cpu_isa.h), under the names the decoder's callers
+// and tests know.
+using cpu::Isa;
+using cpu::active_isa;
+using cpu::detected_isa;
+using cpu::isa_name;
+using cpu::set_isa;
 
 // bfloat16 <-> float32: round to nearest even (NaN stays NaN), as torch's conversion.
 uint16_t to_bf16(float x);

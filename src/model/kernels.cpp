@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/flash_attention.h"
+
 namespace iflame::kernels {
 
 using torch::Tensor;
@@ -277,11 +279,89 @@ Tensor causal_attention_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
   return TiledCausalAttention::apply(q.contiguous(), k.contiguous(), v.contiguous(), tile, key_block);
 }
 
+// ---------------------------------------------------------------------------------------
+// Flash attention (model/flash_attention.h) as a custom autograd function.
+
+namespace {
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// (B,H,T,D) -> a new contiguous (B*H, Tp, Dp) tensor in dtype `acc`, zero-padded at the end of
+// the positions and the features (see flash::Dims for why padding changes nothing).
+Tensor padded_copy(const Tensor& x, int64_t Tp, int64_t Dp, torch::ScalarType acc) {
+  Tensor y = x.to(acc, /*non_blocking=*/false, /*copy=*/true);
+  if (Tp != x.size(2) || Dp != x.size(3)) y = F::pad(y, F::PadFuncOptions({0, Dp - x.size(3), 0, Tp - x.size(2)}));
+  return y.reshape({-1, Tp, Dp}).contiguous();
+}
+
+// (B*H, Tp, Dp) -> (B, H, T, D) in dtype `type`.
+Tensor unpadded(const Tensor& x, const Tensor& like, torch::ScalarType type) {
+  return x.view({like.size(0), like.size(1), x.size(1), x.size(2)})
+      .narrow(2, 0, like.size(2))
+      .narrow(3, 0, like.size(3))
+      .to(type)
+      .contiguous();
+}
+
+// (B*H, Tp, Dp) -> (B*H, Dp, Tp).
+Tensor transposed(const Tensor& x) { return x.transpose(1, 2).contiguous(); }
+
+class FlashCausalAttention : public torch::autograd::Function<FlashCausalAttention> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v) {
+    const int64_t Tp = round_up(q.size(2), flash::kBlock), Dp = round_up(q.size(3), 16);
+    const auto acc = accumulation_type(q);
+    const double scale = 1.0 / std::sqrt(double(q.size(3)));
+    Tensor qs = padded_copy(q, Tp, Dp, acc).mul_(scale);
+    Tensor kt = transposed(padded_copy(k, Tp, Dp, acc));
+    Tensor vp = padded_copy(v, Tp, Dp, acc);
+    Tensor out = torch::empty_like(qs), lse = torch::empty({qs.size(0), Tp}, qs.options());
+    const flash::Dims dims{qs.size(0), Tp, Dp};
+    AT_DISPATCH_FLOATING_TYPES(acc, "flash_forward", [&] {
+      flash::forward<scalar_t>(dims, qs.data_ptr<scalar_t>(), kt.data_ptr<scalar_t>(), vp.data_ptr<scalar_t>(),
+                               out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>());
+    });
+    Tensor result = unpadded(out, q, q.scalar_type());
+    ctx->save_for_backward({q, k, v, result, lse});
+    return result;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    const int64_t Tp = lse.size(1), Dp = round_up(q.size(3), 16);
+    const auto acc = accumulation_type(q);
+    const double scale = 1.0 / std::sqrt(double(q.size(3)));
+    Tensor qs = padded_copy(q, Tp, Dp, acc).mul_(scale);
+    Tensor kp = padded_copy(k, Tp, Dp, acc), kt = transposed(kp);
+    Tensor vt = transposed(padded_copy(v, Tp, Dp, acc));
+    Tensor dout = padded_copy(grads[0], Tp, Dp, acc);
+    Tensor delta = (dout * padded_copy(out, Tp, Dp, acc)).sum(-1);  // (B*H, Tp)
+    Tensor dq = torch::empty_like(qs), dk = torch::empty_like(qs), dv = torch::empty_like(qs);
+    const flash::Dims dims{qs.size(0), Tp, Dp};
+    AT_DISPATCH_FLOATING_TYPES(acc, "flash_backward", [&] {
+      flash::backward<scalar_t>(dims, qs.data_ptr<scalar_t>(), kp.data_ptr<scalar_t>(), kt.data_ptr<scalar_t>(),
+                                vt.data_ptr<scalar_t>(), dout.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+                                delta.data_ptr<scalar_t>(), dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(),
+                                dv.data_ptr<scalar_t>());
+    });
+    dq.mul_(scale);
+    return {unpadded(dq, q, q.scalar_type()), unpadded(dk, k, k.scalar_type()), unpadded(dv, v, v.scalar_type())};
+  }
+};
+
+}  // namespace
+
+Tensor causal_attention_flash(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return FlashCausalAttention::apply(q, k, v);
+}
+
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
 #if IFLAME_TORCH_AT_LEAST(2, 0)
   if (q.is_cuda()) return compat::sdpa_causal(q, k, v);
 #endif
-  return causal_attention_tiled(q, k, v);
+  return causal_attention_flash(q, k, v);
 }
 
 Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes) {

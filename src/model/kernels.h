@@ -21,6 +21,12 @@ torch::Tensor linear_attention_recurrent(const torch::Tensor& q, const torch::Te
 torch::Tensor causal_attention_tiled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      int64_t tile = 256, int64_t key_block = 0);
 
+// Fused flash attention (model/flash_attention.h): the same result as the naive kernel from
+// blocks of 64 queries x 64 keys with the softmax online, no tensor temporaries inside; a
+// custom autograd function whose backward recomputes the scores from the saved log-sum-exp.
+// Arithmetic in float32 (float64 for float64 inputs) whatever the input dtype; results in it.
+torch::Tensor causal_attention_flash(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+
 // Chunked linear attention with decay: exact intra-chunk masked matmul plus an inter-chunk
 // state carried as one (N x N) decay-weighted prefix over the per-chunk D x D states. Memory
 // O(T * chunk + chunks * D^2) per head; plain autograd (no T x T anywhere, forward or backward).

@@ -2,14 +2,19 @@
 // finite differences in float64.
 #include "model/kernels.h"
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include "model/flash_attention.h"
 #include "model/model_test_util.h"
+#include "util/cpu_isa.h"
 
 namespace iflame {
 namespace {
 
 using torch::Tensor;
+
+int64_t round_up16(int64_t n) { return (n + 15) / 16 * 16; }
 
 std::array<Tensor, 3> random_qkv(int64_t B, int64_t H, int64_t T, int64_t D, torch::ScalarType dtype, uint64_t seed) {
   torch::manual_seed(seed);
@@ -38,6 +43,75 @@ TEST(Kernels, TiledCausalAttentionBf16CloseToFloat) {
   Tensor got = kernels::causal_attention_tiled(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16), 64, 128);
   EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
   EXPECT_LE(test::max_abs_diff(got.to(torch::kFloat), expected), 5e-2);
+}
+
+// The instruction sets this CPU can run the flash kernel with (generic first).
+std::vector<cpu::Isa> flash_isas() {
+  std::vector<cpu::Isa> out = {cpu::Isa::Generic};
+  if (cpu::detected_isa() >= cpu::Isa::Avx512) out.push_back(cpu::Isa::Avx512);
+  return out;
+}
+
+struct IsaScope {
+  explicit IsaScope(cpu::Isa isa) { cpu::set_isa(isa); }
+  ~IsaScope() { cpu::set_isa(cpu::detected_isa()); }
+};
+
+// Output and gradients of attention `fn` for upstream gradient g.
+template <typename Fn>
+std::array<Tensor, 4> forward_backward(Fn fn, const std::array<Tensor, 3>& qkv, const Tensor& g) {
+  Tensor q = qkv[0].clone().requires_grad_(), k = qkv[1].clone().requires_grad_(), v = qkv[2].clone().requires_grad_();
+  Tensor out = fn(q, k, v);
+  (out.to(g.scalar_type()) * g).sum().backward();
+  return {out.detach(), q.grad(), k.grad(), v.grad()};
+}
+
+TEST(Kernels, FlashCausalAttentionEqualsNaiveForwardAndBackward) {
+  // Lengths below, at and across the 64-position block; D below, at and between the 16-wide
+  // vectors (padded inside), and D = 32 as in `ref`.
+  for (cpu::Isa isa : flash_isas()) {
+    IsaScope scope(isa);
+    for (int64_t T : {1, 7, 64, 65, 130, 200}) {
+      for (int64_t D : {8, 16, 32, 40}) {
+        SCOPED_TRACE(std::string(cpu::isa_name(isa)) + " T=" + std::to_string(T) + " D=" + std::to_string(D));
+        EXPECT_EQ(flash::uses_avx512(round_up16(D)), isa != cpu::Isa::Generic);
+        auto qkv = random_qkv(2, 3, T, D, torch::kFloat, 11 + T + D);
+        Tensor g = torch::randn({2, 3, T, D});
+        auto expected = forward_backward(kernels::causal_attention_naive, qkv, g);
+        auto got = forward_backward(kernels::causal_attention_flash, qkv, g);
+        EXPECT_LE(test::max_abs_diff(got[0], expected[0]), 1e-5);
+        for (size_t i = 1; i < 4; ++i) EXPECT_LE(test::max_abs_diff(got[i], expected[i]), 1e-4) << "gradient " << i;
+      }
+    }
+  }
+}
+
+TEST(Kernels, FlashCausalAttentionBf16CloseToFloat) {
+  // bf16 in and out, float arithmetic inside: only the rounding of inputs and outputs differs.
+  auto qkv = random_qkv(1, 2, 300, 32, torch::kFloat, 5);
+  Tensor expected = kernels::causal_attention_naive(qkv[0], qkv[1], qkv[2]);
+  Tensor got = kernels::causal_attention_flash(qkv[0].to(torch::kBFloat16), qkv[1].to(torch::kBFloat16),
+                                               qkv[2].to(torch::kBFloat16));
+  EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+  EXPECT_LE(test::max_abs_diff(got.to(torch::kFloat), expected), 3e-2);
+}
+
+TEST(Kernels, FlashBackwardSameWithMoreThreadsThanHeads) {
+  // One head on 1 and on 4 threads: with more threads than heads the key blocks of a head are
+  // split over workers with their own dq, summed at the end.
+  auto qkv = random_qkv(1, 1, 300, 16, torch::kFloat, 9);
+  Tensor g = torch::randn({1, 1, 300, 16});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  auto one = forward_backward(kernels::causal_attention_flash, qkv, g);
+  at::set_num_threads(4);
+  auto four = forward_backward(kernels::causal_attention_flash, qkv, g);
+  at::set_num_threads(threads);
+  auto expected = forward_backward(kernels::causal_attention_naive, qkv, g);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_LE(test::max_abs_diff(one[i], four[i]), 1e-5) << i;
+    EXPECT_LE(test::max_abs_diff(four[i], expected[i]), 1e-4) << i;
+  }
 }
 
 TEST(Kernels, LinearAttentionChunkedEqualsNaiveAndRecurrent) {
@@ -86,6 +160,11 @@ TEST(Kernels, TiledCausalAttentionBackwardMatchesFiniteDifferences) {
                   11, 4);
   check_gradients([](const Tensor& q, const Tensor& k, const Tensor& v) { return kernels::causal_attention_tiled(q, k, v, 3, 6); },
                   11, 4);
+}
+
+TEST(Kernels, FlashCausalAttentionBackwardMatchesFiniteDifferences) {
+  // 70 positions: two query blocks and two key blocks, the second one partly padding.
+  check_gradients(kernels::causal_attention_flash, 70, 4);
 }
 
 TEST(Kernels, TiledBackwardEqualsNaiveBackward) {

@@ -1,0 +1,374 @@
+#include "model/flash_attention.h"
+
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "util/cpu_isa.h"
+
+// Functions compiled for AVX-512 whatever the project's -march (chosen at run time). Helpers
+// they call must carry the same attribute to be inlined.
+#define IFLAME_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define IFLAME_INLINE inline __attribute__((always_inline))
+
+namespace iflame::flash {
+
+namespace {
+
+constexpr int64_t kB = kBlock;
+constexpr int kMaxVectors = 8;  // D <= 128 on the AVX-512 path
+
+// Keys a query row of a block may see: all kB, or on the diagonal block only keys <= itself.
+IFLAME_INLINE int64_t visible_keys(int64_t row, bool diagonal) { return diagonal ? row + 1 : kB; }
+
+// ---------------------------------------------------------------------------------------
+// Portable blocks (double, and float on CPUs without AVX-512). A block is kB rows; a score
+// block is kB x kB, row-major.
+
+// c = a bt: a is kB rows of D, bt is D rows of stride ldb (the block's first key at column 0).
+template <typename S>
+void scores_generic(const S* a, const S* bt, int64_t ldb, int64_t D, S* c) {
+  for (int64_t i = 0; i < kB; ++i) {
+    S* ci = c + i * kB;
+    std::fill(ci, ci + kB, S(0));
+    for (int64_t d = 0; d < D; ++d) {
+      const S x = a[i * D + d];
+      const S* b = bt + d * ldb;
+      for (int64_t j = 0; j < kB; ++j) ci[j] += x * b[j];
+    }
+  }
+}
+
+// c += p b: p is a score block, b and c are kB rows of D.
+template <typename S>
+void add_ab_generic(const S* p, const S* b, int64_t D, S* c) {
+  for (int64_t i = 0; i < kB; ++i)
+    for (int64_t j = 0; j < kB; ++j) {
+      const S x = p[i * kB + j];
+      for (int64_t d = 0; d < D; ++d) c[i * D + d] += x * b[j * D + d];
+    }
+}
+
+// c += p^T b: row j of c gains sum_i p[i][j] b[i].
+template <typename S>
+void add_atb_generic(const S* p, const S* b, int64_t D, S* c) {
+  for (int64_t i = 0; i < kB; ++i)
+    for (int64_t j = 0; j < kB; ++j) {
+      const S x = p[i * kB + j];
+      for (int64_t d = 0; d < D; ++d) c[j * D + d] += x * b[i * D + d];
+    }
+}
+
+// One key block of the forward's online softmax: s holds the block's scores and becomes the
+// probabilities (0 where masked) relative to the new running max m; l (sums) and o (the
+// kB x D weighted sums so far) are rescaled to that max.
+template <typename S>
+void online_softmax_generic(S* s, bool diagonal, S* m, S* l, S* o, int64_t D) {
+  for (int64_t i = 0; i < kB; ++i) {
+    S* row = s + i * kB;
+    const int64_t n = visible_keys(i, diagonal);
+    S mx = m[i];
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
+    const S corr = std::exp(m[i] - mx);  // 0 on the first block (m = -inf)
+    S sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
+    std::fill(row + n, row + kB, S(0));
+    l[i] = l[i] * corr + sum;
+    m[i] = mx;
+    for (int64_t d = 0; d < D; ++d) o[i * D + d] *= corr;
+  }
+}
+
+// s (scores) -> probabilities exp(s - lse), 0 where masked.
+template <typename S>
+void probabilities_generic(S* s, bool diagonal, const S* lse) {
+  for (int64_t i = 0; i < kB; ++i) {
+    S* row = s + i * kB;
+    const int64_t n = visible_keys(i, diagonal);
+    for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - lse[i]);
+    std::fill(row + n, row + kB, S(0));
+  }
+}
+
+// dp (dout v^T) -> ds = p * (dp - delta).
+template <typename S>
+void score_grads_generic(const S* p, const S* delta, S* dp) {
+  for (int64_t i = 0; i < kB; ++i)
+    for (int64_t j = 0; j < kB; ++j) dp[i * kB + j] = p[i * kB + j] * (dp[i * kB + j] - delta[i]);
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX-512 blocks for float, D = 16 * ND.
+
+#if defined(__GNUC__) && !defined(__clang__)
+// The __m512 accumulator arrays are fully unrolled, and GCC 12's _mm512_reduce_* start from an
+// undefined vector: neither is a real uninitialized read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// Rows per register tile of the (kB x D) products: R * ND accumulators of 32 registers.
+constexpr int tile_rows(int nd) { return nd <= 2 ? 8 : nd <= 4 ? 4 : 2; }
+
+// exp with Cephes' expf polynomial (about 1 ulp), inputs clamped to +-88.38.
+IFLAME_AVX512 IFLAME_INLINE __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-88.3762626647949f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Lanes [16 v, 16 v + 16) of a row that sees `n` keys.
+IFLAME_AVX512 IFLAME_INLINE __mmask16 visible_lanes(int64_t n, int v) {
+  const int64_t c = n - 16 * v;
+  return c >= 16 ? __mmask16(0xFFFF) : c <= 0 ? __mmask16(0) : __mmask16((1u << c) - 1u);
+}
+
+// c = a bt, 4 rows x 64 keys (16 accumulators) per tile.
+IFLAME_AVX512 void scores_avx512(const float* a, const float* bt, int64_t ldb, int64_t D, float* c) {
+  static_assert(kB == 64, "the score tile is 4 vectors wide");
+  for (int64_t i = 0; i < kB; i += 4) {
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; ++r)
+      for (int n = 0; n < 4; ++n) acc[r][n] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; ++d) {
+      const float* b = bt + d * ldb;
+      const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
+                   b3 = _mm512_loadu_ps(b + 48);
+      for (int r = 0; r < 4; ++r) {
+        const __m512 x = _mm512_set1_ps(a[(i + r) * D + d]);
+        acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+        acc[r][2] = _mm512_fmadd_ps(x, b2, acc[r][2]);
+        acc[r][3] = _mm512_fmadd_ps(x, b3, acc[r][3]);
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int n = 0; n < 4; ++n) _mm512_storeu_ps(c + (i + r) * kB + 16 * n, acc[r][n]);
+  }
+}
+
+// c += p b (kB rows of D = 16 ND); with `transposed`, c += p^T b.
+template <int ND, bool transposed>
+IFLAME_AVX512 void add_products_avx512(const float* p, const float* b, float* c) {
+  constexpr int R = tile_rows(ND);
+  constexpr int64_t D = 16 * ND;
+  for (int64_t i = 0; i < kB; i += R) {
+    __m512 acc[R][ND];
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND; ++n) acc[r][n] = _mm512_loadu_ps(c + (i + r) * D + 16 * n);
+    for (int64_t j = 0; j < kB; ++j) {
+      __m512 bv[ND];
+      for (int n = 0; n < ND; ++n) bv[n] = _mm512_loadu_ps(b + j * D + 16 * n);
+      for (int r = 0; r < R; ++r) {
+        const __m512 x = _mm512_set1_ps(transposed ? p[j * kB + i + r] : p[(i + r) * kB + j]);
+        for (int n = 0; n < ND; ++n) acc[r][n] = _mm512_fmadd_ps(x, bv[n], acc[r][n]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND; ++n) _mm512_storeu_ps(c + (i + r) * D + 16 * n, acc[r][n]);
+  }
+}
+
+IFLAME_AVX512 void online_softmax_avx512(float* s, bool diagonal, float* m, float* l, float* o, int64_t D) {
+  for (int64_t i = 0; i < kB; ++i) {
+    float* row = s + i * kB;
+    const int64_t n = visible_keys(i, diagonal);
+    __m512 mx = _mm512_set1_ps(m[i]);
+    for (int v = 0; v < 4; ++v) mx = _mm512_mask_max_ps(mx, visible_lanes(n, v), mx, _mm512_loadu_ps(row + 16 * v));
+    const float row_max = _mm512_reduce_max_ps(mx);
+    const float corr = std::exp(m[i] - row_max);  // 0 on the first block (m = -inf)
+    const __m512 mv = _mm512_set1_ps(row_max);
+    __m512 sum = _mm512_setzero_ps();
+    for (int v = 0; v < 4; ++v) {
+      const __m512 e =
+          _mm512_maskz_mov_ps(visible_lanes(n, v), exp512(_mm512_sub_ps(_mm512_loadu_ps(row + 16 * v), mv)));
+      _mm512_storeu_ps(row + 16 * v, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    l[i] = l[i] * corr + _mm512_reduce_add_ps(sum);
+    m[i] = row_max;
+    const __m512 cv = _mm512_set1_ps(corr);
+    for (int64_t d = 0; d < D; d += 16) _mm512_storeu_ps(o + i * D + d, _mm512_mul_ps(cv, _mm512_loadu_ps(o + i * D + d)));
+  }
+}
+
+IFLAME_AVX512 void probabilities_avx512(float* s, bool diagonal, const float* lse) {
+  for (int64_t i = 0; i < kB; ++i) {
+    float* row = s + i * kB;
+    const int64_t n = visible_keys(i, diagonal);
+    const __m512 lv = _mm512_set1_ps(lse[i]);
+    for (int v = 0; v < 4; ++v)
+      _mm512_storeu_ps(row + 16 * v, _mm512_maskz_mov_ps(visible_lanes(n, v),
+                                                         exp512(_mm512_sub_ps(_mm512_loadu_ps(row + 16 * v), lv))));
+  }
+}
+
+IFLAME_AVX512 void score_grads_avx512(const float* p, const float* delta, float* dp) {
+  for (int64_t i = 0; i < kB; ++i) {
+    const __m512 dv = _mm512_set1_ps(delta[i]);
+    for (int64_t j = 0; j < kB; j += 16) {
+      const __m512 g = _mm512_sub_ps(_mm512_loadu_ps(dp + i * kB + j), dv);
+      _mm512_storeu_ps(dp + i * kB + j, _mm512_mul_ps(_mm512_loadu_ps(p + i * kB + j), g));
+    }
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// ---------------------------------------------------------------------------------------
+// The blocks a head's loops call, bound once per call to the portable or the AVX-512 ones.
+
+template <typename S>
+struct Blocks {
+  void (*scores)(const S*, const S*, int64_t, int64_t, S*);
+  void (*add_ab)(const S*, const S*, int64_t, S*);
+  void (*add_atb)(const S*, const S*, int64_t, S*);
+  void (*online_softmax)(S*, bool, S*, S*, S*, int64_t);
+  void (*probabilities)(S*, bool, const S*);
+  void (*score_grads)(const S*, const S*, S*);
+};
+
+template <typename S>
+Blocks<S> generic_blocks() {
+  return {scores_generic<S>,         add_ab_generic<S>,        add_atb_generic<S>,
+          online_softmax_generic<S>, probabilities_generic<S>, score_grads_generic<S>};
+}
+
+// The (kB x D) products for D = 16 ND, behind the portable signature (D is implied).
+template <int ND, bool transposed>
+void add_products_fixed(const float* p, const float* b, int64_t, float* c) {
+  add_products_avx512<ND, transposed>(p, b, c);
+}
+
+template <int ND>
+Blocks<float> avx512_blocks() {
+  return {scores_avx512,         add_products_fixed<ND, false>, add_products_fixed<ND, true>,
+          online_softmax_avx512, probabilities_avx512,          score_grads_avx512};
+}
+
+bool avx512_fits(int64_t D) { return D % 16 == 0 && D > 0 && D / 16 <= kMaxVectors; }
+
+template <typename S>
+Blocks<S> blocks_for(int64_t) {
+  return generic_blocks<S>();
+}
+
+template <>
+Blocks<float> blocks_for<float>(int64_t D) {
+  if (!uses_avx512(D)) return generic_blocks<float>();
+  switch (D / 16) {
+    case 1: return avx512_blocks<1>();
+    case 2: return avx512_blocks<2>();
+    case 3: return avx512_blocks<3>();
+    case 4: return avx512_blocks<4>();
+    case 5: return avx512_blocks<5>();
+    case 6: return avx512_blocks<6>();
+    case 7: return avx512_blocks<7>();
+    default: return avx512_blocks<8>();
+  }
+}
+
+// Query blocks in an order whose every stretch holds about as much causal work as any other
+// (0, n-1, 1, n-2, ...): at::parallel_for gives each thread one contiguous range.
+int64_t zigzag(int64_t i, int64_t n) { return i % 2 == 0 ? i / 2 : n - 1 - i / 2; }
+
+}  // namespace
+
+bool uses_avx512(int64_t D) { return cpu::active_isa() >= cpu::Isa::Avx512 && avx512_fits(D); }
+
+template <typename S>
+void forward(const Dims& dims, const S* q, const S* kt, const S* v, S* out, S* lse) {
+  const int64_t T = dims.T, D = dims.D, nb = T / kB;
+  const Blocks<S> blk = blocks_for<S>(D);
+  at::parallel_for(0, dims.heads * nb, 1, [&](int64_t begin, int64_t end) {
+    std::vector<S> s(static_cast<size_t>(kB * kB)), o(static_cast<size_t>(kB * D)), m(static_cast<size_t>(kB)),
+        l(static_cast<size_t>(kB));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t h = item / nb, qb = zigzag(item % nb, nb);
+      const S* qh = q + (h * T + qb * kB) * D;
+      std::fill(o.begin(), o.end(), S(0));
+      std::fill(m.begin(), m.end(), -std::numeric_limits<S>::infinity());
+      std::fill(l.begin(), l.end(), S(0));
+      for (int64_t kb = 0; kb <= qb; ++kb) {
+        blk.scores(qh, kt + h * D * T + kb * kB, T, D, s.data());
+        blk.online_softmax(s.data(), kb == qb, m.data(), l.data(), o.data(), D);
+        blk.add_ab(s.data(), v + (h * T + kb * kB) * D, D, o.data());
+      }
+      S* oh = out + (h * T + qb * kB) * D;
+      for (int64_t i = 0; i < kB; ++i) {
+        const S inv = S(1) / l[size_t(i)];
+        for (int64_t d = 0; d < D; ++d) oh[i * D + d] = o[size_t(i * D + d)] * inv;
+        lse[h * T + qb * kB + i] = m[size_t(i)] + std::log(l[size_t(i)]);
+      }
+    }
+  });
+}
+
+template <typename S>
+void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt, const S* dout, const S* lse,
+              const S* delta, S* dq, S* dk, S* dv) {
+  const int64_t heads = dims.heads, T = dims.T, D = dims.D, nb = T / kB, HTD = heads * T * D;
+  const Blocks<S> blk = blocks_for<S>(D);
+  // A head's key blocks write only their own rows of dk and dv, but every query row of dq.
+  // With fewer heads than threads each head's key blocks are split over `groups` workers,
+  // each with its own dq (summed at the end), so the result never depends on the schedule.
+  const int64_t groups = std::min<int64_t>(nb, std::max<int64_t>(1, (at::get_num_threads() + heads - 1) / heads));
+  std::vector<S> partial(size_t(groups > 1 ? groups * HTD : 0));
+  std::fill(dq, dq + HTD, S(0));
+  at::parallel_for(0, heads * groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<S> p(size_t(kB * kB)), ds(size_t(kB * kB)), dk_acc(size_t(kB * D)), dv_acc(size_t(kB * D));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t h = item / groups, g = item % groups;
+      const int64_t off = h * T * D;
+      S* dqh = groups > 1 ? partial.data() + g * HTD + off : dq + off;
+      for (int64_t kb = g; kb < nb; kb += groups) {
+        std::fill(dk_acc.begin(), dk_acc.end(), S(0));
+        std::fill(dv_acc.begin(), dv_acc.end(), S(0));
+        for (int64_t qb = kb; qb < nb; ++qb) {
+          const int64_t rows = off + qb * kB * D;  // this query block's (kB x D) rows
+          blk.scores(q + rows, kt + h * D * T + kb * kB, T, D, p.data());
+          blk.probabilities(p.data(), qb == kb, lse + h * T + qb * kB);
+          blk.scores(dout + rows, vt + h * D * T + kb * kB, T, D, ds.data());
+          blk.add_atb(p.data(), dout + rows, D, dv_acc.data());  // dv += p^T dout
+          blk.score_grads(p.data(), delta + h * T + qb * kB, ds.data());
+          blk.add_atb(ds.data(), q + rows, D, dk_acc.data());                    // dk += ds^T q
+          blk.add_ab(ds.data(), k + off + kb * kB * D, D, dqh + qb * kB * D);    // dq += ds k
+        }
+        std::copy(dk_acc.begin(), dk_acc.end(), dk + off + kb * kB * D);
+        std::copy(dv_acc.begin(), dv_acc.end(), dv + off + kb * kB * D);
+      }
+    }
+  });
+  if (groups > 1) {
+    at::parallel_for(0, HTD, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = begin; i < end; ++i) dq[i] += partial[size_t(g * HTD + i)];
+    });
+  }
+}
+
+template void forward<float>(const Dims&, const float*, const float*, const float*, float*, float*);
+template void forward<double>(const Dims&, const double*, const double*, const double*, double*, double*);
+template void backward<float>(const Dims&, const float*, const float*, const float*, const float*, const float*,
+                              const float*, const float*, float*, float*, float*);
+template void backward<double>(const Dims&, const double*, const double*, const double*, const double*,
+                               const double*, const double*, const double*, double*, double*, double*);
+
+}  // namespace iflame::flash

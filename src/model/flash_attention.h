@@ -1,0 +1,43 @@
+// Fused causal attention for the CPU (flash-style) on raw buffers: per head, blocks of 64
+// queries against blocks of 64 keys with an online softmax; the score block lives in a
+// thread-local buffer, so there is never a T x T matrix and no tensor temporary. The backward
+// recomputes the scores from the saved log-sum-exp (FlashAttention-2's algorithm). No LibTorch
+// here: kernels.cpp wraps these as an autograd function and pads the inputs.
+//
+// float runs AVX-512 code when the CPU has it (util/cpu_isa.h) and D is a multiple of 16 up to
+// 128; everything else (double, for the gradient checks; other CPUs) runs portable C++ with the
+// same blocking. Arithmetic is in S throughout; exp on the AVX-512 path is Cephes' polynomial
+// (about 1 ulp).
+#pragma once
+#include <cstdint>
+
+namespace iflame::flash {
+
+constexpr int64_t kBlock = 64;  // queries per query block and keys per key block
+
+// `heads` independent (batch x head) slices of T positions and D features. T must be a
+// multiple of kBlock; callers pad with zeros at the end (padded keys come after every real
+// query, so causality hides them; padded queries are dropped). Zero-padding D to a multiple
+// of 16 changes no dot product and gives zero outputs there.
+struct Dims {
+  int64_t heads = 0, T = 0, D = 0;
+};
+
+// q (heads, T, D), already multiplied by the softmax scale; kt (heads, D, T): the keys
+// transposed; v (heads, T, D). Writes out (heads, T, D) = softmax(q k^T, causal) v and
+// lse (heads, T), each query's log-sum-exp of its scores.
+template <typename S>
+void forward(const Dims& dims, const S* q, const S* kt, const S* v, S* out, S* lse);
+
+// Gradients of forward's out for dout (heads, T, D). k (heads, T, D) and kt its transpose;
+// vt (heads, D, T); lse from forward; delta (heads, T) = rowsum(dout * out). dq is the
+// gradient with respect to the scaled q (the caller multiplies it by the scale). Overwrites
+// dq, dk, dv (heads, T, D).
+template <typename S>
+void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt, const S* dout, const S* lse,
+              const S* delta, S* dq, S* dk, S* dv);
+
+// Whether float inputs with D features take the AVX-512 path on this CPU now.
+bool uses_avx512(int64_t D);
+
+}  // namespace iflame::flash

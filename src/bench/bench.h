@@ -139,4 +139,8 @@ void prefer_oom_kill();
 // full and linear in one run: a Markdown table with the paper's numbers next to ours and a PNG.
 int run_paper_command(int argc, char** argv);
 
+// `iflame bench attention` (attention.cpp): the causal full-attention kernels alone, forward and
+// backward, side by side.
+int run_attention_command(int argc, char** argv);
+
 }  // namespace iflame::bench

@@ -473,6 +473,7 @@ int run_bench(int argc, char** argv) {
       "  train    training throughput, peak memory and MFU of iFlame vs the full/linear baselines\n"
       "  decode   cached decoding: cache bytes per sequence and tokens/s of iFlame vs the baselines\n"
       "  matmul   this CPU's bf16 / fp32 matmul rate (the MFU denominator)\n"
+      "  attention  the causal full-attention kernels alone (flash, tiled, naive), forward and backward\n"
       "  chamfer  the pairwise Chamfer matrix of `iflame eval` (per SIMD kernel)\n"
       "  paper    the paper's five comparisons (throughput, cache, training speed and memory, quality)\n";
   if (argc < 1 || std::string(argv[0]) == "--help" || std::string(argv[0]) == "-h") {
@@ -483,9 +484,10 @@ int run_bench(int argc, char** argv) {
   if (sub == "train") return run_train_cmd(argc - 1, argv + 1);
   if (sub == "decode") return bench::run_decode_command(argc - 1, argv + 1);
   if (sub == "matmul") return run_matmul(argc - 1, argv + 1);
+  if (sub == "attention") return bench::run_attention_command(argc - 1, argv + 1);
   if (sub == "chamfer") return run_bench_chamfer(argc - 1, argv + 1);
   if (sub == "paper") return bench::run_paper_command(argc - 1, argv + 1);
-  throw Error("bench: unknown benchmark '" + sub + "' (expected train, decode, matmul, chamfer or paper)");
+  throw Error("bench: unknown benchmark '" + sub + "' (expected train, decode, matmul, attention, chamfer or paper)");
 }
 
 }  // namespace iflame::cli

@@ -354,6 +354,8 @@ class FlashCausalAttention : public torch::autograd::Function<FlashCausalAttenti
 }  // namespace
 
 Tensor causal_attention_flash(const Tensor& q, const Tensor& k, const Tensor& v) {
+  TORCH_CHECK(q.is_cpu() && k.is_cpu() && v.is_cpu(), "causal_attention_flash: a CPU kernel, got tensors on ",
+              q.device());
   return FlashCausalAttention::apply(q, k, v);
 }
 
@@ -361,7 +363,8 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
 #if IFLAME_TORCH_AT_LEAST(2, 0)
   if (q.is_cuda()) return compat::sdpa_causal(q, k, v);
 #endif
-  return causal_attention_flash(q, k, v);
+  if (q.is_cpu()) return causal_attention_flash(q, k, v);
+  return causal_attention_tiled(q, k, v);  // other devices (CUDA without SDPA): tensor ops only
 }
 
 Tensor linear_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& slopes) {

@@ -14,10 +14,10 @@ torch::Tensor linear_attention_naive(const torch::Tensor& q, const torch::Tensor
 torch::Tensor linear_attention_recurrent(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& slopes);
 
-// Flash-style causal attention: tiles of `tile` queries against blocks of `key_block` keys
-// (a multiple of the tile; 0 = one tile) with an online softmax, never
-// a T x T matrix; a custom autograd function whose backward recomputes the blocks from the
-// saved log-sum-exp. Memory O(T * D) per head plus one score block.
+// Flash-style causal attention from tensor ops, so on any device: tiles of `tile` queries
+// against blocks of `key_block` keys (a multiple of the tile; 0 = one tile) with an online
+// softmax, never a T x T matrix; a custom autograd function whose backward recomputes the blocks
+// from the saved log-sum-exp. Memory O(T * D) per head plus one score block.
 torch::Tensor causal_attention_tiled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      int64_t tile = 256, int64_t key_block = 0);
 
@@ -38,8 +38,8 @@ torch::Tensor linear_attention_chunked(const torch::Tensor& q, const torch::Tens
 torch::Tensor linear_attention_fused(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      const torch::Tensor& slopes, int64_t chunk = 64);
 
-// What the model calls: the fastest exact kernel for the device (SDPA on CUDA with LibTorch
-// 2.x, the tiled kernel elsewhere).
+// What the model calls: the fastest exact kernel for the device (the flash kernel on the CPU,
+// SDPA on CUDA with LibTorch 2.x, the tiled kernel, made of tensor ops, on anything else).
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 torch::Tensor linear_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& slopes);

@@ -356,6 +356,9 @@ class FlashCausalAttention : public torch::autograd::Function<FlashCausalAttenti
 Tensor causal_attention_flash(const Tensor& q, const Tensor& k, const Tensor& v) {
   TORCH_CHECK(q.is_cpu() && k.is_cpu() && v.is_cpu(), "causal_attention_flash: a CPU kernel, got tensors on ",
               q.device());
+  TORCH_CHECK(q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes(),
+              "causal_attention_flash: q, k and v must all be (B, H, T, D), got ", q.sizes(), ", ", k.sizes(), " and ",
+              v.sizes());
   return FlashCausalAttention::apply(q, k, v);
 }
 

@@ -96,6 +96,24 @@ TEST(Kernels, FlashCausalAttentionBf16CloseToFloat) {
   EXPECT_LE(test::max_abs_diff(got.to(torch::kFloat), expected), 3e-2);
 }
 
+TEST(Kernels, FlashTakesNonContiguousViews) {
+  // The model hands over (B, T, H, D) projections transposed to (B, H, T, D).
+  torch::manual_seed(12);
+  std::array<Tensor, 3> qkv;
+  for (auto& x : qkv) x = torch::randn({2, 70, 3, 16}).transpose(1, 2);
+  ASSERT_FALSE(qkv[0].is_contiguous());
+  Tensor g = torch::randn({2, 3, 70, 16});
+  auto expected = forward_backward(kernels::causal_attention_naive, qkv, g);
+  auto got = forward_backward(kernels::causal_attention_flash, qkv, g);
+  for (size_t i = 0; i < 4; ++i) EXPECT_LE(test::max_abs_diff(got[i], expected[i]), 1e-4) << i;
+}
+
+TEST(Kernels, FlashRejectsMismatchedShapes) {
+  auto qkv = random_qkv(1, 2, 10, 8, torch::kFloat, 4);
+  EXPECT_THROW(kernels::causal_attention_flash(qkv[0], qkv[1].narrow(2, 0, 9), qkv[2]), c10::Error);
+  EXPECT_THROW(kernels::causal_attention_flash(qkv[0][0], qkv[1][0], qkv[2][0]), c10::Error);
+}
+
 TEST(Kernels, FlashBackwardSameWithMoreThreadsThanHeads) {
   // One head on 1 and on 4 threads: with more threads than heads the key blocks of a head are
   // split over workers with their own dq, summed at the end.

@@ -156,7 +156,7 @@ int run_train_child(const bench::TrainSpec& spec) {
 int run_train_cmd(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full", faces = "800", dtype = "bf16", format = "md", out_path,
               optimizer = "adamw", omp_wait = "passive", malloc_mode = "train", recompute = "none";
-  int64_t batch = 1, steps = 3, warmup = 1, threads = 0, seed = 1, repeat = 1;
+  int64_t batch = 1, steps = 3, warmup = 2, threads = 0, seed = 1, repeat = 1;
   double peak_gflops = 0, max_mem_mb = 0, timeout_s = 7200;
   bool child = false, idle = false, profile = false;
   ArgParser args("bench train",
@@ -171,7 +171,7 @@ int run_train_cmd(int argc, char** argv) {
       .option("faces", &faces, "comma-separated face counts (tokens = (faces + 2) x 9)")
       .option("batch", &batch, "sequences per step")
       .option("steps", &steps, "timed steps")
-      .option("warmup", &warmup, "untimed steps first")
+      .option("warmup", &warmup, "untimed steps first (the heap that training keeps settles after about two)")
       .option("dtype", &dtype, "bf16 (autocast on CPU) | fp32")
       .option("optimizer", &optimizer, "adamw (step included in the timing) | none (zero_grad only)")
       .option("recompute", &recompute,

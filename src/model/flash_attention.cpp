@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -13,6 +14,7 @@
 // Functions compiled for AVX-512 whatever the project's -march (chosen at run time). Helpers
 // they call must carry the same attribute to be inlined.
 #define IFLAME_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define IFLAME_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define IFLAME_INLINE inline __attribute__((always_inline))
 
 namespace iflame::flash {
@@ -228,9 +230,129 @@ IFLAME_AVX512 void score_grads_avx512(const float* p, const float* delta, float*
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// AVX512-BF16 blocks for bf16 operands (see Bf16Operands for the layouts), D = 16 ND.
+
+// One bf16 pair (32 bits) broadcast to every lane.
+IFLAME_AVX512BF16 IFLAME_INLINE __m512bh broadcast_pair(const uint16_t* p) {
+  int32_t bits;
+  std::memcpy(&bits, p, sizeof bits);
+  return (__m512bh)_mm512_set1_epi32(bits);
+}
+
+// c = scale * a b: a is kB rows of D (bf16), fp is the key block's feature pairs (row p of
+// them is at fp + p * 2T), 4 rows x 64 keys (16 accumulators) per tile.
+IFLAME_AVX512BF16 void scores_dot(const uint16_t* a, const uint16_t* fp, int64_t T, int64_t D, float scale, float* c) {
+  const __m512 sv = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < kB; i += 4) {
+    __m512 acc[4][4];
+    for (int r = 0; r < 4; ++r)
+      for (int n = 0; n < 4; ++n) acc[r][n] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < D / 2; ++p) {
+      const uint16_t* b = fp + p * 2 * T;
+      __m512bh bv[4];
+      for (int n = 0; n < 4; ++n) bv[n] = (__m512bh)_mm512_loadu_si512(b + 32 * n);
+      for (int r = 0; r < 4; ++r) {
+        const __m512bh x = broadcast_pair(a + (i + r) * D + 2 * p);
+        for (int n = 0; n < 4; ++n) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], x, bv[n]);
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int n = 0; n < 4; ++n) _mm512_storeu_ps(c + (i + r) * kB + 16 * n, _mm512_mul_ps(sv, acc[r][n]));
+  }
+}
+
+// A score block (kB x kB float) rounded to bf16 rows.
+IFLAME_AVX512BF16 void to_bf16_rows(const float* s, uint16_t* out) {
+  for (int64_t i = 0; i < kB * kB; i += 32) {
+    // cvtne2ps(a, b) puts b's 16 values first.
+    _mm512_storeu_si512(out + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + i + 16), _mm512_loadu_ps(s + i)));
+  }
+}
+
+// A score block rounded to bf16 pairs of rows: out[(m kB + j) 2 + e] = s[2m + e][j].
+IFLAME_AVX512BF16 void to_bf16_row_pairs(const float* s, uint16_t* out) {
+  for (int64_t m = 0; m < kB / 2; ++m) {
+    for (int64_t j = 0; j < kB; j += 16) {
+      const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + 2 * m * kB + j)));
+      const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + (2 * m + 1) * kB + j)));
+      _mm512_storeu_si512(out + (m * kB + j) * 2, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+// c += p b: p16 is a score block's bf16 rows, b the key block's position pairs (kB/2 x D x 2).
+template <int ND>
+IFLAME_AVX512BF16 void add_ab_dot(const uint16_t* p16, const uint16_t* b, float* c) {
+  constexpr int R = tile_rows(ND);
+  constexpr int64_t D = 16 * ND;
+  for (int64_t i = 0; i < kB; i += R) {
+    __m512 acc[R][ND];
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND; ++n) acc[r][n] = _mm512_loadu_ps(c + (i + r) * D + 16 * n);
+    for (int64_t m = 0; m < kB / 2; ++m) {
+      __m512bh bv[ND];
+      for (int n = 0; n < ND; ++n) bv[n] = (__m512bh)_mm512_loadu_si512(b + (m * D + 16 * n) * 2);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh x = broadcast_pair(p16 + (i + r) * kB + 2 * m);
+        for (int n = 0; n < ND; ++n) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], x, bv[n]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND; ++n) _mm512_storeu_ps(c + (i + r) * D + 16 * n, acc[r][n]);
+  }
+}
+
+// c += p^T b: pp is a score block's bf16 row pairs (to_bf16_row_pairs), b the query block's
+// position pairs (kB/2 x D x 2); row j of c gains sum_i p[i][j] b[i].
+template <int ND>
+IFLAME_AVX512BF16 void add_atb_dot(const uint16_t* pp, const uint16_t* b, float* c) {
+  constexpr int R = tile_rows(ND);
+  constexpr int64_t D = 16 * ND;
+  for (int64_t j = 0; j < kB; j += R) {
+    __m512 acc[R][ND];
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND; ++n) acc[r][n] = _mm512_loadu_ps(c + (j + r) * D + 16 * n);
+    for (int64_t m = 0; m < kB / 2; ++m) {
+      __m512bh bv[ND];
+      for (int n = 0; n < ND; ++n) bv[n] = (__m512bh)_mm512_loadu_si512(b + (m * D + 16 * n) * 2);
+      for (int r = 0; r < R; ++r) {
+        const __m512bh x = broadcast_pair(pp + (m * kB + j + r) * 2);
+        for (int n = 0; n < ND; ++n) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], x, bv[n]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND; ++n) _mm512_storeu_ps(c + (j + r) * D + 16 * n, acc[r][n]);
+  }
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// The (kB x D) products of the bf16 path for D = 16 ND.
+struct DotProducts {
+  void (*add_ab)(const uint16_t*, const uint16_t*, float*);
+  void (*add_atb)(const uint16_t*, const uint16_t*, float*);
+};
+
+template <int ND>
+DotProducts dot_products_fixed() {
+  return {add_ab_dot<ND>, add_atb_dot<ND>};
+}
+
+DotProducts dot_products(int64_t D) {
+  switch (D / 16) {
+    case 1: return dot_products_fixed<1>();
+    case 2: return dot_products_fixed<2>();
+    case 3: return dot_products_fixed<3>();
+    case 4: return dot_products_fixed<4>();
+    case 5: return dot_products_fixed<5>();
+    case 6: return dot_products_fixed<6>();
+    case 7: return dot_products_fixed<7>();
+    default: return dot_products_fixed<8>();
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // The blocks a head's loops call, bound once per call to the portable or the AVX-512 ones.
@@ -352,6 +474,83 @@ void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt
           blk.add_ab(ds.data(), k + off + kb * kB * D, D, dqh + qb * kB * D);    // dq += ds k
         }
         std::copy(dk_acc.begin(), dk_acc.end(), dk + off + kb * kB * D);
+        std::copy(dv_acc.begin(), dv_acc.end(), dv + off + kb * kB * D);
+      }
+    }
+  });
+  if (groups > 1) {
+    at::parallel_for(0, HTD, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = begin; i < end; ++i) dq[i] += partial[size_t(g * HTD + i)];
+    });
+  }
+}
+
+bool uses_bf16_dot(int64_t D) { return cpu::active_isa() >= cpu::Isa::Avx512Bf16 && avx512_fits(D); }
+
+void forward_bf16(const Dims& dims, float scale, const Bf16Operands& in, float* out, float* lse) {
+  const int64_t T = dims.T, D = dims.D, nb = T / kB;
+  const DotProducts dot = dot_products(D);
+  at::parallel_for(0, dims.heads * nb, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> s(static_cast<size_t>(kB * kB)), o(static_cast<size_t>(kB * D)), m(static_cast<size_t>(kB)),
+        l(static_cast<size_t>(kB));
+    std::vector<uint16_t> s16(static_cast<size_t>(kB * kB));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t h = item / nb, qb = zigzag(item % nb, nb);
+      const uint16_t* qh = in.q + (h * T + qb * kB) * D;
+      std::fill(o.begin(), o.end(), 0.0f);
+      std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
+      std::fill(l.begin(), l.end(), 0.0f);
+      for (int64_t kb = 0; kb <= qb; ++kb) {
+        scores_dot(qh, in.k_features + h * D * T + kb * kB * 2, T, D, scale, s.data());
+        online_softmax_avx512(s.data(), kb == qb, m.data(), l.data(), o.data(), D);
+        to_bf16_rows(s.data(), s16.data());
+        dot.add_ab(s16.data(), in.v_positions + (h * T + kb * kB) * D, o.data());
+      }
+      float* oh = out + (h * T + qb * kB) * D;
+      for (int64_t i = 0; i < kB; ++i) {
+        const float inv = 1.0f / l[size_t(i)];
+        for (int64_t d = 0; d < D; ++d) oh[i * D + d] = o[size_t(i * D + d)] * inv;
+        lse[h * T + qb * kB + i] = m[size_t(i)] + std::log(l[size_t(i)]);
+      }
+    }
+  });
+}
+
+void backward_bf16(const Dims& dims, float scale, const Bf16Operands& in, const float* lse, const float* delta,
+                   float* dq, float* dk, float* dv) {
+  const int64_t heads = dims.heads, T = dims.T, D = dims.D, nb = T / kB, HTD = heads * T * D;
+  const DotProducts dot = dot_products(D);
+  // Work split and dq partials as in backward<S>.
+  const int64_t groups = std::min<int64_t>(nb, std::max<int64_t>(1, (at::get_num_threads() + heads - 1) / heads));
+  std::vector<float> partial(size_t(groups > 1 ? groups * HTD : 0));
+  std::fill(dq, dq + HTD, 0.0f);
+  at::parallel_for(0, heads * groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> p(static_cast<size_t>(kB * kB)), ds(static_cast<size_t>(kB * kB)),
+        dk_acc(static_cast<size_t>(kB * D)), dv_acc(static_cast<size_t>(kB * D));
+    std::vector<uint16_t> b16(static_cast<size_t>(kB * kB));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t h = item / groups, g = item % groups;
+      const int64_t off = h * T * D;  // this head's (T x D) values in every layout
+      float* dqh = groups > 1 ? partial.data() + g * HTD + off : dq + off;
+      for (int64_t kb = g; kb < nb; kb += groups) {
+        std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
+        std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
+        for (int64_t qb = kb; qb < nb; ++qb) {
+          const int64_t rows = off + qb * kB * D;  // the query block, in rows and in position pairs
+          scores_dot(in.q + rows, in.k_features + off + kb * kB * 2, T, D, scale, p.data());
+          probabilities_avx512(p.data(), qb == kb, lse + h * T + qb * kB);
+          scores_dot(in.dout + rows, in.v_features + off + kb * kB * 2, T, D, 1.0f, ds.data());
+          to_bf16_row_pairs(p.data(), b16.data());
+          dot.add_atb(b16.data(), in.dout_positions + rows, dv_acc.data());  // dv += p^T dout
+          score_grads_avx512(p.data(), delta + h * T + qb * kB, ds.data());
+          to_bf16_row_pairs(ds.data(), b16.data());
+          dot.add_atb(b16.data(), in.q_positions + rows, dk_acc.data());  // dk += ds^T q (scaled below)
+          to_bf16_rows(ds.data(), b16.data());
+          dot.add_ab(b16.data(), in.k_positions + off + kb * kB * D, dqh + qb * kB * D);  // dq += ds k
+        }
+        float* dkb = dk + off + kb * kB * D;
+        for (int64_t i = 0; i < kB * D; ++i) dkb[i] = scale * dk_acc[size_t(i)];
         std::copy(dv_acc.begin(), dv_acc.end(), dv + off + kb * kB * D);
       }
     }

@@ -40,4 +40,35 @@ void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt
 // Whether float inputs with D features take the AVX-512 path on this CPU now.
 bool uses_avx512(int64_t D);
 
+// bfloat16 inputs on CPUs with AVX512-BF16: the products run on VDPBF16PS (pairs of bf16
+// products summed into float32, twice the multiply-adds per instruction of FMA) with the
+// probabilities and score gradients rounded to bf16 before their products, as bf16
+// FlashAttention does; the softmax and every sum stay float32. The operands come in the
+// layouts VDPBF16PS reads, each (heads, ...) and zero-padded like Dims says:
+//   rows:           (heads, T, D)        q and dout as they are
+//   feature pairs:  (heads, D/2, T, 2)   element (p, t, e) = x[t][2p + e]
+//   position pairs: (heads, T/2, D, 2)   element (m, d, e) = x[2m + e][d]
+struct Bf16Operands {
+  const uint16_t* q = nullptr;               // rows (not scaled)
+  const uint16_t* k_features = nullptr;      // feature pairs
+  const uint16_t* v_positions = nullptr;     // position pairs
+  // The backward's, besides the three above:
+  const uint16_t* q_positions = nullptr;     // position pairs
+  const uint16_t* k_positions = nullptr;     // position pairs
+  const uint16_t* v_features = nullptr;      // feature pairs
+  const uint16_t* dout = nullptr;            // rows
+  const uint16_t* dout_positions = nullptr;  // position pairs
+};
+
+// Whether bf16 inputs with D features (padded) can take the VDPBF16PS path on this CPU now.
+bool uses_bf16_dot(int64_t D);
+
+// As forward, with the softmax scale applied to the float32 scores; out and lse in float32.
+void forward_bf16(const Dims& dims, float scale, const Bf16Operands& in, float* out, float* lse);
+
+// As backward: dq is Sum ds k (the caller multiplies it by the scale, as for backward); dk and
+// dv are the gradients of the unscaled k and v.
+void backward_bf16(const Dims& dims, float scale, const Bf16Operands& in, const float* lse, const float* delta,
+                   float* dq, float* dk, float* dv);
+
 }  // namespace iflame::flash

@@ -306,23 +306,46 @@ Tensor unpadded(const Tensor& x, const Tensor& like, torch::ScalarType type) {
 // (B*H, Tp, Dp) -> (B*H, Dp, Tp).
 Tensor transposed(const Tensor& x) { return x.transpose(1, 2).contiguous(); }
 
+// Layouts of the bf16 path (flash::Bf16Operands) from (B*H, Tp, Dp) rows.
+Tensor feature_pairs(const Tensor& rows) {  // (B*H, Dp/2, Tp, 2)
+  return rows.view({rows.size(0), rows.size(1), rows.size(2) / 2, 2}).permute({0, 2, 1, 3}).contiguous();
+}
+Tensor position_pairs(const Tensor& rows) {  // (B*H, Tp/2, Dp, 2)
+  return rows.view({rows.size(0), rows.size(1) / 2, 2, rows.size(2)}).transpose(2, 3).contiguous();
+}
+const uint16_t* bf16_data(const Tensor& x) { return reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()); }
+
 class FlashCausalAttention : public torch::autograd::Function<FlashCausalAttention> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v) {
     const int64_t Tp = round_up(q.size(2), flash::kBlock), Dp = round_up(q.size(3), 16);
-    const auto acc = accumulation_type(q);
     const double scale = 1.0 / std::sqrt(double(q.size(3)));
-    Tensor qs = padded_copy(q, Tp, Dp, acc).mul_(scale);
-    Tensor kt = transposed(padded_copy(k, Tp, Dp, acc));
-    Tensor vp = padded_copy(v, Tp, Dp, acc);
-    Tensor out = torch::empty_like(qs), lse = torch::empty({qs.size(0), Tp}, qs.options());
-    const flash::Dims dims{qs.size(0), Tp, Dp};
-    AT_DISPATCH_FLOATING_TYPES(acc, "flash_forward", [&] {
-      flash::forward<scalar_t>(dims, qs.data_ptr<scalar_t>(), kt.data_ptr<scalar_t>(), vp.data_ptr<scalar_t>(),
-                               out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>());
-    });
+    // bf16 inputs take the VDPBF16PS path where the CPU has it; everything else computes in
+    // float32 (float64 for float64 inputs).
+    const bool dot = q.scalar_type() == torch::kBFloat16 && k.scalar_type() == torch::kBFloat16 &&
+                     v.scalar_type() == torch::kBFloat16 && flash::uses_bf16_dot(Dp);
+    const auto acc = dot ? torch::kFloat : accumulation_type(q);
+    const int64_t BH = q.size(0) * q.size(1);
+    const flash::Dims dims{BH, Tp, Dp};
+    Tensor out = torch::empty({BH, Tp, Dp}, q.options().dtype(acc)), lse = torch::empty({BH, Tp}, out.options());
+    if (dot) {
+      Tensor qr = padded_copy(q, Tp, Dp, torch::kBFloat16), kf = feature_pairs(padded_copy(k, Tp, Dp, torch::kBFloat16)),
+             vp = position_pairs(padded_copy(v, Tp, Dp, torch::kBFloat16));
+      flash::Bf16Operands in;
+      in.q = bf16_data(qr), in.k_features = bf16_data(kf), in.v_positions = bf16_data(vp);
+      flash::forward_bf16(dims, float(scale), in, out.data_ptr<float>(), lse.data_ptr<float>());
+    } else {
+      Tensor qs = padded_copy(q, Tp, Dp, acc).mul_(scale);
+      Tensor kt = transposed(padded_copy(k, Tp, Dp, acc));
+      Tensor vp = padded_copy(v, Tp, Dp, acc);
+      AT_DISPATCH_FLOATING_TYPES(acc, "flash_forward", [&] {
+        flash::forward<scalar_t>(dims, qs.data_ptr<scalar_t>(), kt.data_ptr<scalar_t>(), vp.data_ptr<scalar_t>(),
+                                 out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>());
+      });
+    }
     Tensor result = unpadded(out, q, q.scalar_type());
     ctx->save_for_backward({q, k, v, result, lse});
+    ctx->saved_data["dot"] = dot;
     return result;
   }
 
@@ -330,22 +353,37 @@ class FlashCausalAttention : public torch::autograd::Function<FlashCausalAttenti
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    const bool dot = ctx->saved_data["dot"].toBool();
     const int64_t Tp = lse.size(1), Dp = round_up(q.size(3), 16);
-    const auto acc = accumulation_type(q);
+    const auto acc = lse.scalar_type();
     const double scale = 1.0 / std::sqrt(double(q.size(3)));
-    Tensor qs = padded_copy(q, Tp, Dp, acc).mul_(scale);
-    Tensor kp = padded_copy(k, Tp, Dp, acc), kt = transposed(kp);
-    Tensor vt = transposed(padded_copy(v, Tp, Dp, acc));
-    Tensor dout = padded_copy(grads[0], Tp, Dp, acc);
-    Tensor delta = (dout * padded_copy(out, Tp, Dp, acc)).sum(-1);  // (B*H, Tp)
-    Tensor dq = torch::empty_like(qs), dk = torch::empty_like(qs), dv = torch::empty_like(qs);
-    const flash::Dims dims{qs.size(0), Tp, Dp};
-    AT_DISPATCH_FLOATING_TYPES(acc, "flash_backward", [&] {
-      flash::backward<scalar_t>(dims, qs.data_ptr<scalar_t>(), kp.data_ptr<scalar_t>(), kt.data_ptr<scalar_t>(),
-                                vt.data_ptr<scalar_t>(), dout.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
-                                delta.data_ptr<scalar_t>(), dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(),
-                                dv.data_ptr<scalar_t>());
-    });
+    const flash::Dims dims{lse.size(0), Tp, Dp};
+    Tensor dq = torch::empty({dims.heads, Tp, Dp}, lse.options()), dk = torch::empty_like(dq), dv = torch::empty_like(dq);
+    if (dot) {
+      Tensor qr = padded_copy(q, Tp, Dp, torch::kBFloat16), kr = padded_copy(k, Tp, Dp, torch::kBFloat16),
+             vr = padded_copy(v, Tp, Dp, torch::kBFloat16), dout = padded_copy(grads[0], Tp, Dp, torch::kBFloat16);
+      Tensor delta = (dout.to(acc) * padded_copy(out, Tp, Dp, acc)).sum(-1);  // (B*H, Tp)
+      Tensor kf = feature_pairs(kr), vf = feature_pairs(vr), qp = position_pairs(qr), kp = position_pairs(kr),
+             dp = position_pairs(dout);
+      flash::Bf16Operands in;
+      in.q = bf16_data(qr), in.k_features = bf16_data(kf), in.q_positions = bf16_data(qp);
+      in.k_positions = bf16_data(kp), in.v_features = bf16_data(vf), in.dout = bf16_data(dout);
+      in.dout_positions = bf16_data(dp);
+      flash::backward_bf16(dims, float(scale), in, lse.data_ptr<float>(), delta.data_ptr<float>(), dq.data_ptr<float>(),
+                           dk.data_ptr<float>(), dv.data_ptr<float>());
+    } else {
+      Tensor qs = padded_copy(q, Tp, Dp, acc).mul_(scale);
+      Tensor kp = padded_copy(k, Tp, Dp, acc), kt = transposed(kp);
+      Tensor vt = transposed(padded_copy(v, Tp, Dp, acc));
+      Tensor dout = padded_copy(grads[0], Tp, Dp, acc);
+      Tensor delta = (dout * padded_copy(out, Tp, Dp, acc)).sum(-1);  // (B*H, Tp)
+      AT_DISPATCH_FLOATING_TYPES(acc, "flash_backward", [&] {
+        flash::backward<scalar_t>(dims, qs.data_ptr<scalar_t>(), kp.data_ptr<scalar_t>(), kt.data_ptr<scalar_t>(),
+                                  vt.data_ptr<scalar_t>(), dout.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+                                  delta.data_ptr<scalar_t>(), dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(),
+                                  dv.data_ptr<scalar_t>());
+      });
+    }
     dq.mul_(scale);
     return {unpadded(dq, q, q.scalar_type()), unpadded(dk, k, k.scalar_type()), unpadded(dv, v, v.scalar_type())};
   }

@@ -49,6 +49,7 @@ TEST(Kernels, TiledCausalAttentionBf16CloseToFloat) {
 std::vector<cpu::Isa> flash_isas() {
   std::vector<cpu::Isa> out = {cpu::Isa::Generic};
   if (cpu::detected_isa() >= cpu::Isa::Avx512) out.push_back(cpu::Isa::Avx512);
+  if (cpu::detected_isa() >= cpu::Isa::Avx512Bf16) out.push_back(cpu::Isa::Avx512Bf16);
   return out;
 }
 
@@ -81,6 +82,32 @@ TEST(Kernels, FlashCausalAttentionEqualsNaiveForwardAndBackward) {
         auto got = forward_backward(kernels::causal_attention_flash, qkv, g);
         EXPECT_LE(test::max_abs_diff(got[0], expected[0]), 1e-5);
         for (size_t i = 1; i < 4; ++i) EXPECT_LE(test::max_abs_diff(got[i], expected[i]), 1e-4) << "gradient " << i;
+      }
+    }
+  }
+}
+
+TEST(Kernels, FlashBf16InputsMatchFloatOnTheSameValues) {
+  // bf16 inputs (VDPBF16PS products with bf16 probabilities where the CPU has AVX512-BF16, float
+  // arithmetic otherwise) against the naive kernel in float on the same bf16 values. A wrong
+  // pair layout gives errors of order 1.
+  for (cpu::Isa isa : flash_isas()) {
+    IsaScope scope(isa);
+    for (int64_t T : {7, 64, 130, 200}) {
+      for (int64_t D : {16, 32, 40}) {
+        SCOPED_TRACE(std::string(cpu::isa_name(isa)) + " T=" + std::to_string(T) + " D=" + std::to_string(D));
+        EXPECT_EQ(flash::uses_bf16_dot(round_up16(D)), isa == cpu::Isa::Avx512Bf16);
+        auto qkv = random_qkv(2, 3, T, D, torch::kBFloat16, 31 + T + D);
+        Tensor g = torch::randn({2, 3, T, D}).to(torch::kBFloat16).to(torch::kFloat);
+        auto expected = forward_backward(kernels::causal_attention_naive,
+                                         {qkv[0].to(torch::kFloat), qkv[1].to(torch::kFloat), qkv[2].to(torch::kFloat)}, g);
+        auto got = forward_backward(kernels::causal_attention_flash, qkv, g);
+        EXPECT_EQ(got[0].scalar_type(), torch::kBFloat16);
+        EXPECT_EQ(got[1].scalar_type(), torch::kBFloat16);
+        for (size_t i = 0; i < 4; ++i) {
+          const double scale = expected[i].abs().max().item<double>();
+          EXPECT_LE(test::max_abs_diff(got[i].to(torch::kFloat), expected[i]), 0.02 * scale) << "output/gradient " << i;
+        }
       }
     }
   }

@@ -10,6 +10,7 @@
 #include "util/args.h"
 #include "util/cpu_isa.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/report.h"
 
 namespace iflame::bench {
@@ -50,7 +51,8 @@ int run_attention_command(int argc, char** argv) {
                  "Times causal full attention alone, forward and backward, for each kernel, side by side in one\n"
                  "process: --reps interleaved rounds, the best of each kept. Defaults: the `ref` model's token\n"
                  "level at 800 faces (B = 1, H = 16, D = 32, T = 7218). GFLOP/s count the multiply-adds of the\n"
-                 "causal half (forward 4 B H D T(T+1)/2; backward 2.5 times that).");
+                 "causal half (forward 4 B H D T(T+1)/2; backward 2.5 times that). Freed memory stays in the\n"
+                 "heap, as in `iflame train`.");
   args.option("tokens", &tokens, "sequence lengths T, comma-separated")
       .option("batch", &batch, "B")
       .option("heads", &heads, "H")
@@ -82,6 +84,7 @@ int run_attention_command(int argc, char** argv) {
   if (kernel_list.empty()) throw Error("bench attention: --kernels names no kernel");
   if (threads <= 0) threads = hardware_threads();
   set_threads(threads);
+  keep_freed_memory();  // as in training, so that no kernel pays page faults for its temporaries
   const auto type = dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
 
   nlohmann::json rows = nlohmann::json::array();

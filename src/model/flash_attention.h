@@ -7,7 +7,8 @@
 // float runs AVX-512 code when the CPU has it (util/cpu_isa.h) and D is a multiple of 16 up to
 // 128; everything else (double, for the gradient checks; other CPUs) runs portable C++ with the
 // same blocking. Arithmetic is in S throughout; exp on the AVX-512 path is Cephes' polynomial
-// (about 1 ulp).
+// (about 1 ulp). bfloat16 operands have their own entry points (forward_bf16, backward_bf16)
+// for CPUs with AVX512-BF16.
 #pragma once
 #include <cstdint>
 

@@ -55,6 +55,24 @@ TEST(BenchFlops, IFlameHourglassResolutions) {
                                              bench::full_attention_flops(3, 8)));
 }
 
+TEST(BenchMemoryEstimate, KeptHeapAddsOneRerunBlockWhenRecomputing) {
+  // With freed memory kept, a block re-run in the backward is counted twice (fresh heap for
+  // its activations); nothing changes without recomputation.
+  bench::TrainSpec spec;
+  spec.size = "tiny";
+  spec.faces = 100;
+  const ModelConfig cfg = model_preset("tiny", Arch::IFlame);
+  for (Recompute r : {Recompute::None, Recompute::Linear}) {
+    spec.recompute = r;
+    spec.glibc_malloc = true;
+    const double glibc = bench::estimate_peak_bytes(cfg, spec);
+    spec.glibc_malloc = false;
+    const double kept = bench::estimate_peak_bytes(cfg, spec);
+    if (r == Recompute::None) EXPECT_EQ(kept, glibc);
+    else EXPECT_GT(kept, glibc);
+  }
+}
+
 TEST(BenchFlops, DenseWeightsMatchTheModel) {
   // The counter's matmul weights are exactly the model's 2-D weights other than the embedding.
   for (Arch arch : {Arch::IFlame, Arch::Full, Arch::Linear}) {

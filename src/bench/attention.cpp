@@ -30,6 +30,7 @@ std::pair<double, double> time_kernel(const std::string& kernel, const std::arra
   const cpu::Isa isa = cpu::active_isa();
   if (kernel == "flash-generic") cpu::set_isa(cpu::Isa::Generic);
   if (kernel == "flash-avx512") cpu::set_isa(std::min(isa, cpu::Isa::Avx512));
+  if (kernel == "flash-avx2") cpu::set_isa(std::min(isa, cpu::Isa::Avx2));
   const auto t0 = std::chrono::steady_clock::now();
   Tensor out = kernel == "tiled"   ? kernels::causal_attention_tiled(q, k, v)
                : kernel == "naive" ? kernels::causal_attention_naive(q, k, v)
@@ -60,8 +61,8 @@ int run_attention_command(int argc, char** argv) {
       .option("dtype", &dtype, "bf16 | fp32 (the inputs' dtype; bf16 is what autocast gives the kernel)")
       .option("kernels", &kernels_arg,
               "comma-separated: flash (the fused CPU kernel, best instruction set: bf16 inputs use VDPBF16PS\n"
-              "where the CPU has AVX512-BF16), flash-avx512 (at most AVX-512: float arithmetic), flash-generic\n"
-              "(its portable C++), tiled (tensor ops), naive (materializes T x T)")
+              "where the CPU has AVX512-BF16), flash-avx512 (at most AVX-512: float arithmetic), flash-avx2 (at\n"
+              "most AVX2 + FMA), flash-generic (its portable C++), tiled (tensor ops), naive (materializes T x T)")
       .option("reps", &reps, "rounds")
       .option("threads", &threads, "LibTorch threads (0: every CPU)")
       .option("seed", &seed, "random seed for q, k, v")
@@ -76,9 +77,10 @@ int run_attention_command(int argc, char** argv) {
   const std::vector<int64_t> lengths = int_list(tokens, "--tokens", 1);
   const std::vector<std::string> kernel_list = split_commas(kernels_arg);
   for (const auto& k : kernel_list) {
-    if (k != "flash" && k != "flash-avx512" && k != "flash-generic" && k != "tiled" && k != "naive") {
+    if (k != "flash" && k != "flash-avx512" && k != "flash-avx2" && k != "flash-generic" && k != "tiled" &&
+        k != "naive") {
       throw Error("bench attention: unknown kernel '" + k +
-                  "' (expected flash, flash-avx512, flash-generic, tiled or naive)");
+                  "' (expected flash, flash-avx512, flash-avx2, flash-generic, tiled or naive)");
     }
   }
   if (kernel_list.empty()) throw Error("bench attention: --kernels names no kernel");

@@ -495,7 +495,9 @@ int run_decode_command(int argc, char** argv) {
       << " threads, OMP_WAIT_POLICY " << (omp_wait == "default" ? std::string("unset") : omp_wait) << "), LibTorch "
       << libtorch_version() << ", " << today() << "\n"
       << "size " << size << ", precision " << precision
-      << (base.bf16 ? std::string(" (weights and K/V in bf16; matmul kernels: ") + decode::isa_name(decode::active_isa()) +
+      << (base.bf16 ? std::string(" (weights and K/V in bf16; matmul kernels: ") +
+                          decode::isa_name(decode::active_isa() >= decode::Isa::Avx512 ? decode::active_isa()
+                                                                                   : decode::Isa::Generic) +
                           (decode::active_isa() == decode::Isa::Avx512Bf16 ? ", inputs rounded to bf16)" : ", fp32 arithmetic)")
                     : std::string(" (weights, K/V and arithmetic in fp32)"))
       << ", path " << path << (path == "fast" ? " (fused CPU kernels)" : " (LibTorch per-op Block::step)") << "\n\n"

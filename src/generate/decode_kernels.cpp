@@ -537,7 +537,7 @@ void matmul(const float* x, int64_t B, int64_t ldx, const PackedMatrix& w, float
     args.xp = pairs.data();
   }
   auto run = [&](int64_t pb, int64_t pe) {
-    if (isa == Isa::Generic) {
+    if (isa < Isa::Avx512) {
       if (w.bf16) panels_body(x, B, ldx, w.b16.data(), w, pb, pe, y, ldy, accumulate);
       else panels_body(x, B, ldx, w.f32.data(), w, pb, pe, y, ldy, accumulate);
     } else if (!w.bf16) {

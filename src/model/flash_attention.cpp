@@ -210,6 +210,139 @@ IFLAME_AVX512 void score_grads_avx512(const float* p, const float* delta, float*
 }
 
 // ---------------------------------------------------------------------------------------
+// AVX2 + FMA blocks for float, D = 8 ND8 <= 64 (16 ymm registers: tiles keep accumulators
+// and operands under that).
+
+#define IFLAME_AVX2 __attribute__((target("avx2,fma")))
+
+// exp with Cephes' expf polynomial; inputs clamped to [-87.3, 88] so that 2^n stays a normal
+// float built from its exponent bits.
+IFLAME_AVX2 IFLAME_INLINE __m256 exp256(__m256 x) {
+  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+IFLAME_AVX2 IFLAME_INLINE float hmax256(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+IFLAME_AVX2 IFLAME_INLINE float hsum256(__m256 v) {
+  __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+// All-ones in the lanes [8 v, 8 v + 8) of a row that sees `n` keys.
+IFLAME_AVX2 IFLAME_INLINE __m256 visible_lanes256(int64_t n, int v) {
+  const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmp_ps(_mm256_add_ps(lane, _mm256_set1_ps(float(8 * v))), _mm256_set1_ps(float(n)), _CMP_LT_OQ);
+}
+
+// c = a bt: 2 rows x 32 keys (8 accumulators) per tile.
+IFLAME_AVX2 void scores_avx2(const float* a, const float* bt, int64_t ldb, int64_t D, float* c) {
+  for (int64_t i = 0; i < kB; i += 2) {
+    for (int64_t j0 = 0; j0 < kB; j0 += 32) {
+      __m256 acc[2][4];
+      for (int r = 0; r < 2; ++r)
+        for (int n = 0; n < 4; ++n) acc[r][n] = _mm256_setzero_ps();
+      for (int64_t d = 0; d < D; ++d) {
+        const float* b = bt + d * ldb + j0;
+        __m256 bv[4];
+        for (int n = 0; n < 4; ++n) bv[n] = _mm256_loadu_ps(b + 8 * n);
+        for (int r = 0; r < 2; ++r) {
+          const __m256 x = _mm256_broadcast_ss(a + (i + r) * D + d);
+          for (int n = 0; n < 4; ++n) acc[r][n] = _mm256_fmadd_ps(x, bv[n], acc[r][n]);
+        }
+      }
+      for (int r = 0; r < 2; ++r)
+        for (int n = 0; n < 4; ++n) _mm256_storeu_ps(c + (i + r) * kB + j0 + 8 * n, acc[r][n]);
+    }
+  }
+}
+
+// c += p b (kB rows of D = 8 ND8); with `transposed`, c += p^T b.
+template <int ND8, bool transposed>
+IFLAME_AVX2 void add_products_avx2(const float* p, const float* b, float* c) {
+  constexpr int R = ND8 <= 2 ? 4 : ND8 <= 4 ? 2 : 1;
+  constexpr int64_t D = 8 * ND8;
+  for (int64_t i = 0; i < kB; i += R) {
+    __m256 acc[R][ND8];
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND8; ++n) acc[r][n] = _mm256_loadu_ps(c + (i + r) * D + 8 * n);
+    for (int64_t j = 0; j < kB; ++j) {
+      __m256 bv[ND8];
+      for (int n = 0; n < ND8; ++n) bv[n] = _mm256_loadu_ps(b + j * D + 8 * n);
+      for (int r = 0; r < R; ++r) {
+        const __m256 x = _mm256_broadcast_ss(transposed ? p + j * kB + i + r : p + (i + r) * kB + j);
+        for (int n = 0; n < ND8; ++n) acc[r][n] = _mm256_fmadd_ps(x, bv[n], acc[r][n]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < ND8; ++n) _mm256_storeu_ps(c + (i + r) * D + 8 * n, acc[r][n]);
+  }
+}
+
+IFLAME_AVX2 void online_softmax_avx2(float* s, bool diagonal, float* m, float* l, float* o, int64_t D) {
+  const __m256 minus_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t i = 0; i < kB; ++i) {
+    float* row = s + i * kB;
+    const int64_t n = visible_keys(i, diagonal);
+    __m256 mx = _mm256_set1_ps(m[i]);
+    for (int v = 0; v < kB / 8; ++v)
+      mx = _mm256_max_ps(mx, _mm256_blendv_ps(minus_inf, _mm256_loadu_ps(row + 8 * v), visible_lanes256(n, v)));
+    const float row_max = hmax256(mx);
+    const float corr = std::exp(m[i] - row_max);  // 0 on the first block (m = -inf)
+    const __m256 mv = _mm256_set1_ps(row_max);
+    __m256 sum = _mm256_setzero_ps();
+    for (int v = 0; v < kB / 8; ++v) {
+      const __m256 e =
+          _mm256_and_ps(visible_lanes256(n, v), exp256(_mm256_sub_ps(_mm256_loadu_ps(row + 8 * v), mv)));
+      _mm256_storeu_ps(row + 8 * v, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    l[i] = l[i] * corr + hsum256(sum);
+    m[i] = row_max;
+    const __m256 cv = _mm256_set1_ps(corr);
+    for (int64_t d = 0; d < D; d += 8) _mm256_storeu_ps(o + i * D + d, _mm256_mul_ps(cv, _mm256_loadu_ps(o + i * D + d)));
+  }
+}
+
+IFLAME_AVX2 void probabilities_avx2(float* s, bool diagonal, const float* lse) {
+  for (int64_t i = 0; i < kB; ++i) {
+    float* row = s + i * kB;
+    const int64_t n = visible_keys(i, diagonal);
+    const __m256 lv = _mm256_set1_ps(lse[i]);
+    for (int v = 0; v < kB / 8; ++v)
+      _mm256_storeu_ps(row + 8 * v, _mm256_and_ps(visible_lanes256(n, v),
+                                                  exp256(_mm256_sub_ps(_mm256_loadu_ps(row + 8 * v), lv))));
+  }
+}
+
+IFLAME_AVX2 void score_grads_avx2(const float* p, const float* delta, float* dp) {
+  for (int64_t i = 0; i < kB; ++i) {
+    const __m256 dv = _mm256_set1_ps(delta[i]);
+    for (int64_t j = 0; j < kB; j += 8) {
+      const __m256 g = _mm256_sub_ps(_mm256_loadu_ps(dp + i * kB + j), dv);
+      _mm256_storeu_ps(dp + i * kB + j, _mm256_mul_ps(_mm256_loadu_ps(p + i * kB + j), g));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // AVX512-BF16 blocks for bf16 operands (see Bf16Operands for the layouts), D = 16 ND.
 
 // One bf16 pair (32 bits) broadcast to every lane.
@@ -365,6 +498,18 @@ Blocks<float> avx512_blocks() {
 }
 
 bool avx512_fits(int64_t D) { return D % 16 == 0 && D > 0 && D / 16 <= kMaxVectors; }
+bool avx2_fits(int64_t D) { return D % 16 == 0 && D > 0 && D <= 64; }
+
+template <int ND8, bool transposed>
+void add_products_fixed_avx2(const float* p, const float* b, int64_t, float* c) {
+  add_products_avx2<ND8, transposed>(p, b, c);
+}
+
+template <int ND8>
+Blocks<float> avx2_blocks() {
+  return {scores_avx2,         add_products_fixed_avx2<ND8, false>, add_products_fixed_avx2<ND8, true>,
+          online_softmax_avx2, probabilities_avx2,                  score_grads_avx2};
+}
 
 template <typename S>
 Blocks<S> blocks_for(int64_t) {
@@ -373,6 +518,14 @@ Blocks<S> blocks_for(int64_t) {
 
 template <>
 Blocks<float> blocks_for<float>(int64_t D) {
+  if (uses_avx2(D)) {
+    switch (D / 16) {
+      case 1: return avx2_blocks<2>();
+      case 2: return avx2_blocks<4>();
+      case 3: return avx2_blocks<6>();
+      default: return avx2_blocks<8>();
+    }
+  }
   if (!uses_avx512(D)) return generic_blocks<float>();
   switch (D / 16) {
     case 1: return avx512_blocks<1>();
@@ -393,6 +546,7 @@ int64_t zigzag(int64_t i, int64_t n) { return i % 2 == 0 ? i / 2 : n - 1 - i / 2
 }  // namespace
 
 bool uses_avx512(int64_t D) { return cpu::active_isa() >= cpu::Isa::Avx512 && avx512_fits(D); }
+bool uses_avx2(int64_t D) { return cpu::active_isa() == cpu::Isa::Avx2 && avx2_fits(D); }
 
 template <typename S>
 void forward(const Dims& dims, const S* q, const S* kt, const S* v, S* out, S* lse) {

@@ -5,8 +5,8 @@
 // here: kernels.cpp wraps these as an autograd function and pads the inputs.
 //
 // float runs AVX-512 code when the CPU has it (util/cpu_isa.h) and D is a multiple of 16 up to
-// 128; everything else (double, for the gradient checks; other CPUs) runs portable C++ with the
-// same blocking. Arithmetic is in S throughout; exp on the AVX-512 path is Cephes' polynomial
+// 128, AVX2 + FMA code on CPUs with only those (D up to 64); everything else (double, for the
+// gradient checks; other CPUs) runs portable C++ with the same blocking. Arithmetic is in S throughout; exp on the AVX-512 path is Cephes' polynomial
 // (about 1 ulp). bfloat16 operands have their own entry points (forward_bf16, backward_bf16)
 // for CPUs with AVX512-BF16.
 #pragma once
@@ -40,6 +40,8 @@ void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt
 
 // Whether float inputs with D features take the AVX-512 path on this CPU now.
 bool uses_avx512(int64_t D);
+// Whether they take the AVX2 + FMA path (CPUs without AVX-512; D a multiple of 16 up to 64).
+bool uses_avx2(int64_t D);
 
 // bfloat16 inputs on CPUs with AVX512-BF16: the products run on VDPBF16PS (pairs of bf16
 // products summed into float32, twice the multiply-adds per instruction of FMA) with the

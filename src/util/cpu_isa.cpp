@@ -14,7 +14,7 @@ Isa detect() {
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  if (!avx512) return Isa::Generic;
+  if (!avx512) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Isa::Avx2 : Isa::Generic;
   return __builtin_cpu_supports("avx512bf16") ? Isa::Avx512Bf16 : Isa::Avx512;
 #else
   return Isa::Generic;
@@ -42,6 +42,7 @@ void set_isa(Isa isa) {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
     case Isa::Avx512Bf16: return "avx512-bf16";
     default: return "generic";

@@ -5,8 +5,9 @@
 
 namespace iflame::cpu {
 
-// Ordered: each level includes the one before.
-enum class Isa { Generic, Avx512, Avx512Bf16 };
+// Ordered: each level includes the one before. Avx2 means AVX2 with FMA; only the flash
+// attention has code for it (the decoder runs its portable code there).
+enum class Isa { Generic, Avx2, Avx512, Avx512Bf16 };
 Isa detected_isa();        // the best this CPU supports
 Isa active_isa();          // what the kernels use: detected_isa() unless set_isa() said otherwise
 void set_isa(Isa isa);     // tests; throws iflame::Error when asking for more than the CPU has

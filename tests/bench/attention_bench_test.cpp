@@ -20,12 +20,12 @@ int run(std::vector<std::string> args) {
 
 TEST(BenchAttention, OneRoundOfEveryKernel) {
   const std::string out = test::temp_dir() + "/bench_attention.json";
-  ASSERT_EQ(run({"--tokens", "70,130", "--heads", "2", "--head-dim", "8", "--kernels", "flash,flash-avx512,flash-generic,tiled,naive",
+  ASSERT_EQ(run({"--tokens", "70,130", "--heads", "2", "--head-dim", "8", "--kernels", "flash,flash-avx512,flash-avx2,flash-generic,tiled,naive",
                  "--reps", "1", "--dtype", "fp32", "--format", "json", "--out", out}),
             0);
   std::ifstream f(out);
   const auto j = nlohmann::json::parse(f);
-  ASSERT_EQ(j["rows"].size(), 10u);
+  ASSERT_EQ(j["rows"].size(), 12u);
   for (const auto& row : j["rows"]) {
     EXPECT_GT(row["fwd_ms"].get<double>(), 0.0);
     EXPECT_GT(row["bwd_ms"].get<double>(), 0.0);
@@ -34,8 +34,8 @@ TEST(BenchAttention, OneRoundOfEveryKernel) {
   EXPECT_EQ(j["rows"][0]["kernel"], "flash");
   EXPECT_EQ(j["rows"][0]["tokens"], 70);
   EXPECT_DOUBLE_EQ(j["rows"][0]["speed_vs_first"].get<double>(), 1.0);
-  EXPECT_EQ(j["rows"][9]["kernel"], "naive");
-  EXPECT_EQ(j["rows"][9]["tokens"], 130);
+  EXPECT_EQ(j["rows"][11]["kernel"], "naive");
+  EXPECT_EQ(j["rows"][11]["tokens"], 130);
 }
 
 TEST(BenchAttention, BadOptionsAreErrors) {

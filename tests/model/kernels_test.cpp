@@ -48,6 +48,7 @@ TEST(Kernels, TiledCausalAttentionBf16CloseToFloat) {
 // The instruction sets this CPU can run the flash kernel with (generic first).
 std::vector<cpu::Isa> flash_isas() {
   std::vector<cpu::Isa> out = {cpu::Isa::Generic};
+  if (cpu::detected_isa() >= cpu::Isa::Avx2) out.push_back(cpu::Isa::Avx2);
   if (cpu::detected_isa() >= cpu::Isa::Avx512) out.push_back(cpu::Isa::Avx512);
   if (cpu::detected_isa() >= cpu::Isa::Avx512Bf16) out.push_back(cpu::Isa::Avx512Bf16);
   return out;
@@ -75,7 +76,8 @@ TEST(Kernels, FlashCausalAttentionEqualsNaiveForwardAndBackward) {
     for (int64_t T : {1, 7, 64, 65, 130, 200}) {
       for (int64_t D : {8, 16, 32, 40}) {
         SCOPED_TRACE(std::string(cpu::isa_name(isa)) + " T=" + std::to_string(T) + " D=" + std::to_string(D));
-        EXPECT_EQ(flash::uses_avx512(round_up16(D)), isa != cpu::Isa::Generic);
+        EXPECT_EQ(flash::uses_avx512(round_up16(D)), isa >= cpu::Isa::Avx512);
+        EXPECT_EQ(flash::uses_avx2(round_up16(D)), isa == cpu::Isa::Avx2);
         auto qkv = random_qkv(2, 3, T, D, torch::kFloat, 11 + T + D);
         Tensor g = torch::randn({2, 3, T, D});
         auto expected = forward_backward(kernels::causal_attention_naive, qkv, g);

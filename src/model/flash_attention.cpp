@@ -548,24 +548,25 @@ int64_t zigzag(int64_t i, int64_t n) { return i % 2 == 0 ? i / 2 : n - 1 - i / 2
 bool uses_avx512(int64_t D) { return cpu::active_isa() >= cpu::Isa::Avx512 && avx512_fits(D); }
 bool uses_avx2(int64_t D) { return cpu::active_isa() == cpu::Isa::Avx2 && avx2_fits(D); }
 
-template <typename S>
-void forward(const Dims& dims, const S* q, const S* kt, const S* v, S* out, S* lse) {
+namespace {
+
+// The forward's loop, shared by every arithmetic: at::parallel_for over (head, query block),
+// the online-softmax state (running max m, sum l, weighted sums o) per query block, and the
+// normalization at the end. make_step() is called once per worker and returns
+// step(h, qb, kb, m, l, o), which folds key block kb into the state of query block qb of head h
+// using scratch of its own.
+template <typename S, typename MakeStep>
+void forward_loop(const Dims& dims, S* out, S* lse, MakeStep make_step) {
   const int64_t T = dims.T, D = dims.D, nb = T / kB;
-  const Blocks<S> blk = blocks_for<S>(D);
   at::parallel_for(0, dims.heads * nb, 1, [&](int64_t begin, int64_t end) {
-    std::vector<S> s(static_cast<size_t>(kB * kB)), o(static_cast<size_t>(kB * D)), m(static_cast<size_t>(kB)),
-        l(static_cast<size_t>(kB));
+    auto step = make_step();
+    std::vector<S> o(static_cast<size_t>(kB * D)), m(static_cast<size_t>(kB)), l(static_cast<size_t>(kB));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t h = item / nb, qb = zigzag(item % nb, nb);
-      const S* qh = q + (h * T + qb * kB) * D;
       std::fill(o.begin(), o.end(), S(0));
       std::fill(m.begin(), m.end(), -std::numeric_limits<S>::infinity());
       std::fill(l.begin(), l.end(), S(0));
-      for (int64_t kb = 0; kb <= qb; ++kb) {
-        blk.scores(qh, kt + h * D * T + kb * kB, T, D, s.data());
-        blk.online_softmax(s.data(), kb == qb, m.data(), l.data(), o.data(), D);
-        blk.add_ab(s.data(), v + (h * T + kb * kB) * D, D, o.data());
-      }
+      for (int64_t kb = 0; kb <= qb; ++kb) step(h, qb, kb, m.data(), l.data(), o.data());
       S* oh = out + (h * T + qb * kB) * D;
       for (int64_t i = 0; i < kB; ++i) {
         const S inv = S(1) / l[size_t(i)];
@@ -576,37 +577,32 @@ void forward(const Dims& dims, const S* q, const S* kt, const S* v, S* out, S* l
   });
 }
 
-template <typename S>
-void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt, const S* dout, const S* lse,
-              const S* delta, S* dq, S* dk, S* dv) {
+// The backward's loop, shared by every arithmetic. A head's key blocks write only their own
+// rows of dk and dv, but every query row of dq. With fewer heads than threads each head's key
+// blocks are split over `groups` workers, each with its own dq (summed at the end), so the
+// result never depends on the schedule. make_step() is called once per worker and returns
+// step(h, qb, kb, dq_rows, dk_acc, dv_acc), which adds query block qb's share of key block kb's
+// gradients to dk_acc and dv_acc and key block kb's share of qb's to dq_rows. dk is stored as
+// dk_scale * dk_acc.
+template <typename S, typename MakeStep>
+void backward_loop(const Dims& dims, S dk_scale, S* dq, S* dk, S* dv, MakeStep make_step) {
   const int64_t heads = dims.heads, T = dims.T, D = dims.D, nb = T / kB, HTD = heads * T * D;
-  const Blocks<S> blk = blocks_for<S>(D);
-  // A head's key blocks write only their own rows of dk and dv, but every query row of dq.
-  // With fewer heads than threads each head's key blocks are split over `groups` workers,
-  // each with its own dq (summed at the end), so the result never depends on the schedule.
   const int64_t groups = std::min<int64_t>(nb, std::max<int64_t>(1, (at::get_num_threads() + heads - 1) / heads));
   std::vector<S> partial(size_t(groups > 1 ? groups * HTD : 0));
   std::fill(dq, dq + HTD, S(0));
   at::parallel_for(0, heads * groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<S> p(size_t(kB * kB)), ds(size_t(kB * kB)), dk_acc(size_t(kB * D)), dv_acc(size_t(kB * D));
+    auto step = make_step();
+    std::vector<S> dk_acc(static_cast<size_t>(kB * D)), dv_acc(static_cast<size_t>(kB * D));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t h = item / groups, g = item % groups;
-      const int64_t off = h * T * D;
+      const int64_t off = h * T * D;  // this head's (T x D) values
       S* dqh = groups > 1 ? partial.data() + g * HTD + off : dq + off;
       for (int64_t kb = g; kb < nb; kb += groups) {
         std::fill(dk_acc.begin(), dk_acc.end(), S(0));
         std::fill(dv_acc.begin(), dv_acc.end(), S(0));
-        for (int64_t qb = kb; qb < nb; ++qb) {
-          const int64_t rows = off + qb * kB * D;  // this query block's (kB x D) rows
-          blk.scores(q + rows, kt + h * D * T + kb * kB, T, D, p.data());
-          blk.probabilities(p.data(), qb == kb, lse + h * T + qb * kB);
-          blk.scores(dout + rows, vt + h * D * T + kb * kB, T, D, ds.data());
-          blk.add_atb(p.data(), dout + rows, D, dv_acc.data());  // dv += p^T dout
-          blk.score_grads(p.data(), delta + h * T + qb * kB, ds.data());
-          blk.add_atb(ds.data(), q + rows, D, dk_acc.data());                    // dk += ds^T q
-          blk.add_ab(ds.data(), k + off + kb * kB * D, D, dqh + qb * kB * D);    // dq += ds k
-        }
-        std::copy(dk_acc.begin(), dk_acc.end(), dk + off + kb * kB * D);
+        for (int64_t qb = kb; qb < nb; ++qb) step(h, qb, kb, dqh + qb * kB * D, dk_acc.data(), dv_acc.data());
+        S* dkb = dk + off + kb * kB * D;
+        for (int64_t i = 0; i < kB * D; ++i) dkb[i] = dk_scale * dk_acc[size_t(i)];
         std::copy(dv_acc.begin(), dv_acc.end(), dv + off + kb * kB * D);
       }
     }
@@ -617,83 +613,86 @@ void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt
         for (int64_t i = begin; i < end; ++i) dq[i] += partial[size_t(g * HTD + i)];
     });
   }
+}
+
+}  // namespace
+
+template <typename S>
+void forward(const Dims& dims, const S* q, const S* kt, const S* v, S* out, S* lse) {
+  const int64_t T = dims.T, D = dims.D;
+  const Blocks<S> blk = blocks_for<S>(D);
+  forward_loop(dims, out, lse, [&] {
+    return [&, s = std::vector<S>(static_cast<size_t>(kB * kB))](int64_t h, int64_t qb, int64_t kb, S* m, S* l,
+                                                                   S* o) mutable {
+      blk.scores(q + (h * T + qb * kB) * D, kt + h * D * T + kb * kB, T, D, s.data());
+      blk.online_softmax(s.data(), kb == qb, m, l, o, D);
+      blk.add_ab(s.data(), v + (h * T + kb * kB) * D, D, o);
+    };
+  });
+}
+
+template <typename S>
+void backward(const Dims& dims, const S* q, const S* k, const S* kt, const S* vt, const S* dout, const S* lse,
+              const S* delta, S* dq, S* dk, S* dv) {
+  const int64_t T = dims.T, D = dims.D;
+  const Blocks<S> blk = blocks_for<S>(D);
+  backward_loop(dims, S(1), dq, dk, dv, [&] {
+    return [&, p = std::vector<S>(static_cast<size_t>(kB * kB)), ds = std::vector<S>(static_cast<size_t>(kB * kB))](
+               int64_t h, int64_t qb, int64_t kb, S* dq_rows, S* dk_acc, S* dv_acc) mutable {
+      const int64_t rows = (h * T + qb * kB) * D;  // this query block's (kB x D) rows
+      blk.scores(q + rows, kt + h * D * T + kb * kB, T, D, p.data());
+      blk.probabilities(p.data(), qb == kb, lse + h * T + qb * kB);
+      blk.scores(dout + rows, vt + h * D * T + kb * kB, T, D, ds.data());
+      blk.add_atb(p.data(), dout + rows, D, dv_acc);  // dv += p^T dout
+      blk.score_grads(p.data(), delta + h * T + qb * kB, ds.data());
+      blk.add_atb(ds.data(), q + rows, D, dk_acc);                          // dk += ds^T q
+      blk.add_ab(ds.data(), k + (h * T + kb * kB) * D, D, dq_rows);          // dq += ds k
+    };
+  });
 }
 
 bool uses_bf16_dot(int64_t D) { return cpu::active_isa() >= cpu::Isa::Avx512Bf16 && avx512_fits(D); }
 
 void forward_bf16(const Dims& dims, float scale, const Bf16Operands& in, float* out, float* lse) {
-  const int64_t T = dims.T, D = dims.D, nb = T / kB;
+  const int64_t T = dims.T, D = dims.D;
   const DotProducts dot = dot_products(D);
-  at::parallel_for(0, dims.heads * nb, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> s(static_cast<size_t>(kB * kB)), o(static_cast<size_t>(kB * D)), m(static_cast<size_t>(kB)),
-        l(static_cast<size_t>(kB));
-    std::vector<uint16_t> s16(static_cast<size_t>(kB * kB));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t h = item / nb, qb = zigzag(item % nb, nb);
-      const uint16_t* qh = in.q + (h * T + qb * kB) * D;
-      std::fill(o.begin(), o.end(), 0.0f);
-      std::fill(m.begin(), m.end(), -std::numeric_limits<float>::infinity());
-      std::fill(l.begin(), l.end(), 0.0f);
-      for (int64_t kb = 0; kb <= qb; ++kb) {
-        scores_dot(qh, in.k_features + h * D * T + kb * kB * 2, T, D, scale, s.data());
-        online_softmax_avx512(s.data(), kb == qb, m.data(), l.data(), o.data(), D);
-        to_bf16_rows(s.data(), s16.data());
-        dot.add_ab(s16.data(), in.v_positions + (h * T + kb * kB) * D, o.data());
-      }
-      float* oh = out + (h * T + qb * kB) * D;
-      for (int64_t i = 0; i < kB; ++i) {
-        const float inv = 1.0f / l[size_t(i)];
-        for (int64_t d = 0; d < D; ++d) oh[i * D + d] = o[size_t(i * D + d)] * inv;
-        lse[h * T + qb * kB + i] = m[size_t(i)] + std::log(l[size_t(i)]);
-      }
-    }
+  forward_loop(dims, out, lse, [&] {
+    return [&, s = std::vector<float>(static_cast<size_t>(kB * kB)),
+            s16 = std::vector<uint16_t>(static_cast<size_t>(kB * kB))](int64_t h, int64_t qb, int64_t kb, float* m,
+                                                                       float* l, float* o) mutable {
+      scores_dot(in.q + (h * T + qb * kB) * D, in.k_features + h * D * T + kb * kB * 2, T, D, scale, s.data());
+      online_softmax_avx512(s.data(), kb == qb, m, l, o, D);
+      to_bf16_rows(s.data(), s16.data());
+      dot.add_ab(s16.data(), in.v_positions + (h * T + kb * kB) * D, o);
+    };
   });
 }
 
 void backward_bf16(const Dims& dims, float scale, const Bf16Operands& in, const float* lse, const float* delta,
                    float* dq, float* dk, float* dv) {
-  const int64_t heads = dims.heads, T = dims.T, D = dims.D, nb = T / kB, HTD = heads * T * D;
+  const int64_t T = dims.T, D = dims.D;
   const DotProducts dot = dot_products(D);
-  // Work split and dq partials as in backward<S>.
-  const int64_t groups = std::min<int64_t>(nb, std::max<int64_t>(1, (at::get_num_threads() + heads - 1) / heads));
-  std::vector<float> partial(size_t(groups > 1 ? groups * HTD : 0));
-  std::fill(dq, dq + HTD, 0.0f);
-  at::parallel_for(0, heads * groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> p(static_cast<size_t>(kB * kB)), ds(static_cast<size_t>(kB * kB)),
-        dk_acc(static_cast<size_t>(kB * D)), dv_acc(static_cast<size_t>(kB * D));
-    std::vector<uint16_t> b16(static_cast<size_t>(kB * kB));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t h = item / groups, g = item % groups;
-      const int64_t off = h * T * D;  // this head's (T x D) values in every layout
-      float* dqh = groups > 1 ? partial.data() + g * HTD + off : dq + off;
-      for (int64_t kb = g; kb < nb; kb += groups) {
-        std::fill(dk_acc.begin(), dk_acc.end(), 0.0f);
-        std::fill(dv_acc.begin(), dv_acc.end(), 0.0f);
-        for (int64_t qb = kb; qb < nb; ++qb) {
-          const int64_t rows = off + qb * kB * D;  // the query block, in rows and in position pairs
-          scores_dot(in.q + rows, in.k_features + off + kb * kB * 2, T, D, scale, p.data());
-          probabilities_avx512(p.data(), qb == kb, lse + h * T + qb * kB);
-          scores_dot(in.dout + rows, in.v_features + off + kb * kB * 2, T, D, 1.0f, ds.data());
-          to_bf16_row_pairs(p.data(), b16.data());
-          dot.add_atb(b16.data(), in.dout_positions + rows, dv_acc.data());  // dv += p^T dout
-          score_grads_avx512(p.data(), delta + h * T + qb * kB, ds.data());
-          to_bf16_row_pairs(ds.data(), b16.data());
-          dot.add_atb(b16.data(), in.q_positions + rows, dk_acc.data());  // dk += ds^T q (scaled below)
-          to_bf16_rows(ds.data(), b16.data());
-          dot.add_ab(b16.data(), in.k_positions + off + kb * kB * D, dqh + qb * kB * D);  // dq += ds k
-        }
-        float* dkb = dk + off + kb * kB * D;
-        for (int64_t i = 0; i < kB * D; ++i) dkb[i] = scale * dk_acc[size_t(i)];
-        std::copy(dv_acc.begin(), dv_acc.end(), dv + off + kb * kB * D);
-      }
-    }
+  // dk += ds^T q with q unscaled: the loop stores scale * dk_acc.
+  backward_loop(dims, scale, dq, dk, dv, [&] {
+    return [&, p = std::vector<float>(static_cast<size_t>(kB * kB)),
+            ds = std::vector<float>(static_cast<size_t>(kB * kB)),
+            b16 = std::vector<uint16_t>(static_cast<size_t>(kB * kB))](int64_t h, int64_t qb, int64_t kb,
+                                                                       float* dq_rows, float* dk_acc,
+                                                                       float* dv_acc) mutable {
+      const int64_t off = h * T * D;          // this head's (T x D) values in every layout
+      const int64_t rows = off + qb * kB * D;  // the query block, in rows and in position pairs
+      scores_dot(in.q + rows, in.k_features + off + kb * kB * 2, T, D, scale, p.data());
+      probabilities_avx512(p.data(), qb == kb, lse + h * T + qb * kB);
+      scores_dot(in.dout + rows, in.v_features + off + kb * kB * 2, T, D, 1.0f, ds.data());
+      to_bf16_row_pairs(p.data(), b16.data());
+      dot.add_atb(b16.data(), in.dout_positions + rows, dv_acc);  // dv += p^T dout
+      score_grads_avx512(p.data(), delta + h * T + qb * kB, ds.data());
+      to_bf16_row_pairs(ds.data(), b16.data());
+      dot.add_atb(b16.data(), in.q_positions + rows, dk_acc);  // dk += ds^T q
+      to_bf16_rows(ds.data(), b16.data());
+      dot.add_ab(b16.data(), in.k_positions + off + kb * kB * D, dq_rows);  // dq += ds k
+    };
   });
-  if (groups > 1) {
-    at::parallel_for(0, HTD, 1 << 14, [&](int64_t begin, int64_t end) {
-      for (int64_t g = 0; g < groups; ++g)
-        for (int64_t i = begin; i < end; ++i) dq[i] += partial[size_t(g * HTD + i)];
-    });
-  }
 }
 
 template void forward<float>(const Dims&, const float*, const float*, const float*, float*, float*);

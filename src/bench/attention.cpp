@@ -10,6 +10,7 @@
 #include "util/args.h"
 #include "util/cpu_isa.h"
 #include "util/error.h"
+#include "util/measure.h"
 #include "util/memory.h"
 #include "util/report.h"
 
@@ -18,10 +19,6 @@ namespace iflame::bench {
 namespace {
 
 using torch::Tensor;
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Runs `kernel` once forward and once backward; returns their milliseconds.
 std::pair<double, double> time_kernel(const std::string& kernel, const std::array<Tensor, 3>& qkv, const Tensor& grad) {

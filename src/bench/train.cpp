@@ -20,8 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
 // Forward and backward time of `fn` (which returns the output to differentiate) in ms, the
 // best of `reps` runs; `grad` is the upstream gradient (random, the output's shape).
 template <typename Fn>

@@ -1,6 +1,8 @@
-// Measurements shared by the benchmark commands (bench train / decode / chamfer): this
-// process's CPU time and page faults, and the mean and spread of repeated timings.
+// Measurements shared by the benchmark commands (bench train / decode / chamfer / attention):
+// this process's CPU time and page faults, the mean and spread of repeated timings, and
+// milliseconds since a time point.
 #pragma once
+#include <chrono>
 #include <vector>
 
 namespace iflame {
@@ -11,6 +13,11 @@ struct CpuUsage {
   double seconds() const { return user + sys; }
 };
 CpuUsage cpu_usage();
+
+// Milliseconds since t0 on the steady clock.
+inline double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // Arithmetic mean (0 for none) and sample standard deviation (0 for fewer than two).
 double mean_of(const std::vector<double>& v);

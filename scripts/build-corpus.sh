@@ -20,8 +20,10 @@
 #
 # Defaults passed to prepare: --min-faces 20 --max-faces 800 --split-by stem-prefix (pose and
 # LOD variants share a file-name stem; several games keep hundreds of different objects in one
-# folder, so grouping by folder would make a few giant groups), --z-up for UFO:AI and OpenArena
-# (id Tech models are Z-up). Options after `--` are appended and override these.
+# folder, so grouping by folder would make a few giant groups), --near-dup 0.001 (copies across
+# groups and games: Chamfer distance within 0.001 or 40% of the sampling floor, at 512 points;
+# chosen by looking at pairs, models/README.md), --z-up for UFO:AI and OpenArena (id Tech models
+# are Z-up). Options after `--` are appended and override these.
 #
 # Environment: IFLAME (default: build/iflame of this repository), PKGS, OUT (default
 # WORKDIR/corpus.ifds). Needs apt-get, dpkg, tar, unzip; root only when apt's package lists are
@@ -187,7 +189,7 @@ for pkg in $PKGS; do
   INPUTS+=("$W/meshes/$src")
   case "$src" in ufoai|openarena) ZUP+=("$W/meshes/$src") ;; esac
 done
-CMD=("$IFLAME" prepare --input "${INPUTS[@]}" --out "$OUT" --min-faces 20 --max-faces 800 --split-by stem-prefix)
+CMD=("$IFLAME" prepare --input "${INPUTS[@]}" --out "$OUT" --min-faces 20 --max-faces 800 --split-by stem-prefix --near-dup 0.001)
 [ ${#ZUP[@]} -eq 0 ] || CMD+=(--z-up "${ZUP[@]}")
 CMD+=(${PREPARE_ARGS[@]+"${PREPARE_ARGS[@]}"})
 log "running: ${CMD[*]}"

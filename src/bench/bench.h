@@ -81,7 +81,10 @@ struct TrainSpec {
   int64_t steps = 3;
   int64_t warmup = 1;
   bool bf16 = true;
-  bool adamw = true;      // forward + loss + backward + AdamW step (false: zero_grad only)
+  int64_t dim = 0, heads = 0;  // width and heads instead of the preset's (0: the preset's)
+  // The step after forward + loss + backward: "adamw" (torch's AdamW), "muon" (iflame train's
+  // optimizer: gradient clipping, then Muon for matrices + AdamW for the rest) or "none".
+  std::string optimizer = "adamw";
   int64_t threads = 0;    // <= 0: every hardware thread
   bool idle = false;      // only build the model (the memory baseline)
   bool profile = false;   // also time each block kind's parts in isolation
@@ -90,6 +93,7 @@ struct TrainSpec {
   uint64_t seed = 1;
 
   int64_t tokens() const { return (faces + 2) * 9; }  // 9 BOS + 9 per face + 9 EOS
+  ModelConfig model() const;  // the preset of `size` and `arch`, with dim and heads applied
 };
 
 // Runs the configuration and returns one JSON object (see docs/benchmarks.md for the fields).

@@ -7,9 +7,11 @@
 #include <fstream>
 
 #include "bench/bench.h"
+
 #include "model/kernels.h"
 #include "model/loss.h"
 #include "model/model.h"
+#include "train/optim.h"
 #include "util/error.h"
 #include "util/measure.h"
 
@@ -107,6 +109,14 @@ void set_threads(int64_t threads) {
 
 std::string libtorch_version() { return compat::torch_version(); }
 
+ModelConfig TrainSpec::model() const {
+  ModelConfig c = model_preset(size, arch);
+  if (dim > 0) c.dim = dim;
+  if (heads > 0) c.heads = heads;
+  c.validate();
+  return c;
+}
+
 // Random coordinate tokens (0..128) framed as a real sequence: 9 BOS, faces * 9, 9 EOS.
 static Tensor make_sequence_batch(int64_t faces, int64_t batch, uint64_t seed) {
   torch::Generator gen = at::detail::createCPUGenerator(seed);
@@ -120,8 +130,10 @@ std::vector<std::string> child_arguments(const TrainSpec& s) {
                                 "--archs",   arch_name(s.arch),      "--faces", std::to_string(s.faces),
                                 "--batch",   std::to_string(s.batch), "--steps", std::to_string(s.steps),
                                 "--warmup",  std::to_string(s.warmup), "--dtype", s.bf16 ? "bf16" : "fp32",
-                                "--threads", std::to_string(s.threads), "--optimizer", s.adamw ? "adamw" : "none",
+                                "--threads", std::to_string(s.threads), "--optimizer", s.optimizer,
                                 "--seed",    std::to_string(s.seed)};
+  if (s.dim > 0) a.insert(a.end(), {"--dim", std::to_string(s.dim)});
+  if (s.heads > 0) a.insert(a.end(), {"--heads", std::to_string(s.heads)});
   if (s.idle) a.push_back("--idle");
   if (s.profile) a.push_back("--profile");
   if (s.recompute != Recompute::None) a.insert(a.end(), {"--recompute", recompute_name(s.recompute)});
@@ -159,7 +171,7 @@ double estimate_peak_bytes(const ModelConfig& cfg, const TrainSpec& spec) {
   act *= double(spec.batch);
   const double params = double(block_matmul_weights(cfg) + 8 * cfg.dim) * double(cfg.num_layers()) +
                         2.0 * double(cfg.dim * cfg.vocab);
-  const double state = params * 4.0 * (spec.adamw ? 4.0 : 2.0);  // weights, grads (+ AdamW's two moments)
+  const double state = params * 4.0 * (spec.optimizer != "none" ? 4.0 : 2.0);  // weights, grads (+ two moments)
   return 250e6 + state + act;  // + the LibTorch runtime
 }
 
@@ -194,20 +206,22 @@ MatmulResult measure_matmul(const std::string& name, int64_t batch, int64_t m, i
 
 nlohmann::json run_train(const TrainSpec& spec) {
   set_threads(spec.threads);
-  const ModelConfig cfg = model_preset(spec.size, spec.arch);
+  const ModelConfig cfg = spec.model();
   torch::manual_seed(spec.seed);
   IFlameModel model(cfg);
   model->train();
   model->recompute = spec.recompute;
   nlohmann::json j = {{"arch", arch_name(spec.arch)},
                       {"size", spec.size},
+                      {"dim", cfg.dim},
+                      {"heads", cfg.heads},
                       {"params", model->num_parameters()},
                       {"faces", spec.faces},
                       {"tokens", spec.tokens()},
                       {"batch", spec.batch},
                       {"dtype", spec.bf16 ? "bf16" : "fp32"},
                       {"threads", at::get_num_threads()},
-                      {"optimizer", spec.adamw ? "adamw" : "none"},
+                      {"optimizer", spec.optimizer},
                       {"recompute", recompute_name(spec.recompute)},
                       {"rss_model_kb", current_rss_kb()}};
   if (spec.idle) {
@@ -221,8 +235,20 @@ nlohmann::json run_train(const TrainSpec& spec) {
   j["estimate_peak_bytes"] = estimate_peak_bytes(cfg, spec);
 
   Tensor tokens = make_sequence_batch(spec.faces, spec.batch, spec.seed);
-  std::unique_ptr<torch::optim::AdamW> opt;
-  if (spec.adamw) opt = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-4));
+  std::unique_ptr<torch::optim::AdamW> adamw;
+  if (spec.optimizer == "adamw") {
+    adamw = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-4));
+  }
+  std::unique_ptr<Optimizer> muon;  // as iflame train builds it
+  std::vector<Tensor> params;
+  if (spec.optimizer == "muon") {
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (auto& item : model->named_parameters()) {
+      named.emplace_back(item.key(), item.value());
+      params.push_back(item.value());
+    }
+    muon = std::make_unique<Optimizer>(named, OptimizerOptions{});
+  }
 
   std::vector<double> step_ms, fwd_ms, loss_ms, bwd_ms, opt_ms;
   double loss_value = 0;
@@ -244,9 +270,13 @@ nlohmann::json run_train(const TrainSpec& spec) {
     auto t2 = Clock::now();
     loss.backward();
     auto t3 = Clock::now();
-    if (opt) {
-      opt->step();
-      opt->zero_grad();
+    if (adamw) {
+      adamw->step();
+      adamw->zero_grad();
+    } else if (muon) {
+      clip_grad_norm(params, 1.0);
+      muon->step(1e-3);
+      muon->zero_grad();
     } else {
       model->zero_grad();
     }

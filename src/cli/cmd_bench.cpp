@@ -156,24 +156,28 @@ int run_train_child(const bench::TrainSpec& spec) {
 int run_train_cmd(int argc, char** argv) {
   std::string size = "ref", archs = "iflame,full", faces = "800", dtype = "bf16", format = "md", out_path,
               optimizer = "adamw", omp_wait = "passive", malloc_mode = "train", recompute = "none";
-  int64_t batch = 1, steps = 3, warmup = 2, threads = 0, seed = 1, repeat = 1;
+  int64_t batch = 1, steps = 3, warmup = 2, threads = 0, seed = 1, repeat = 1, dim = 0, heads = 0;
   double peak_gflops = 0, max_mem_mb = 0, timeout_s = 7200;
   bool child = false, idle = false, profile = false;
   ArgParser args("bench train",
                  "Training throughput and peak memory of iFlame vs the baselines on random coordinate tokens\n"
                  "framed as real sequences (9 BOS, faces x 9, 9 EOS). Each (arch, faces) runs --warmup + --steps\n"
-                 "steps of forward + sequence_loss + backward (+ an AdamW step with --optimizer adamw) in its own\n"
+                 "steps of forward + sequence_loss + backward (+ the --optimizer step) in its own\n"
                  "child process; its peak RSS minus that of an idle child that only builds the model is the\n"
                  "'activation' peak. Configurations whose estimated peak exceeds --max-mem-mb are skipped.\n"
                  "MFU = counted model FLOP/s / this CPU's measured bf16 matmul rate (`iflame bench matmul`).");
   args.option("size", &size, "model preset: ref | small | tiny")
+      .option("dim", &dim, "width E instead of the preset's (0: the preset's)")
+      .option("heads", &heads, "attention heads instead of the preset's (0: the preset's)")
       .option("archs", &archs, "comma-separated: iflame, full, linear")
       .option("faces", &faces, "comma-separated face counts (tokens = (faces + 2) x 9)")
       .option("batch", &batch, "sequences per step")
       .option("steps", &steps, "timed steps")
       .option("warmup", &warmup, "untimed steps first (the heap that training keeps settles after about two)")
       .option("dtype", &dtype, "bf16 (autocast on CPU) | fp32")
-      .option("optimizer", &optimizer, "adamw (step included in the timing) | none (zero_grad only)")
+      .option("optimizer", &optimizer,
+              "adamw (torch's AdamW) | muon (iflame train's step: gradient clipping, Muon + AdamW) |\n"
+              "none (zero_grad only); the step is included in the timing")
       .option("recompute", &recompute,
               "none | linear | all: blocks that keep only their input and run again in the backward\n"
               "(linear: the linear-attention blocks; `full` has none, so it is unchanged)")
@@ -194,14 +198,21 @@ int run_train_cmd(int argc, char** argv) {
       .flag("idle", &idle, "(internal, with --child) only build the model");
   if (!args.parse(argc, argv)) return 0;
   if (dtype != "bf16" && dtype != "fp32") throw Error("--dtype must be bf16 or fp32");
-  if (optimizer != "adamw" && optimizer != "none") throw Error("--optimizer must be adamw or none");
+  if (optimizer != "adamw" && optimizer != "muon" && optimizer != "none") {
+    throw Error("--optimizer must be adamw, muon or none");
+  }
+  if (dim < 0 || heads < 0) throw Error("--dim and --heads must be 0 (the preset's) or positive");
   if (format != "md" && format != "json" && format != "csv") throw Error("--format must be md, json or csv");
   if (omp_wait != "passive" && omp_wait != "active") throw Error("--omp-wait must be passive or active");
   if (malloc_mode != "train" && malloc_mode != "glibc") throw Error("--malloc must be train or glibc");
   if (batch < 1 || steps < 1 || warmup < 0 || repeat < 1) {
     throw Error("--batch, --steps and --repeat must be >= 1, --warmup >= 0");
   }
-  (void)model_preset(size, Arch::IFlame);  // validates --size
+  bench::TrainSpec base;
+  base.size = size;
+  base.dim = dim;
+  base.heads = heads;
+  (void)base.model();  // validates --size, --dim, --heads
   if (threads <= 0) threads = bench::hardware_threads();
 
   std::vector<Arch> arch_list;
@@ -209,13 +220,11 @@ int run_train_cmd(int argc, char** argv) {
   const std::vector<int64_t> faces_list = int_list(faces, "--faces", 1);
   if (arch_list.empty()) throw Error("--archs needs at least one architecture");
 
-  bench::TrainSpec base;
-  base.size = size;
   base.batch = batch;
   base.steps = steps;
   base.warmup = warmup;
   base.bf16 = dtype == "bf16";
-  base.adamw = optimizer == "adamw";
+  base.optimizer = optimizer;
   base.threads = threads;
   base.seed = uint64_t(seed);
   base.profile = profile;
@@ -278,8 +287,7 @@ int run_train_cmd(int argc, char** argv) {
       row.spec.arch = arch;
       row.spec.faces = f;
       row.idle_kb = idle_kb;
-      const ModelConfig cfg = model_preset(size, arch);
-      row.estimate_mb = bench::estimate_peak_bytes(cfg, row.spec) / 1048576.0;
+      row.estimate_mb = bench::estimate_peak_bytes(row.spec.model(), row.spec) / 1048576.0;
       row.load = bench::load_average();
       if (row.estimate_mb > limit_mb) {
         row.status = "skipped: would exceed memory (estimate " + fmt("%.0f", row.estimate_mb) + " MB > " +
@@ -431,9 +439,10 @@ int run_train_cmd(int argc, char** argv) {
     s << "iflame bench train: " << bench::cpu_model() << " (" << bench::hardware_threads() << " CPUs, " << threads
       << " threads, OMP_WAIT_POLICY=" << omp_wait << ", malloc " << malloc_mode << "), " << fmt("%.1f", double(bench::total_memory_kb()) / 1048576.0)
       << " GiB RAM, LibTorch " << bench::libtorch_version() << ", " << today() << "\n"
-      << "size " << size << ", batch " << batch << ", " << dtype << (dtype == "bf16" ? " autocast" : "") << ", "
+      << "size " << size << (dim > 0 ? " E=" + std::to_string(dim) : std::string())
+      << (heads > 0 ? " H=" + std::to_string(heads) : std::string()) << ", batch " << batch << ", " << dtype << (dtype == "bf16" ? " autocast" : "") << ", "
       << warmup << " warm-up + " << steps << " timed steps of forward + loss + backward"
-      << (base.adamw ? " + AdamW step" : " (no optimizer step)")
+      << (base.optimizer == "adamw" ? " + AdamW step" : base.optimizer == "muon" ? " + clip + Muon/AdamW step (as iflame train)" : " (no optimizer step)")
       << (recompute != "none" ? ", recompute " + recompute + " blocks in the backward" : std::string())
       << (repeat > 1 ? ", fastest of " + std::to_string(repeat) + " interleaved runs" : std::string()) << "\n"
       << "MFU denominator: bf16 matmul " << fmt("%.1f", peak_gflops) << " GFLOP/s (" << peak_note << ")";

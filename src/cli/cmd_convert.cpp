@@ -1,16 +1,58 @@
-// iflame convert IN.pth OUT.safetensors [--dtype f32|keep]: a PyTorch checkpoint to safetensors.
+// iflame convert IN.pth|IN.safetensors OUT.safetensors [--dtype ...] [--meta K=V...]: a PyTorch
+// checkpoint to safetensors, or a safetensors file re-written (another dtype, added metadata:
+// how the shipped model is made from a training run's weights).
 #include <cstdio>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "io/pth.h"
+#include "io/safetensors.h"
 #include "util/args.h"
 #include "util/error.h"
 
 namespace iflame::cli {
 
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// safetensors -> safetensors: floating tensors to `dtype` (f32, bf16 or keep), metadata added.
+void rewrite_safetensors(const std::string& in_path, const std::string& out_path, const std::string& dtype,
+                         const std::map<std::string, std::string>& meta, bool quiet) {
+  SafetensorsFile file = read_safetensors(in_path);
+  size_t changed = 0;
+  for (auto& [name, tensor] : file.tensors) {
+    const bool floating = tensor.dtype == DType::F16 || tensor.dtype == DType::BF16 || tensor.dtype == DType::F32 ||
+                          tensor.dtype == DType::F64;
+    if (!floating || dtype == "keep") continue;
+    if (dtype == "bf16" && tensor.dtype != DType::BF16) {
+      tensor = to_bfloat16(tensor);
+      ++changed;
+    } else if (dtype == "f32" && tensor.dtype != DType::F32) {
+      const std::vector<float> values = to_float32(tensor);
+      tensor.dtype = DType::F32;
+      tensor.bytes.assign(reinterpret_cast<const uint8_t*>(values.data()),
+                          reinterpret_cast<const uint8_t*>(values.data() + values.size()));
+      ++changed;
+    }
+  }
+  for (const auto& [k, v] : meta) file.metadata[k] = v;
+  write_safetensors(file, out_path);
+  if (!quiet) {
+    std::printf("wrote %s: %zu tensors (%zu converted to %s), %zu metadata entries\n", out_path.c_str(),
+                file.tensors.size(), changed, dtype.c_str(), file.metadata.size());
+  }
+}
+
+}  // namespace
+
 int run_convert(int argc, char** argv) {
   std::string in_path, out_path, dtype = "f32";
+  std::vector<std::string> meta_items;
   bool quiet = false;
   ArgParser args("convert",
                  "Converts a PyTorch checkpoint written by torch.save (the zip format of PyTorch 1.6 and later,\n"
@@ -21,14 +63,33 @@ int run_convert(int argc, char** argv) {
                  "(DataParallel/DDP). Views, transposed and offset tensors are written contiguous. The\n"
                  "output is written atomically, tensors in name order, with metadata format=pt.\n"
                  "Not supported: the legacy (pre-1.6) format, TorchScript archives, pickled nn.Modules,\n"
-                 "compressed zip entries, complex/quantized/sparse tensors.");
+                 "compressed zip entries, complex/quantized/sparse tensors.\n"
+                 "\n"
+                 "IN may also be a .safetensors file: it is re-written with its floating tensors in --dtype\n"
+                 "(f32, bf16 rounded to nearest even, or keep) and the --meta entries added, e.g. to ship\n"
+                 "a trained model with its sampling defaults:\n"
+                 "  iflame convert run/best/model.safetensors m.safetensors --dtype bf16 --meta sample.top-p=0.9");
   args.positional("IN", &in_path, "the .pth / .pt / .ckpt file written by torch.save")
       .positional("OUT", &out_path, "the .safetensors file to write")
       .option("dtype", &dtype,
-              "f32 (F16, BF16 and F64 tensors become F32; integer and bool tensors are kept) or keep")
+              "f32 (F16, BF16 and F64 tensors become F32; integer and bool tensors are kept), keep, or\n"
+              "      bf16 (safetensors input only)")
+      .list("meta", &meta_items, "KEY=VALUE metadata to add (safetensors input only; repeatable)")
       .flag("quiet", &quiet, "print only errors");
   if (!args.parse(argc, argv)) return 0;
-  if (dtype != "f32" && dtype != "keep") throw Error("--dtype must be f32 or keep, got '" + dtype + "'");
+  if (ends_with(in_path, ".safetensors")) {
+    if (dtype != "f32" && dtype != "bf16" && dtype != "keep") throw Error("--dtype must be f32, bf16 or keep, got '" + dtype + "'");
+    std::map<std::string, std::string> meta;
+    for (const std::string& item : meta_items) {
+      const size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0) throw Error("--meta needs KEY=VALUE, got '" + item + "'");
+      meta[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    rewrite_safetensors(in_path, out_path, dtype, meta, quiet);
+    return 0;
+  }
+  if (dtype != "f32" && dtype != "keep") throw Error("--dtype must be f32 or keep for a .pth input, got '" + dtype + "'");
+  if (!meta_items.empty()) throw Error("--meta needs a .safetensors input");
 
   ConvertOptions options;
   options.keep_dtype = dtype == "keep";

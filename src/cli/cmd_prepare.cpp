@@ -52,6 +52,13 @@ int run_prepare(int argc, char** argv) {
       "quantize to 2^bits + 1 levels, merge, sort) and kept when its canonical face count is within\n"
       "[--min-faces, --max-faces].\n"
       "Exact duplicates (identical face rows) are dropped, keeping the first in path order.\n"
+      "With --near-dup T > 0, near-duplicates are dropped too (level-of-detail copies, poses, the\n"
+      "same prop in two games): each mesh's surface is sampled twice (--near-dup-points, the eval\n"
+      "normalization), the two samplings' Chamfer distance being its floor, and every pair of meshes\n"
+      "is compared by its excess: Chamfer distance minus the mean of their floors. A pair is a\n"
+      "near-duplicate when the excess is below max(T, --near-dup-relative x mean floor). A mesh is\n"
+      "kept unless a kept mesh with more faces (ties: earlier path) is its near-duplicate, so no two\n"
+      "kept meshes are that close and no validation mesh is a copy of a training mesh.\n"
       "\n"
       "Split: train/val by object group, so the variants of one object never straddle the split.\n"
       "A mesh is named \"label/path-inside-its-input\" (label = the input folder's name) and its group\n"
@@ -69,7 +76,8 @@ int run_prepare(int argc, char** argv) {
       "\n"
       "Unusable files are skipped, never fatal, and listed in the report with a reason: unreadable\n"
       "(the reader's message), zero_size (empty file, or all vertices at one point), too_few_faces\n"
-      "(including no faces left after quantization), too_many_faces, duplicate (of which file).\n"
+      "(including no faces left after quantization), too_many_faces, duplicate and near_duplicate\n"
+      "(of which file).\n"
       "Formats read by assimp are loaded in a child process, so a reader that crashes or hangs\n"
       "(--reader-timeout) costs that one file only.\n"
       "\n"
@@ -98,6 +106,10 @@ int run_prepare(int argc, char** argv) {
       .option("reader-timeout", &opt.reader_timeout_s,
               "seconds a file read by assimp may take (it is read in a child process; a crash or\n"
               "      a timeout skips the file as unreadable)")
+      .option("near-dup", &opt.near_dup,
+              "drop near-duplicates whose Chamfer distance is less than this above the sampling floor (0 = off)")
+      .option("near-dup-relative", &opt.near_dup_relative, "near-duplicate tolerance as a share of the sampling floor")
+      .option("near-dup-points", &opt.near_dup_points, "surface points per mesh for --near-dup (16..8192)")
       .flag("no-progress", &no_progress, "never draw the progress bar");
   if (!args.parse(argc, argv)) return 0;
   if (opt.inputs.empty()) throw Error("prepare: --input is required (see `iflame prepare --help`)");

@@ -1,5 +1,9 @@
 // iflame sample: generate meshes with the cached decoder and write them out.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -14,9 +18,61 @@
 #include "render/render.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/default_model.h"
 #include "util/fs.h"
 
 namespace iflame::cli {
+namespace {
+
+// Bounds that keep a typo from asking for unbounded memory or time.
+constexpr int64_t kMaxSamples = 1000000, kMaxBatch = 4096, kMaxFaces = 100000;
+
+// Sets each option the command line did not give from the model's "sample.<option>" metadata
+// (sample.temperature, sample.top-p, sample.top-k, sample.max-faces, sample.order-constraints).
+// Returns the options so set. A malformed value is an error naming the file and key.
+std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std::string>& metadata,
+                                                 const std::string& path, const ArgParser& args,
+                                                 const std::vector<std::pair<std::string, double*>>& numbers,
+                                                 const std::vector<std::pair<std::string, int64_t*>>& integers,
+                                                 const std::vector<std::pair<std::string, bool*>>& flags) {
+  std::vector<std::string> applied;
+  auto value_of = [&](const std::string& option) -> const std::string* {
+    if (args.given(option)) return nullptr;
+    auto it = metadata.find("sample." + option);
+    return it == metadata.end() ? nullptr : &it->second;
+  };
+  auto bad = [&](const std::string& option, const std::string& v) {
+    return Error(path, "metadata sample." + option + " = '" + v + "' is not a valid value");
+  };
+  for (const auto& [option, target] : numbers) {
+    const std::string* v = value_of(option);
+    if (!v) continue;
+    char* end = nullptr;
+    const double x = std::strtod(v->c_str(), &end);
+    if (v->empty() || *end || !std::isfinite(x)) throw bad(option, *v);
+    *target = x;
+    applied.push_back(option);
+  }
+  for (const auto& [option, target] : integers) {
+    const std::string* v = value_of(option);
+    if (!v) continue;
+    char* end = nullptr;
+    const long long x = std::strtoll(v->c_str(), &end, 10);
+    if (v->empty() || *end) throw bad(option, *v);
+    *target = x;
+    applied.push_back(option);
+  }
+  for (const auto& [option, target] : flags) {
+    const std::string* v = value_of(option);
+    if (!v) continue;
+    if (*v != "true" && *v != "false") throw bad(option, *v);
+    *target = *v == "true";
+    applied.push_back(option);
+  }
+  return applied;
+}
+
+}  // namespace
 
 int run_sample(int argc, char** argv) {
   std::string weights, prompt_path, out_dir = "samples", tokens_out, format = "obj", device_name = "cpu",
@@ -33,8 +89,16 @@ int run_sample(int argc, char** argv) {
                  "Grammar constraints are on by default; --order-constraints also keeps the tokenizer's canonical\n"
                  "order. Either way the end of the run reports how often the unconstrained model would have broken\n"
                  "each rule. On the CPU, decoding runs fused kernels (fp32, or bf16 weights and K/V with\n"
-                 "--precision bf16).");
-  args.option("weights", &weights, "model weights (.safetensors)")
+                 "--precision bf16).\n"
+                 "\n"
+                 "Without --weights the shipped model is used: $IFLAME_MODEL when set, else\n"
+                 "models/iflame-default.safetensors beside the build folder, in the install prefix\n"
+                 "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
+                 "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.top-k,\n"
+                 "sample.max-faces, sample.order-constraints); options given here win.\n"
+                 "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
+                 "max_new_tokens (a cap).");
+  args.option("weights", &weights, "model weights (.safetensors; default: the shipped model, see below)")
       .option("n", &n, "number of meshes")
       .option("batch", &batch, "sequences decoded together")
       .option("temperature", &temperature, "softmax temperature")
@@ -51,7 +115,7 @@ int run_sample(int argc, char** argv) {
             "every output re-tokenizes to itself; off by default: samples follow the model's own distribution")
       .option("out", &out_dir, "output folder")
       .option("format", &format, "mesh files to write: obj, ply or both")
-      .flag("no-previews", &no_previews, "do not write the PNG previews (sample_NNN.png and grid.png)")
+      .flag("no-previews", &no_previews, "do not write the PNG previews (sample_NNN.png, and grid.png of the first 64)")
       .option("tokens-out", &tokens_out, "also write all token rows, prompt included, as raw int64 [N, L] (PAD-filled)")
       .option("heads", &heads, "attention heads when the weights' metadata does not say")
       .option("bits", &bits, "tokenizer quantization bits (must match the model)")
@@ -61,8 +125,17 @@ int run_sample(int argc, char** argv) {
       .option("threads", &threads, "CPU threads (0 = all cores)")
       .option("device", &device_name, "cpu, cuda or auto");
   if (!args.parse(argc, argv)) return 0;
-  if (weights.empty()) throw Error("sample: --weights is required");
-  if (n <= 0 || batch <= 0) throw Error("sample: --n and --batch must be positive");
+  if (weights.empty()) {
+    weights = default_model_path();
+    std::fprintf(stderr, "sample: the default model %s\n", weights.c_str());
+  }
+  if (n <= 0 || n > kMaxSamples) throw Error("sample: --n must be between 1 and " + std::to_string(kMaxSamples));
+  if (batch <= 0 || batch > kMaxBatch) throw Error("sample: --batch must be between 1 and " + std::to_string(kMaxBatch));
+  if (max_new_tokens < 0) throw Error("sample: --max-new-tokens must be 0 (no limit) or positive");
+  if (seed < 0) throw Error("sample: --seed must be 0 or positive");
+  if (threads < 0) throw Error("sample: --threads must be 0 (all cores) or positive");
+  if (heads <= 0) throw Error("sample: --heads must be positive");
+  if (bits < 2 || bits > 15) throw Error("sample: --bits must be between 2 and 15");
   if (format != "obj" && format != "ply" && format != "both") throw Error("sample: --format must be obj, ply or both");
   if (precision != "fp32" && precision != "bf16") throw Error("sample: --precision must be fp32 or bf16");
   if (order_constraints && no_constraints) throw Error("sample: --order-constraints needs the grammar constraints (drop --no-constraints)");
@@ -71,7 +144,21 @@ int run_sample(int argc, char** argv) {
 
   TokenizerConfig tokenizer;
   tokenizer.bits = int(bits);
-  IFlameModel model = load_model(weights, heads);
+  std::map<std::string, std::string> metadata;
+  IFlameModel model = load_model(weights, heads, &metadata);
+  // The model's own sampling defaults, for the options the command line did not set.
+  const std::vector<std::string> from_model = apply_sampling_defaults(
+      metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}},
+      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}});
+  if (no_constraints && !args.given("order-constraints")) order_constraints = false;
+  if (max_faces < 1 || max_faces > kMaxFaces) {
+    throw Error("sample: --max-faces must be between 1 and " + std::to_string(kMaxFaces));
+  }
+  if (!from_model.empty()) {
+    std::string list;
+    for (const std::string& o : from_model) list += " --" + o;
+    std::fprintf(stderr, "sample: defaults from the model's metadata:%s\n", list.c_str());
+  }
   if (model->config.vocab != tokenizer.vocab_size()) {
     throw Error(weights, "model vocabulary " + std::to_string(model->config.vocab) + " does not fit --bits " +
                              std::to_string(bits) + " (vocabulary " + std::to_string(tokenizer.vocab_size()) + ")");
@@ -91,6 +178,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.greedy = greedy;
   opts.sampling.constraints = !no_constraints;
   opts.sampling.order = order_constraints;
+  check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
   opts.bf16 = precision == "bf16";
   if (!prompt_path.empty()) {
@@ -105,14 +193,20 @@ int run_sample(int argc, char** argv) {
   summary["weights"] = weights;
   summary["samples"] = nlohmann::json::array();
   int64_t written = 0;
-  std::vector<Mesh> previews;
-  std::vector<std::string> captions;
+  // grid.png: the first kGridSamples samples by index (they finish out of order); empty meshes
+  // are left out.
+  constexpr int64_t kGridSamples = 64;
+  std::vector<Mesh> previews(size_t(std::min(n, kGridSamples)));
+  std::vector<std::string> captions(previews.size());
   auto on_done = [&](int64_t index, const GeneratedSequence& seq) {
     const Mesh mesh = decode_tokens(seq.tokens, tokenizer);
     char name[64];
     std::snprintf(name, sizeof name, "sample_%03lld", (long long)index);
-    nlohmann::json entry = {{"index", index}, {"new_tokens", seq.new_tokens}, {"ended_with_eos", seq.ended_with_eos},
-                            {"faces", mesh.faces.size()}, {"vertices", mesh.vertices.size()}};
+    nlohmann::json entry = {{"index", index},
+                            {"new_tokens", seq.new_tokens},
+                            {"finished", finish_name(seq.finished)},
+                            {"faces", mesh.faces.size()},
+                            {"vertices", mesh.vertices.size()}};
     if (mesh.faces.empty()) {
       std::fprintf(stderr, "  %s: no faces decoded (%lld tokens), no mesh written\n", name, (long long)seq.new_tokens);
     } else {
@@ -122,11 +216,15 @@ int run_sample(int argc, char** argv) {
       ++written;
       if (!no_previews) {
         render::write_png(out_dir + "/" + name + ".png", render::render_views(mesh, render::default_views(3), 320));
-        previews.push_back(mesh);
-        captions.push_back(std::string(name) + "\n" + std::to_string(mesh.faces.size()) + " faces");
+        if (index < kGridSamples) {
+          previews[size_t(index)] = mesh;
+          captions[size_t(index)] = std::string(name) + "\n" + std::to_string(mesh.faces.size()) + " faces" +
+                                    (seq.finished == Finish::kEos ? "" : " (cap)");
+        }
       }
       std::fprintf(stderr, "  %s: %zu faces, %zu vertices, %lld tokens%s\n", name, mesh.faces.size(), mesh.vertices.size(),
-                   (long long)seq.new_tokens, seq.ended_with_eos ? "" : " (no EOS: hit the limit)");
+                   (long long)seq.new_tokens,
+                   seq.finished == Finish::kEos ? "" : (std::string(" (no EOS: ended by ") + finish_name(seq.finished) + ")").c_str());
     }
     summary["samples"].push_back(entry);
   };
@@ -134,7 +232,17 @@ int run_sample(int argc, char** argv) {
   GenerateStats stats;
   std::vector<GeneratedSequence> seqs = generate(*model, tokenizer, opts, &stats, on_done);
 
-  if (!previews.empty()) render::write_png(out_dir + "/grid.png", render::render_grid(previews, {}, captions));
+  std::vector<Mesh> grid;
+  std::vector<std::string> grid_captions;
+  for (size_t i = 0; i < previews.size(); ++i) {
+    if (previews[i].faces.empty()) continue;
+    grid.push_back(std::move(previews[i]));
+    grid_captions.push_back(captions[i]);
+  }
+  if (!grid.empty()) render::write_png(out_dir + "/grid.png", render::render_grid(grid, {}, grid_captions));
+  // The summary lists samples in index order too.
+  std::sort(summary["samples"].begin(), summary["samples"].end(),
+            [](const nlohmann::json& a, const nlohmann::json& b) { return a.at("index") < b.at("index"); });
   if (!tokens_out.empty()) {
     size_t L = 0;
     for (const auto& s : seqs) L = std::max(L, s.tokens.size());
@@ -148,6 +256,9 @@ int run_sample(int argc, char** argv) {
   const double mass = rules.steps ? 100.0 * rules.disallowed_mass / double(rules.steps) : 0;
   const double order_viol = rules.order_steps ? 100.0 * double(rules.order_argmax_violations) / double(rules.order_steps) : 0;
   const double order_mass = rules.order_steps ? 100.0 * rules.order_disallowed_mass / double(rules.order_steps) : 0;
+  std::map<std::string, int64_t> finished;
+  for (const auto& seq : seqs) ++finished[finish_name(seq.finished)];
+  summary["finished"] = finished;
   summary["tokens"] = stats.tokens;
   summary["seconds"] = stats.seconds;
   summary["tokens_per_second"] = tps;

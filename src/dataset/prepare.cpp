@@ -14,6 +14,8 @@
 #include <unordered_set>
 
 #include "dataset/isolated_load.h"
+#include "dataset/near_duplicates.h"
+#include "eval/sampling.h"
 #include "mesh/load.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -49,6 +51,7 @@ const char* skip_reason_name(SkipReason reason) {
     case SkipReason::kTooFewFaces: return "too_few_faces";
     case SkipReason::kTooManyFaces: return "too_many_faces";
     case SkipReason::kDuplicate: return "duplicate";
+    case SkipReason::kNearDuplicate: return "near_duplicate";
   }
   return "?";
 }
@@ -322,6 +325,12 @@ struct Processed {
   uint64_t hash = 0;
 };
 
+// What a dropped duplicate copies: exact (distance unset) or near (Chamfer distance and excess).
+struct DuplicateOf {
+  std::string name;
+  double distance = 0, excess = 0;
+};
+
 // The reader's message without the leading "path: " (the report names the file already).
 std::string without_path(const Error& e, const std::string& path) {
   std::string what = e.what();
@@ -440,6 +449,70 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// Step 3b: marks near-duplicates among the meshes still kept (see near_duplicates.h). Meshes
+// with more canonical faces are preferred (a level-of-detail chain keeps its finest level),
+// then earlier paths. Returns how many it removed.
+size_t remove_near_duplicates(std::vector<Processed>& done, const std::vector<InputFile>& files,
+                              const PrepareOptions& opt, int jobs, std::vector<DuplicateOf>& duplicate_of) {
+  std::vector<size_t> alive;  // indices into done[] of the meshes kept so far
+  for (size_t i = 0; i < done.size(); ++i) {
+    if (done[i].reason == SkipReason::kNone) alive.push_back(i);
+  }
+  // Two independent samplings per mesh: one to compare, one for its floor.
+  std::vector<eval::PointCloud> clouds(alive.size());
+  std::vector<double> floors(alive.size(), -1);
+  parallel_for(alive.size(), jobs, [&](size_t k) {
+    const Processed& p = done[alive[k]];
+    Mesh mesh;
+    mesh.vertices.resize(p.vertices.size() / 3);
+    for (size_t v = 0; v < mesh.vertices.size(); ++v) {
+      mesh.vertices[v] = {double(p.vertices[3 * v]), double(p.vertices[3 * v + 1]), double(p.vertices[3 * v + 2])};
+    }
+    for (size_t t = 0; t + 2 < p.triangles.size(); t += 3) {
+      mesh.faces.push_back({p.triangles[t], p.triangles[t + 1], p.triangles[t + 2]});
+    }
+    try {
+      const size_t n = size_t(opt.near_dup_points);
+      clouds[k] = eval::sample_normalized(mesh, n, eval::item_seed(1, 2, alive[k]));
+      floors[k] = sampling_floor(clouds[k], eval::sample_normalized(mesh, n, eval::item_seed(1, 3, alive[k])));
+    } catch (const Error&) {  // no area in float: never a near-duplicate of anything
+      clouds[k].clear();
+    }
+  });
+  std::vector<size_t> of;  // comparable cloud -> position in alive[]
+  std::vector<eval::PointCloud> comparable;
+  std::vector<double> comparable_floors;
+  for (size_t k = 0; k < alive.size(); ++k) {
+    if (clouds[k].empty()) continue;
+    of.push_back(k);
+    comparable.push_back(std::move(clouds[k]));
+    comparable_floors.push_back(floors[k]);
+  }
+  clouds.clear();
+  NearDuplicateOptions nd;
+  nd.max_excess = opt.near_dup;
+  nd.relative = opt.near_dup_relative;
+  nd.threads = jobs;
+  const std::vector<ClosePair> pairs = close_pairs(comparable, comparable_floors, nd);
+  std::vector<size_t> order(comparable.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  auto faces_of = [&](size_t c) { return done[alive[of[c]]].faces; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return faces_of(a) > faces_of(b); });
+  const std::vector<NearDuplicate> removed = greedy_near_duplicates(comparable.size(), order, pairs);
+  for (const NearDuplicate& r : removed) {
+    const size_t i = alive[of[r.index]], twin = alive[of[r.kept]];
+    duplicate_of[i] = {files[twin].name, r.distance, r.excess};
+    char numbers[128];
+    std::snprintf(numbers, sizeof numbers, " (Chamfer distance %.4g, %.4g above the sampling floor %.4g)", r.distance,
+                  r.excess, r.distance - r.excess);
+    Processed& p = done[i];
+    p = Processed();
+    p.reason = SkipReason::kNearDuplicate;
+    p.detail = "near-duplicate of " + files[twin].name + numbers;
+  }
+  return removed.size();
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
@@ -453,6 +526,11 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
   if (opt.max_faces < opt.min_faces) throw Error("--max-faces must be at least --min-faces");
   if (!(opt.val_fraction >= 0 && opt.val_fraction <= 1)) throw Error("--val-fraction must be between 0 and 1");
   if (!(opt.reader_timeout_s > 0)) throw Error("--reader-timeout must be positive");
+  if (!(opt.near_dup >= 0 && opt.near_dup < 1)) {
+    throw Error("--near-dup must be in [0, 1) (0 = off), got " + std::to_string(opt.near_dup));
+  }
+  if (!(opt.near_dup_relative >= 0 && opt.near_dup_relative <= 10)) throw Error("--near-dup-relative must be between 0 and 10");
+  if (opt.near_dup_points < 16 || opt.near_dup_points > 8192) throw Error("--near-dup-points must be between 16 and 8192");
   const int jobs = opt.jobs > 0 ? opt.jobs : hardware_jobs();
 
   PrepareResult result;
@@ -489,14 +567,14 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
   // 3. dedup (path order) and 4. split
   const auto t2 = std::chrono::steady_clock::now();
   std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
-  std::vector<std::string> duplicate_of(files.size());
+  std::vector<DuplicateOf> duplicate_of(files.size());
   for (size_t i = 0; i < files.size(); ++i) {
     Processed& p = done[i];
     if (p.reason != SkipReason::kNone) continue;
     std::vector<size_t>& same_hash = by_hash[p.hash];
     for (size_t j : same_hash) {
       if (done[j].tokens == p.tokens) {
-        duplicate_of[i] = files[j].name;
+        duplicate_of[i].name = files[j].name;
         p = Processed();
         p.reason = SkipReason::kDuplicate;
         p.detail = "duplicate of " + files[j].name + " (identical face rows)";
@@ -505,6 +583,9 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
     }
     if (p.reason == SkipReason::kNone) same_hash.push_back(i);
   }
+  const auto t_near = std::chrono::steady_clock::now();
+  if (opt.near_dup > 0) remove_near_duplicates(done, files, opt, jobs, duplicate_of);
+  const double near_dup_s = seconds_since(t_near);
 
   std::vector<DatasetEntry> entries;
   std::map<std::string, json> sources;
@@ -530,7 +611,11 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
       json& count = src["skipped"][skip_reason_name(p.reason)];
       count = count.get<size_t>() + 1;
       json item = {{"file", f.path}, {"name", f.name}, {"reason", skip_reason_name(p.reason)}, {"detail", p.detail}};
-      if (!duplicate_of[i].empty()) item["duplicate_of"] = duplicate_of[i];
+      if (!duplicate_of[i].name.empty()) item["duplicate_of"] = duplicate_of[i].name;
+      if (p.reason == SkipReason::kNearDuplicate) {
+        item["chamfer"] = duplicate_of[i].distance;
+        item["excess"] = duplicate_of[i].excess;
+      }
       skipped_files.push_back(std::move(item));
       continue;
     }
@@ -567,6 +652,8 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
                {"val_fraction", opt.val_fraction},
                {"split_by", split_by_name(opt.split_by)},
                {"split_hash", "fmix64(fnv1a64(group)) / 2^64 < val_fraction"},
+               {"near_dup", opt.near_dup}, {"near_dup_relative", opt.near_dup_relative},
+               {"near_dup_points", opt.near_dup_points},
                {"inputs", opt.inputs},
                {"z_up", opt.z_up},
                {"meshes", entries.size()},
@@ -587,7 +674,8 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
                        {"val_fraction", opt.val_fraction}, {"bits", opt.bits},
                        {"split_by", split_by_name(opt.split_by)}, {"jobs", jobs},
                        {"z_up", opt.z_up}, {"isolate_assimp", opt.isolate_assimp},
-                       {"reader_timeout_s", opt.reader_timeout_s}};
+                       {"reader_timeout_s", opt.reader_timeout_s},
+                       {"near_dup", opt.near_dup}, {"near_dup_relative", opt.near_dup_relative}, {"near_dup_points", opt.near_dup_points}};
   report["inputs"] = collected.inputs;
   report["files_found"] = files.size();
   report["kept"] = {{"total", result.kept}, {"train", result.train}, {"val", result.val}};
@@ -624,7 +712,7 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
   report["tokens"]["note"] = "sequence length with the BOS and EOS rows: (faces + 2) * 9";
   report["skipped_files"] = std::move(skipped_files);
   report["warnings"] = collected.warnings;
-  report["timing"] = {{"collect_s", collect_s}, {"process_s", process_s}, {"write_s", write_s}};
+  report["timing"] = {{"collect_s", collect_s}, {"process_s", process_s}, {"near_dup_s", near_dup_s}, {"write_s", write_s}};
   report["wall_time_s"] = result.seconds;
   report["meshes_per_s"] = result.seconds > 0 ? double(files.size()) / result.seconds : 0.0;
   write_file_atomic(result.report_path, report.dump(2) + "\n");

@@ -7,6 +7,9 @@
 //               filter by canonical face count; keep the normalized float geometry and the
 //               canonical face rows.
 //   3. dedup    exact duplicates (identical face rows): the first in path order is kept.
+//               Then, with near_dup > 0, near-duplicates (dataset/near_duplicates.h): surface
+//               clouds compared pairwise by Chamfer distance above the sampling floor; greedily,
+//               a mesh is kept unless a kept mesh with more faces (ties: earlier path) is that close.
 //   4. split    train/val by object group, from a stable hash of the group key.
 //   5. write    the dataset (atomically), then the report.
 // A file that cannot be used is skipped with a reason, never fatal.
@@ -46,9 +49,10 @@ const char* split_by_name(SplitBy by);  // "dir", "file", "stem-prefix"
 SplitBy parse_split_by(const std::string& text);
 
 // Why a file was not kept (names as written in the report).
-enum class SkipReason { kNone, kUnreadable, kZeroSize, kTooFewFaces, kTooManyFaces, kDuplicate };
+enum class SkipReason { kNone, kUnreadable, kZeroSize, kTooFewFaces, kTooManyFaces, kDuplicate, kNearDuplicate };
 inline constexpr SkipReason kSkipReasons[] = {SkipReason::kUnreadable, SkipReason::kZeroSize, SkipReason::kTooFewFaces,
-                                              SkipReason::kTooManyFaces, SkipReason::kDuplicate};
+                                              SkipReason::kTooManyFaces, SkipReason::kDuplicate,
+                                              SkipReason::kNearDuplicate};
 const char* skip_reason_name(SkipReason reason);  // "unreadable", "zero_size", "too_few_faces", ...
 
 struct PrepareOptions {
@@ -67,6 +71,12 @@ struct PrepareOptions {
   // take this long per file; a crash or a timeout skips the file as unreadable.
   bool isolate_assimp = true;
   double reader_timeout_s = 60;
+  // Near-duplicate removal (0 = off): how far above the pair's sampling floor the Chamfer
+  // distance (eval's definition, squared, both directions) may be for two meshes to count as
+  // copies, and the surface points per mesh.
+  double near_dup = 0;
+  double near_dup_relative = 0.4;  // and as a share of the pair's floor (near_duplicates.h)
+  int64_t near_dup_points = 512;
 };
 
 // One file found by collect_inputs.

@@ -9,6 +9,15 @@ namespace iflame {
 
 using torch::Tensor;
 
+const char* finish_name(Finish finish) {
+  switch (finish) {
+    case Finish::kEos: return "eos";
+    case Finish::kMaxFaces: return "max_faces";
+    case Finish::kMaxNewTokens: return "max_new_tokens";
+  }
+  return "?";
+}
+
 std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerConfig& tokenizer,
                                         const GenerateOptions& options, GenerateStats* stats,
                                         const std::function<void(int64_t, const GeneratedSequence&)>& on_done) {
@@ -58,9 +67,11 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
         if (eos || full || t + 1 >= limit) {
           if (eos || full) {
             seq.tokens.resize((seq.tokens.size() + 8) / 9 * 9, tokenizer.eos());  // complete the EOS row
-            if (full) seq.tokens.insert(seq.tokens.end(), kTokensPerFace, tokenizer.eos());
-            seq.ended_with_eos = true;
+            if (!eos) seq.tokens.insert(seq.tokens.end(), kTokensPerFace, tokenizer.eos());
+            seq.eos_row = true;
           }
+          const bool new_token_cap = options.max_new_tokens > 0 && t + 1 - P >= options.max_new_tokens;
+          seq.finished = eos ? Finish::kEos : (full || !new_token_cap) ? Finish::kMaxFaces : Finish::kMaxNewTokens;
           if (on_done) on_done(lane_of[lane], seq);
         } else {
           keep.push_back(int64_t(lane));

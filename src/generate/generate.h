@@ -21,9 +21,16 @@ struct GenerateOptions {
   bool bf16 = false;              // weights and K/V in bfloat16 (arithmetic stays float32)
 };
 
+// Why a sequence ended: the model wrote EOS itself, or a cap ended it: max_faces (with grammar
+// constraints an EOS row is appended; without them the sequence stops at that length) or
+// max_new_tokens (no EOS row).
+enum class Finish { kEos, kMaxFaces, kMaxNewTokens };
+const char* finish_name(Finish finish);  // "eos", "max_faces", "max_new_tokens"
+
 struct GeneratedSequence {
   std::vector<int64_t> tokens;  // prompt + generated tokens (+ a completed EOS row when it ended)
-  bool ended_with_eos = false;
+  Finish finished = Finish::kMaxNewTokens;
+  bool eos_row = false;  // ends with an EOS row (the model's own, or the one the face cap appended)
   int64_t new_tokens = 0;
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <mutex>
 #include <numeric>
@@ -11,6 +12,23 @@
 #include "util/error.h"
 
 namespace iflame {
+
+void check_sampling_options(const SamplingOptions& o, int64_t vocab, const std::string& prefix) {
+  auto text = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return std::string(buf);
+  };
+  if (!(std::isfinite(o.temperature) && o.temperature > 0)) {
+    throw Error(prefix + "temperature must be a finite number above 0, got " + text(o.temperature));
+  }
+  if (o.top_k < 0 || o.top_k > vocab) {
+    throw Error(prefix + "top-k must be between 0 (off) and the vocabulary size " + std::to_string(vocab) + ", got " +
+                std::to_string(o.top_k));
+  }
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(prefix + "top-p must be in (0, 1] (1 = off), got " + text(o.top_p));
+  if (o.order && !o.constraints) throw Error(prefix + "order constraints need the grammar constraints");
+}
 
 using torch::Tensor;
 

@@ -1,6 +1,7 @@
 // Token sampling: temperature, top-k, top-p (nucleus), greedy; grammar constraints that keep
 // every output decodable; per-sequence seeded generators so results don't depend on batching.
 #pragma once
+#include <string>
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct SamplingOptions {
   // output then re-tokenizes to itself. Needs `constraints`.
   bool order = false;
 };
+
+// Throws iflame::Error naming the option when a value is out of range: temperature must be
+// finite and > 0, top_k in [0, vocab], top_p in (0, 1]; order needs constraints. `prefix` goes
+// before each name in the message ("--" for the CLI, "" for request fields).
+void check_sampling_options(const SamplingOptions& options, int64_t vocab, const std::string& prefix = "--");
 
 // How often the unconstrained model would have broken each rule.
 struct RuleStats {

@@ -116,6 +116,28 @@ float bfloat16_to_float(uint16_t b) {
   return f;
 }
 
+uint16_t float_to_bfloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu)) return uint16_t((bits >> 16) | 0x0040u);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even
+  return uint16_t(bits >> 16);
+}
+
+TensorData to_bfloat16(const TensorData& tensor) {
+  const std::vector<float> values = to_float32(tensor);
+  TensorData out;
+  out.dtype = DType::BF16;
+  out.shape = tensor.shape;
+  out.bytes.resize(values.size() * 2);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint16_t b = float_to_bfloat16(values[i]);
+    out.bytes[2 * i] = uint8_t(b & 0xff);
+    out.bytes[2 * i + 1] = uint8_t(b >> 8);
+  }
+  return out;
+}
+
 std::vector<float> to_float32(const TensorData& tensor) {
   const size_t n = tensor.bytes.size() / std::max<size_t>(1, dtype_size(tensor.dtype));
   std::vector<float> out(n);

@@ -48,5 +48,9 @@ std::vector<uint8_t> serialize_safetensors(const SafetensorsFile& file, const st
 // IEEE half / bfloat16 bit patterns to float (exact: subnormals, infinities and NaNs included).
 float half_to_float(uint16_t bits);
 float bfloat16_to_float(uint16_t bits);
+// float -> bfloat16 bits, rounded to nearest even (NaN stays NaN), as torch's .to(bfloat16).
+uint16_t float_to_bfloat16(float value);
+// A floating tensor (F16/BF16/F32/F64) as BF16; throws iflame::Error for other dtypes.
+TensorData to_bfloat16(const TensorData& tensor);
 
 }  // namespace iflame

@@ -144,8 +144,9 @@ void load_weights(IFlameModelImpl& model, const SafetensorsFile& file, const std
   throw Error(path, msg.str());
 }
 
-IFlameModel load_model(const std::string& path, int64_t default_heads) {
+IFlameModel load_model(const std::string& path, int64_t default_heads, std::map<std::string, std::string>* metadata) {
   const SafetensorsFile file = read_safetensors(path);
+  if (metadata) *metadata = file.metadata;
   ModelConfig config;
   try {
     config = infer_config(file, default_heads);

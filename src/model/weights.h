@@ -19,8 +19,10 @@ ModelConfig infer_config(const SafetensorsFile& file, int64_t default_heads = 16
 // listing every missing, unexpected or wrongly shaped tensor.
 void load_weights(IFlameModelImpl& model, const SafetensorsFile& file, const std::string& path);
 
-// infer_config + construct + load_weights.
-IFlameModel load_model(const std::string& path, int64_t default_heads = 16);
+// infer_config + construct + load_weights. `metadata` (optional) receives the file's
+// `__metadata__` (the config, and e.g. the sampling defaults a shipped model carries).
+IFlameModel load_model(const std::string& path, int64_t default_heads = 16,
+                       std::map<std::string, std::string>* metadata = nullptr);
 
 // Writes the parameters (float32) with the config in the metadata, atomically.
 void save_model(IFlameModelImpl& model, const std::string& path,

@@ -1,5 +1,7 @@
 #include "util/args.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -22,8 +24,10 @@ ArgParser& ArgParser::option(const std::string& name, std::string* value, const 
 ArgParser& ArgParser::option(const std::string& name, int64_t* value, const std::string& help) {
   options_.push_back({name, help, "N", std::to_string(*value), true, false, [value, name](const std::string& s) {
                         char* end = nullptr;
+                        errno = 0;
                         long long v = std::strtoll(s.c_str(), &end, 10);
                         if (s.empty() || *end != '\0') throw Error("--" + name + " needs an integer, got '" + s + "'");
+                        if (errno == ERANGE) throw Error("--" + name + " is out of range: '" + s + "'");
                         *value = v;
                       }});
   return *this;
@@ -36,6 +40,7 @@ ArgParser& ArgParser::option(const std::string& name, double* value, const std::
                         char* end = nullptr;
                         double v = std::strtod(s.c_str(), &end);
                         if (s.empty() || *end != '\0') throw Error("--" + name + " needs a number, got '" + s + "'");
+                        if (!std::isfinite(v)) throw Error("--" + name + " needs a finite number, got '" + s + "'");
                         *value = v;
                       }});
   return *this;
@@ -80,6 +85,7 @@ bool ArgParser::parse(int argc, char** argv) {
       }
       Opt* o = find(name);
       if (!o) throw Error(command_ + ": unknown option --" + name + " (see `iflame " + command_ + " --help`)");
+      given_.insert(name);
       if (!o->takes_value) {
         if (has_inline) throw Error(command_ + ": --" + name + " takes no value");
         o->set("");

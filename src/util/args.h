@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ class ArgParser {
   // Returns false when --help was given (help is printed); throws iflame::Error on bad usage.
   bool parse(int argc, char** argv);
   std::string help() const;
+  // Was option `name` on the command line (so that a default from elsewhere must not replace it)?
+  bool given(const std::string& name) const { return given_.count(name) > 0; }
 
  private:
   struct Opt {
@@ -40,6 +43,7 @@ class ArgParser {
   std::string command_, summary_;
   std::vector<Opt> options_;
   std::vector<Pos> positionals_;
+  std::set<std::string> given_;
 };
 
 }  // namespace iflame

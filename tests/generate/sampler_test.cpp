@@ -69,13 +69,52 @@ TEST(Sampler, ConstrainedOutputsAlwaysFollowTheGrammarAndEndInAnEosRow) {
   const TokenizerConfig tk;
   for (const auto& s : seqs) {
     ASSERT_EQ(s.tokens.size() % 9, 0u);
-    ASSERT_TRUE(s.ended_with_eos);
+    ASSERT_TRUE(s.eos_row);
     for (size_t i = 9; i + 9 < s.tokens.size(); ++i) EXPECT_TRUE(tk.is_coordinate(s.tokens[i])) << i;
     for (size_t i = s.tokens.size() - 9; i < s.tokens.size(); ++i) EXPECT_EQ(s.tokens[i], tk.eos());
     EXPECT_LE(s.tokens.size(), size_t(9 * (opts.max_faces + 2)));
   }
   EXPECT_GT(stats.rules.steps, 0);
   EXPECT_GT(stats.rules.disallowed_mass, 0);  // a random model puts mass on PAD/BOS
+}
+
+// `finished` says what ended each sequence: the model's EOS, the face cap, or max_new_tokens.
+TEST(Generate, FinishedNamesWhatEndedEachSequence) {
+  torch::manual_seed(2);
+  IFlameModel model(model_preset("tiny"));
+  model->eval();
+  const TokenizerConfig tk;
+  GenerateOptions opts;
+  opts.count = 3;
+  opts.max_faces = 4;
+  {
+    torch::NoGradGuard no_grad;  // a model that never ends a mesh by itself
+    model->output_proj->bias[tk.eos()].fill_(-1e4);
+  }
+  for (const auto& s : generate(*model, tk, opts)) {
+    EXPECT_EQ(s.finished, Finish::kMaxFaces);
+    EXPECT_TRUE(s.eos_row);
+    EXPECT_EQ(s.tokens.size(), size_t(9 * (opts.max_faces + 2)));  // BOS row, 4 faces, the appended EOS row
+  }
+  opts.max_new_tokens = 13;
+  for (const auto& s : generate(*model, tk, opts)) {
+    EXPECT_EQ(s.finished, Finish::kMaxNewTokens);
+    EXPECT_FALSE(s.eos_row);
+    EXPECT_EQ(s.new_tokens, 13);
+  }
+  opts.max_new_tokens = 0;
+  {
+    torch::NoGradGuard no_grad;  // now a model that ends as soon as the grammar allows
+    model->output_proj->bias[tk.eos()].fill_(1e4);
+  }
+  for (const auto& s : generate(*model, tk, opts)) {
+    EXPECT_EQ(s.finished, Finish::kEos);
+    EXPECT_TRUE(s.eos_row);
+    EXPECT_LT(s.tokens.size(), size_t(9 * (opts.max_faces + 2)));
+  }
+  EXPECT_STREQ(finish_name(Finish::kEos), "eos");
+  EXPECT_STREQ(finish_name(Finish::kMaxFaces), "max_faces");
+  EXPECT_STREQ(finish_name(Finish::kMaxNewTokens), "max_new_tokens");
 }
 
 TEST(Sampler, TopKOneIsGreedy) {
@@ -176,7 +215,7 @@ TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {
   auto seqs = generate(*model, tk, opts, &stats);
   int64_t faces = 0;
   for (const auto& s : seqs) {
-    ASSERT_TRUE(s.ended_with_eos);
+    ASSERT_TRUE(s.eos_row);
     // The face rows between the BOS row and the EOS row.
     std::vector<int32_t> rows(s.tokens.begin() + 9, s.tokens.end() - 9);
     const Mesh mesh = decode_tokens(s.tokens, tk);

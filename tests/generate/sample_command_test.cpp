@@ -1,0 +1,135 @@
+// `iflame sample` as a user runs it: options out of range, what ended each sample, the grid
+// order, sampling defaults from a model's metadata, and finding the default model.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "io/safetensors.h"
+#include "test_paths.h"
+
+namespace iflame {
+namespace {
+
+using nlohmann::json;
+
+std::string reference_weights() { return test::reference_dir() + "/weights.safetensors"; }
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+// Sets an environment variable for one scope (the CLI runs as a child and inherits it).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      ::setenv(name_, old_.c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+TEST(SampleCommand, RejectsEveryOutOfRangeOptionNamingIt) {
+  const std::string base = "sample --weights " + reference_weights() + " --no-previews --threads 1 --out " +
+                           test::temp_dir() + " ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--temperature -1", "--temperature"}, {"--temperature 0", "--temperature"},
+      {"--temperature nan", "--temperature"}, {"--temperature inf", "--temperature"},
+      {"--top-p 1.5", "--top-p"},            {"--top-p 0", "--top-p"},
+      {"--top-p -0.1", "--top-p"},           {"--top-k -1", "--top-k"},
+      {"--top-k 100000", "--top-k"},         {"--max-faces 0", "--max-faces"},
+      {"--max-faces 100000000", "--max-faces"}, {"--n 0", "--n"},
+      {"--batch -2", "--batch"},             {"--max-new-tokens -1", "--max-new-tokens"},
+      {"--seed -1", "--seed"},               {"--threads -1", "--threads"},
+      {"--n 99999999999999999999999", "--n"}, {"--greedy --temperature -2", "--temperature"},
+  };
+  for (const auto& [args, name] : cases) {
+    const auto run = test::run_iflame(base + args);
+    EXPECT_EQ(run.code, 1) << args << "\n" << run.out;
+    EXPECT_NE(run.out.find(name), std::string::npos) << args << "\n" << run.out;
+    EXPECT_EQ(run.out.find("sample_000"), std::string::npos) << args << ": generated anyway\n" << run.out;
+  }
+}
+
+TEST(SampleCommand, SummarySaysWhatEndedEachSampleInIndexOrder) {
+  const std::string dir = test::temp_dir();
+  const auto run = test::run_iflame("sample --weights " + reference_weights() +
+                                    " --n 5 --batch 2 --max-faces 3 --threads 1 --out " + dir);
+  ASSERT_EQ(run.code, 0) << run.out;
+  const json summary = read_json(dir + "/summary.json");
+  ASSERT_EQ(summary.at("samples").size(), 5u);
+  int64_t counted = 0;
+  for (size_t i = 0; i < 5; ++i) {
+    const json& s = summary.at("samples")[i];
+    EXPECT_EQ(s.at("index"), int64_t(i));
+    EXPECT_FALSE(s.contains("ended_with_eos"));
+    const std::string finished = s.at("finished");
+    ASSERT_TRUE(finished == "eos" || finished == "max_faces") << finished;
+    // The cap closes a sequence after exactly max_faces rows; the model's EOS may come earlier.
+    if (finished == "max_faces") EXPECT_EQ(s.at("new_tokens"), 3 * 9) << i;
+    if (finished == "eos") EXPECT_LE(s.at("new_tokens"), 3 * 9) << i;
+  }
+  for (const auto& [name, count] : summary.at("finished").items()) counted += count.get<int64_t>();
+  EXPECT_EQ(counted, 5);
+  EXPECT_TRUE(std::ifstream(dir + "/grid.png").good());
+}
+
+TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
+  const std::string dir = test::temp_dir();
+  SafetensorsFile file = read_safetensors(reference_weights());
+  file.metadata["sample.max-faces"] = "2";
+  file.metadata["sample.temperature"] = "0.7";
+  write_safetensors(file, dir + "/with-defaults.safetensors");
+  const std::string base = "sample --weights " + dir + "/with-defaults.safetensors --n 2 --no-previews --threads 1 ";
+
+  const auto defaults = test::run_iflame(base + "--out " + dir + "/a");
+  ASSERT_EQ(defaults.code, 0) << defaults.out;
+  EXPECT_NE(defaults.out.find("defaults from the model's metadata: --temperature --max-faces"), std::string::npos)
+      << defaults.out;
+  for (const json& s : read_json(dir + "/a/summary.json").at("samples")) EXPECT_LE(s.at("faces"), 2);
+
+  const auto given = test::run_iflame(base + "--max-faces 4 --temperature 1 --out " + dir + "/b");
+  ASSERT_EQ(given.code, 0) << given.out;
+  EXPECT_EQ(given.out.find("defaults from the model's metadata"), std::string::npos) << given.out;
+
+  file.metadata["sample.max-faces"] = "lots";
+  write_safetensors(file, dir + "/bad.safetensors");
+  const auto bad = test::run_iflame("sample --weights " + dir + "/bad.safetensors --no-previews --out " + dir + "/c");
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("sample.max-faces"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("bad.safetensors"), std::string::npos) << bad.out;
+}
+
+TEST(SampleCommand, FindsTheModelThroughIflameModelAndNamesWhereItLooked) {
+  const std::string dir = test::temp_dir();
+  {
+    ScopedEnv env("IFLAME_MODEL", reference_weights());
+    const auto run = test::run_iflame("sample --n 1 --max-faces 2 --no-previews --threads 1 --out " + dir);
+    ASSERT_EQ(run.code, 0) << run.out;
+    EXPECT_NE(run.out.find("the default model " + reference_weights()), std::string::npos) << run.out;
+  }
+  {
+    ScopedEnv env("IFLAME_MODEL", dir + "/missing.safetensors");
+    const auto run = test::run_iflame("sample --n 1 --out " + dir);
+    EXPECT_EQ(run.code, 1) << run.out;
+    EXPECT_NE(run.out.find(dir + "/missing.safetensors"), std::string::npos) << run.out;
+    EXPECT_NE(run.out.find("IFLAME_MODEL"), std::string::npos) << run.out;
+  }
+}
+
+}  // namespace
+}  // namespace iflame

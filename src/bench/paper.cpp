@@ -147,7 +147,7 @@ int run_quality_child(const QualityOptions& q, Arch arch, int64_t steps, const s
     }
     set_threads(q.threads);
     const auto t0 = std::chrono::steady_clock::now();
-    const TrainResult r = train(quality_config(q, arch, steps, dir), /*resume=*/false);
+    const TrainResult r = train(quality_config(q, arch, steps, dir), RunStart::kOverwrite);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Tokens and time of the steps themselves, from the trainer's log.
     double targets = 0, train_ms = 0;

@@ -12,6 +12,7 @@
 #include "model/loss.h"
 #include "model/model.h"
 #include "train/optim.h"
+#include "util/blas_threads.h"
 #include "util/error.h"
 #include "util/measure.h"
 
@@ -100,6 +101,7 @@ nlohmann::json profile_blocks(IFlameModel& model, const TrainSpec& spec) {
 void set_threads(int64_t threads) {
   if (threads <= 0) threads = hardware_threads();
   at::set_num_threads(int(threads));
+  set_blas_threads(int(threads));  // as iflame's commands do (util/blas_threads.h)
   try {
     at::set_num_interop_threads(1);
   } catch (const std::exception&) {

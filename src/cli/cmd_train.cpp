@@ -34,13 +34,16 @@ std::vector<std::string> worker_arguments(int argc, char** argv) {
 int run_train(int argc, char** argv) {
   std::string config_path, preset = "ci", data, master_addr;
   std::vector<std::string> sets;
-  bool resume = false, help_config = false;
+  bool resume = false, overwrite = false, help_config = false;
   int64_t nproc = 1, rank = -1, world_size = -1, master_port = -1;
   ArgParser args("train",
                  "Trains iFlame (or a baseline) on a dataset from `iflame prepare`. Configuration: the\n"
                  "preset's defaults, then --config FILE (`key = value` lines), then --set key=value\n"
                  "overrides; unknown keys are errors; the effective config is printed and stored in every\n"
-                 "checkpoint. Writes OUT/log.jsonl, OUT/step-*/ checkpoints (atomic) and OUT/best/.\n\n"
+                 "checkpoint. Writes OUT/log.jsonl, OUT/step-*/ checkpoints (atomic) and OUT/best/.\n"
+                 "A run owns its folder (OUT/run.json): a new run refuses a non-empty folder unless given\n"
+                 "--resume (continue that run; its config may change only in the keys --help-config marks\n"
+                 "resumable) or --overwrite (move the old run aside first).\n\n"
                  "Data parallel: --nproc N runs N workers on this host (train.threads shared among them).\n"
                  "On several hosts, start one worker per rank with --rank/--world-size/--master-addr/\n"
                  "--master-port (or RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; LOCAL_WORLD_SIZE workers\n"
@@ -51,7 +54,8 @@ int run_train(int argc, char** argv) {
       .option("preset", &preset, "defaults to start from: ci, cpu or ref")
       .option("data", &data, "shorthand for --set data.train=DATASET")
       .list("set", &sets, "key=value overrides (repeatable)")
-      .flag("resume", &resume, "continue from the newest checkpoint in out.dir")
+      .flag("resume", &resume, "continue the run in out.dir from its newest checkpoint")
+      .flag("overwrite", &overwrite, "start over: move a non-empty out.dir aside (to OUT.old-N) first")
       .flag("help-config", &help_config, "list every config key with its meaning and exit")
       .option("nproc", &nproc, "data-parallel workers to start on this host")
       .option("rank", &rank, "this worker's rank (multi-host; -1: $RANK or 0)")
@@ -60,7 +64,9 @@ int run_train(int argc, char** argv) {
       .option("master-port", &master_port, "port of the store (-1: $MASTER_PORT or 29500)");
   if (!args.parse(argc, argv)) return 0;
   if (help_config) {
-    for (const auto& k : kTrainKeys) std::printf("  %-22s %s\n", k.name, k.help);
+    for (const auto& k : kTrainKeys) {
+      std::printf("  %-22s %s%s\n", k.name, k.help, resumable_key(k.name) ? " [resumable]" : "");
+    }
     return 0;
   }
   TrainConfig cfg = train_preset(preset);
@@ -72,6 +78,7 @@ int run_train(int argc, char** argv) {
     cfg.set(kv.substr(0, eq), kv.substr(eq + 1));
   }
   if (nproc < 1) throw Error("--nproc must be at least 1");
+  if (resume && overwrite) throw Error("train: --resume continues the run in out.dir, --overwrite replaces it; give one");
   if (nproc > 1) {
     if (rank >= 0 || world_size >= 0) throw Error("--nproc starts its own ranks; drop --rank / --world-size");
     return launch_local_workers(nproc, worker_arguments(argc, argv), master_addr.empty() ? "127.0.0.1" : master_addr);
@@ -92,7 +99,7 @@ int run_train(int argc, char** argv) {
   TrainResult r;
   try {
     Distributed group(dist);
-    r = train(cfg, resume, &group);
+    r = train(cfg, resume ? RunStart::kResume : overwrite ? RunStart::kOverwrite : RunStart::kFresh, &group);
   } catch (const Error& e) {
     if (!dist.distributed()) throw;
     throw Error("rank " + std::to_string(dist.rank) + ": " + e.what());

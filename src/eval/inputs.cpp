@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <new>
+#include <random>
 
 #include "dataset/isolated_load.h"
 #include "mesh/load.h"
@@ -54,9 +55,24 @@ std::vector<EvalItem> load_mesh_files(const std::vector<std::string>& paths, con
   return items;
 }
 
-std::vector<EvalItem> load_dataset_split(const DatasetReader& data, Split split, size_t limit, DatasetGeometry geometry) {
-  std::vector<size_t> idx = data.indices(split);
-  if (limit > 0 && idx.size() > limit) idx.resize(limit);
+std::vector<size_t> subset_positions(size_t count, const Subset& subset) {
+  std::vector<size_t> pos(count);
+  for (size_t i = 0; i < count; ++i) pos[i] = i;
+  if (subset.limit == 0 || count <= subset.limit) return pos;
+  if (subset.random) {  // a partial Fisher-Yates shuffle with our own seeded generator
+    std::mt19937_64 rng(subset.seed);
+    for (size_t i = 0; i < subset.limit; ++i) std::swap(pos[i], pos[i + size_t(rng() % (count - i))]);
+  }
+  pos.resize(subset.limit);
+  std::sort(pos.begin(), pos.end());
+  return pos;
+}
+
+std::vector<EvalItem> load_dataset_split(const DatasetReader& data, Split split, const Subset& subset,
+                                         DatasetGeometry geometry) {
+  const std::vector<size_t> all = data.indices(split);
+  std::vector<size_t> idx;
+  for (size_t p : subset_positions(all.size(), subset)) idx.push_back(all[p]);
   const TokenizerConfig tk = data.tokenizer_config();
   std::vector<EvalItem> items(idx.size());
   for (size_t k = 0; k < idx.size(); ++k) {

@@ -33,8 +33,18 @@ std::vector<EvalItem> load_mesh_files(const std::vector<std::string>& paths, con
 // mesh the model learns to produce) or the stored float geometry (before quantization).
 enum class DatasetGeometry { kTokens, kFloat };
 
-// The meshes of one split of a prepared dataset, in file order, at most `limit` (0: all).
-std::vector<EvalItem> load_dataset_split(const DatasetReader& data, Split split, size_t limit,
+// Which `limit` of more inputs to take: the first in path (file) order, or a seeded random
+// subset (kept in path order), so that a set of equal size can be drawn from a larger one.
+struct Subset {
+  size_t limit = 0;  // 0: all
+  bool random = false;
+  uint64_t seed = 0;
+};
+// The positions [0, count) the subset keeps, ascending.
+std::vector<size_t> subset_positions(size_t count, const Subset& subset);
+
+// The meshes of one split of a prepared dataset, in file order, the subset of them.
+std::vector<EvalItem> load_dataset_split(const DatasetReader& data, Split split, const Subset& subset,
                                          DatasetGeometry geometry = DatasetGeometry::kTokens);
 
 // True when PATH names a prepared dataset (.ifds) rather than a folder of meshes.

@@ -69,6 +69,9 @@ void SetStats::add(const MeshStats& s) {
   with_duplicates += s.duplicate_faces > 0;
   with_non_manifold += s.non_manifold_edges > 0;
   max_faces = std::max(max_faces, s.faces);
+  const size_t bin = s.faces / kHistogramBin;
+  if (face_histogram.size() <= bin) face_histogram.resize(bin + 1, 0);
+  ++face_histogram[bin];
 }
 
 void SetStats::add_failure() {

@@ -2,6 +2,7 @@
 // duplicate faces, boundary and non-manifold edges, watertightness, and how many inputs gave a
 // usable mesh at all.
 #pragma once
+#include <vector>
 #include <cstddef>
 
 #include "mesh/mesh.h"
@@ -38,6 +39,8 @@ struct SetStats {
          non_manifold_edges = 0;
   size_t with_degenerate = 0, with_duplicates = 0, with_non_manifold = 0;  // meshes with at least one
   size_t max_faces = 0;
+  static constexpr size_t kHistogramBin = 50;
+  std::vector<size_t> face_histogram;  // loaded meshes by face count: bin b holds [50 b, 50 (b + 1))
 
   void add(const MeshStats& s);
   void add_failure();

@@ -255,6 +255,26 @@ double jsd_occupancy(const std::vector<PointCloud>& samples, const std::vector<P
                              occupancy_counts(references, resolution, threads));
 }
 
+std::vector<Nearest> nearest_clouds(const std::vector<PointCloud>& queries, const std::vector<PointCloud>& pool,
+                                    const ChamferOptions& options) {
+  if (pool.empty()) throw Error("nearest_clouds: the pool is empty");
+  constexpr size_t kBlock = 64;
+  std::vector<Nearest> out(queries.size());
+  for (size_t b = 0; b < queries.size(); b += kBlock) {
+    const size_t e = std::min(queries.size(), b + kBlock);
+    const std::vector<PointCloud> block(queries.begin() + std::ptrdiff_t(b), queries.begin() + std::ptrdiff_t(e));
+    const DistanceMatrix d = pairwise_chamfer(block, pool, options);
+    for (size_t r = 0; r < block.size(); ++r) {
+      Nearest best{0, d.at(r, 0)};
+      for (size_t c = 1; c < pool.size(); ++c) {
+        if (d.at(r, c) < best.distance) best = {c, d.at(r, c)};
+      }
+      out[b + r] = best;
+    }
+  }
+  return out;
+}
+
 size_t generation_metric_pairs(size_t samples, size_t references) {
   auto half = [](size_t n) { return n * (n ? n - 1 : 0) / 2; };
   return samples * references + half(samples) + half(references);

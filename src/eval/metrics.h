@@ -48,6 +48,16 @@ double jensen_shannon_bits(const std::vector<double>& p, const std::vector<doubl
 double jsd_occupancy(const std::vector<PointCloud>& samples, const std::vector<PointCloud>& references,
                      int resolution = 28, int threads = 0);
 
+// For each query cloud, the closest cloud of `pool` by Chamfer distance (the novelty check: a
+// sample whose nearest training mesh is very close is a copy). Computed in blocks of queries,
+// so memory stays at block x |pool| distances. Ties go to the first. Throws for an empty pool.
+struct Nearest {
+  size_t index = 0;
+  double distance = 0;
+};
+std::vector<Nearest> nearest_clouds(const std::vector<PointCloud>& queries, const std::vector<PointCloud>& pool,
+                                    const ChamferOptions& options = {});
+
 struct GenerationMetrics {
   size_t samples = 0, references = 0;
   CoverageMmd cov_mmd;

@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
 
 #include "model/weights.h"
 #include "util/error.h"
@@ -34,12 +38,105 @@ std::vector<fs::path> complete_checkpoints(const std::string& run_dir) {
   return out;
 }
 
+// The run id a checkpoint carries ("" for checkpoints from before run ids, or unreadable ones).
+std::string checkpoint_run_id(const fs::path& dir) {
+  try {
+    return nlohmann::json::parse(read_file_text((dir / "state.json").string())).value("run_id", std::string());
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// This run's complete checkpoints, oldest first.
+std::vector<fs::path> own_checkpoints(const RunFolder& run) {
+  std::vector<fs::path> out;
+  for (const fs::path& p : complete_checkpoints(run.dir)) {
+    const std::string id = checkpoint_run_id(p);
+    if (id == run.run_id || (run.legacy && id.empty())) out.push_back(p);
+  }
+  return out;
+}
+
+std::string new_run_id() {
+  std::random_device rd;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x%08x-%lld", rd(), rd(), (long long)::getpid());
+  return buf;
+}
+
+std::map<std::string, std::string> config_lines(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find(" = ");
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string save_checkpoint(const std::string& run_dir, IFlameModelImpl& model, const Optimizer& optimizer,
+RunFolder claim_run_folder(const std::string& dir, RunStart start) {
+  RunFolder run;
+  run.dir = dir;
+  std::error_code ec;
+  const bool non_empty = fs::is_directory(dir, ec) && !fs::is_empty(dir, ec);
+  if (non_empty && start == RunStart::kFresh) {
+    throw Error(dir, "the run folder is not empty (another run's log or checkpoints); continue that run with --resume, "
+                     "or start over with --overwrite (which first moves the folder to " + dir + ".old-N)");
+  }
+  if (non_empty && start == RunStart::kOverwrite) {
+    int n = 1;
+    while (fs::exists(dir + ".old-" + std::to_string(n))) ++n;
+    run.moved_to = dir + ".old-" + std::to_string(n);
+    fs::rename(dir, run.moved_to, ec);
+    if (ec) throw Error(dir, "cannot move the old run aside to " + run.moved_to + ": " + ec.message());
+  }
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir, "cannot create the run folder: " + ec.message());
+  const std::string run_json = (fs::path(dir) / "run.json").string();
+  if (start == RunStart::kResume && fs::exists(run_json)) {
+    try {
+      run.run_id = nlohmann::json::parse(read_file_text(run_json)).at("run_id").get<std::string>();
+    } catch (const std::exception& e) {
+      throw Error(run_json, std::string("unreadable run identity: ") + e.what());
+    }
+    return run;
+  }
+  run.legacy = start == RunStart::kResume && !complete_checkpoints(dir).empty();
+  run.run_id = new_run_id();
+  write_file_atomic(run_json, nlohmann::json({{"run_id", run.run_id}}).dump() + "\n");
+  return run;
+}
+
+bool resumable_key(const std::string& key) {
+  static const std::set<std::string> keys = {
+      "data.train",      "train.steps", "train.threads", "train.device", "train.recompute", "train.max_bad_steps",
+      "train.peak_gflops", "eval.every", "eval.batches",  "out.dir",      "out.save_every",  "out.keep_last",
+      "log.every"};
+  return keys.count(key) > 0;
+}
+
+std::vector<std::string> config_differences(const std::string& saved, const std::string& now) {
+  const auto a = config_lines(saved), b = config_lines(now);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  std::vector<std::string> out;
+  for (const std::string& k : keys) {
+    if (resumable_key(k)) continue;
+    const auto ia = a.find(k), ib = b.find(k);
+    const std::string va = ia == a.end() ? "(unset)" : ia->second, vb = ib == b.end() ? "(unset)" : ib->second;
+    if (va != vb) out.push_back(k + ": saved " + va + ", now " + vb);
+  }
+  return out;
+}
+
+std::string save_checkpoint(const RunFolder& run, IFlameModelImpl& model, const Optimizer& optimizer,
                             const TrainState& state, int64_t keep_last) {
-  const fs::path final_dir = fs::path(run_dir) / step_name(state.step);
-  const fs::path tmp = fs::path(run_dir) / (".tmp-" + step_name(state.step) + "-" + std::to_string(::getpid()));
+  const fs::path final_dir = fs::path(run.dir) / step_name(state.step);
+  const fs::path tmp = fs::path(run.dir) / (".tmp-" + step_name(state.step) + "-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   save_model(model, (tmp / "model.safetensors").string(), {{"step", std::to_string(state.step)}});
@@ -47,17 +144,29 @@ std::string save_checkpoint(const std::string& run_dir, IFlameModelImpl& model, 
   for (const auto& [name, t] : optimizer.state()) opt.tensors[name] = from_torch(t);
   opt.metadata["step"] = std::to_string(optimizer.steps());
   write_safetensors(opt, (tmp / "optimizer.safetensors").string());
-  nlohmann::json j = {{"step", state.step},
+  nlohmann::json j = {{"run_id", run.run_id},
+                      {"step", state.step},
                       {"optimizer_step", optimizer.steps()},
                       {"epoch", state.data.epoch},
                       {"batch", state.data.batch},
                       {"best_val_loss", state.best_val_loss},
                       {"config", state.config_text}};
   write_file_atomic((tmp / "state.json").string(), j.dump(1) + "\n");  // the completion marker
-  fs::remove_all(final_dir);
+  fsync_directory(tmp.string());
+  // A checkpoint of the same step is replaced only when it is this run's (a resumed run redoes
+  // the steps after its last checkpoint); another run's is never touched.
+  if (fs::exists(final_dir)) {
+    const std::string id = checkpoint_run_id(final_dir);
+    if (!(id == run.run_id || (run.legacy && id.empty()))) {
+      fs::remove_all(tmp);
+      throw Error(final_dir.string(), "belongs to another run; not overwriting it");
+    }
+    fs::remove_all(final_dir);
+  }
   fs::rename(tmp, final_dir);
-  auto all = complete_checkpoints(run_dir);
-  for (size_t i = 0; i + size_t(std::max<int64_t>(keep_last, 1)) < all.size(); ++i) fs::remove_all(all[i]);
+  fsync_directory(run.dir);
+  auto own = own_checkpoints(run);
+  for (size_t i = 0; i + size_t(std::max<int64_t>(keep_last, 1)) < own.size(); ++i) fs::remove_all(own[i]);
   return final_dir.string();
 }
 
@@ -65,6 +174,12 @@ void save_best(const std::string& run_dir, IFlameModelImpl& model, const TrainSt
   fs::create_directories(fs::path(run_dir) / "best");
   save_model(model, (fs::path(run_dir) / "best" / "model.safetensors").string(),
              {{"step", std::to_string(state.step)}, {"val_loss", std::to_string(state.best_val_loss)}});
+  fsync_directory((fs::path(run_dir) / "best").string());
+}
+
+std::string latest_checkpoint(const RunFolder& run) {
+  auto own = own_checkpoints(run);
+  return own.empty() ? "" : own.back().string();
 }
 
 std::string latest_checkpoint(const std::string& run_dir) {

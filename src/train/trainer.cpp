@@ -85,8 +85,7 @@ torch::Device training_device(const std::string& name, int64_t local_rank) {
   return torch::Device(torch::kCUDA, c10::DeviceIndex(index));
 }
 
-TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
-  namespace fs = std::filesystem;
+TrainResult train(const TrainConfig& cfg, RunStart start, Distributed* dist) {
   Distributed single{DistOptions{}};  // world size 1: its collectives do nothing
   Distributed& group = dist ? *dist : single;
   const bool main = group.is_main();
@@ -117,13 +116,24 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
   Optimizer optimizer(named, cfg.optimizer_options());
   const bool bf16 = cfg.train_precision == "bf16";
 
-  if (main) fs::create_directories(cfg.out_dir);
+  RunFolder run;
+  if (main) {
+    run = claim_run_folder(cfg.out_dir, start);
+    if (!run.moved_to.empty()) std::fprintf(stderr, "train: --overwrite: moved the old run to %s\n", run.moved_to.c_str());
+  }
   TrainState state;
   state.config_text = cfg.to_text();
-  if (resume && main) {
-    const std::string ckpt = latest_checkpoint(cfg.out_dir);
+  if (start == RunStart::kResume && main) {
+    const std::string ckpt = latest_checkpoint(run);
     if (!ckpt.empty()) {
       state = load_checkpoint(ckpt, *model, optimizer);
+      const std::vector<std::string> diff = config_differences(state.config_text, cfg.to_text());
+      if (!diff.empty()) {
+        std::string text;
+        for (const std::string& d : diff) text += "\n  " + d;
+        throw Error(cfg.out_dir, "--resume with a config that differs from the run's (" + ckpt + "):" + text +
+                                     "\nOnly the keys marked 'resumable' in `iflame train --help-config` may change.");
+      }
       state.config_text = cfg.to_text();
       std::fprintf(stderr, "train: resumed from %s (step %lld)\n", ckpt.c_str(), (long long)state.step);
     } else {
@@ -278,7 +288,7 @@ TrainResult train(const TrainConfig& cfg, bool resume, Distributed* dist) {
       }
     }
     if ((cfg.out_save_every > 0 && state.step % cfg.out_save_every == 0) || last) {
-      save_checkpoint(cfg.out_dir, *model, optimizer, state, cfg.out_keep_last);
+      save_checkpoint(run, *model, optimizer, state, cfg.out_keep_last);
     }
   }
   progress.finish();

@@ -1,5 +1,6 @@
 #include "util/fs.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +51,14 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
     std::remove(tmp.c_str());
     throw Error(path, "cannot rename temporary file into place: " + ec.message());
   }
+}
+
+void fsync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw Error(dir, std::string("cannot open the folder to sync it: ") + std::strerror(errno));
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) throw Error(dir, std::string("cannot sync the folder: ") + std::strerror(errno));
 }
 
 std::string lower_extension(const std::string& path) {

@@ -16,6 +16,9 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
   write_file_atomic(path, text.data(), text.size());
 }
 
+// fsync()s a folder, so that renames into it survive a power loss; throws iflame::Error naming it.
+void fsync_directory(const std::string& dir);
+
 // Lower-case extension with the dot (".obj"), "" when none.
 std::string lower_extension(const std::string& path);
 

@@ -43,19 +43,19 @@ TEST(Train, ResumeContinuesTheExactLossCurve) {
   const std::string dir = test::temp_dir();
   const std::string data = make_dataset(dir);
   TrainConfig full = small_config(data, dir + "/full");
-  train(full, false);
+  train(full, RunStart::kFresh);
   TrainConfig part = small_config(data, dir + "/part");
   part.train_steps = 6;
   // Stop after 3 steps by training a run whose schedule is the same but which we cut short:
   // run 6 steps once with save_every 3, delete the last checkpoint and the tail of the log.
-  train(part, false);
+  train(part, RunStart::kFresh);
   std::filesystem::remove_all(dir + "/part/step-00000006");
   {
     auto all = losses(dir + "/part/log.jsonl");
     ASSERT_EQ(all.size(), 6u);
   }
   std::filesystem::remove(dir + "/part/log.jsonl");
-  train(part, true);  // resumes at step 3
+  train(part, RunStart::kResume);  // resumes at step 3
   const auto a = losses(dir + "/full/log.jsonl");
   const auto b = losses(dir + "/part/log.jsonl");
   ASSERT_EQ(a.size(), 6u);
@@ -71,7 +71,7 @@ TEST(Train, LossFallsOnASmallDataset) {
   c.data_augment = false;
   c.out_save_every = 100;
   c.eval_every = 100;
-  train(c, false);
+  train(c, RunStart::kFresh);
   const auto l = losses(dir + "/run/log.jsonl");
   ASSERT_EQ(l.size(), 30u);
   EXPECT_LT((l[27] + l[28] + l[29]) / 3, (l[0] + l[1] + l[2]) / 3 - 0.5);
@@ -82,7 +82,7 @@ TEST(Train, LogsThroughputAndMfu) {
   TrainConfig c = small_config(make_dataset(dir), dir + "/run");
   c.train_steps = 2;
   c.train_peak_gflops = 50;
-  train(c, false);
+  train(c, RunStart::kFresh);
   std::ifstream in(dir + "/run/log.jsonl");
   std::string line;
   int steps = 0;
@@ -105,7 +105,7 @@ TEST(Train, CheckpointsAreCompleteOrAbsent) {
   const std::string dir = test::temp_dir();
   TrainConfig c = small_config(make_dataset(dir), dir + "/run");
   c.out_keep_last = 1;
-  train(c, false);
+  train(c, RunStart::kFresh);
   // Only the newest step folder remains, with its completion marker; a half-written one
   // (no state.json) is never picked.
   EXPECT_EQ(latest_checkpoint(dir + "/run"), dir + "/run/step-00000006");

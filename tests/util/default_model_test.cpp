@@ -27,7 +27,9 @@ TEST(DefaultModel, LooksBesideTheBuildInTheInstallPrefixAndInTheSourceTree) {
   EXPECT_TRUE(contains(search.tried, (fs::path(bin) / ".." / file).lexically_normal().string()));
   EXPECT_TRUE(contains(search.tried, (fs::path(bin) / ".." / "share/iflame" / file).lexically_normal().string()));
   EXPECT_TRUE(contains(search.tried, (fs::path(test::source_dir()) / file).lexically_normal().string()));
-  if (!search.found.empty()) EXPECT_TRUE(contains(search.tried, search.found));
+  if (!search.found.empty()) {
+    EXPECT_TRUE(contains(search.tried, search.found));
+  }
 }
 
 TEST(DefaultModel, IflameModelIsTheOnlyPlaceWhenSetAndItsAbsenceIsNamed) {

@@ -1,0 +1,128 @@
+// A run owns its folder: a new run never writes into another's, --overwrite moves it aside,
+// --resume refuses a changed config, and pruning and resuming never take another run's checkpoints.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_paths.h"
+#include "train/checkpoint.h"
+#include "train/train_test_util.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace iflame {
+namespace {
+
+namespace fs = std::filesystem;
+
+TrainConfig tiny_run(const std::string& data, const std::string& out) {
+  TrainConfig c = train_preset("ci");
+  c.data_train = data;
+  c.out_dir = out;
+  c.train_steps = 4;
+  c.out_save_every = 2;
+  c.eval_every = 0;
+  c.train_precision = "fp32";
+  c.data_batch_tokens = 1200;
+  c.log_every = 0;
+  return c;
+}
+
+size_t lines_of(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+TEST(RunFolder, AFreshRunRefusesAFolderThatHoldsARunAndChangesNothing) {
+  const std::string dir = test::temp_dir();
+  const TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
+  train(c, RunStart::kFresh);
+  const size_t log_lines = lines_of(dir + "/run/log.jsonl");
+  const std::string run_json = read_file_text(dir + "/run/run.json");
+  try {
+    train(c, RunStart::kFresh);
+    ADD_FAILURE() << "a second fresh run wrote into the folder";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(dir + "/run"), std::string::npos) << what;
+    EXPECT_NE(what.find("--resume"), std::string::npos) << what;
+    EXPECT_NE(what.find("--overwrite"), std::string::npos) << what;
+  }
+  EXPECT_EQ(lines_of(dir + "/run/log.jsonl"), log_lines);
+  EXPECT_EQ(read_file_text(dir + "/run/run.json"), run_json);
+  EXPECT_TRUE(fs::exists(dir + "/run/step-00000004/state.json"));
+}
+
+TEST(RunFolder, OverwriteMovesTheOldRunAsideFirst) {
+  const std::string dir = test::temp_dir();
+  const TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
+  train(c, RunStart::kFresh);
+  const std::string old_id = read_file_text(dir + "/run/run.json");
+  train(c, RunStart::kOverwrite);
+  ASSERT_TRUE(fs::exists(dir + "/run.old-1/log.jsonl"));
+  EXPECT_EQ(read_file_text(dir + "/run.old-1/run.json"), old_id);
+  EXPECT_NE(read_file_text(dir + "/run/run.json"), old_id);
+  EXPECT_TRUE(fs::exists(dir + "/run.old-1/step-00000004/state.json"));
+  train(c, RunStart::kOverwrite);  // the next free name
+  EXPECT_TRUE(fs::exists(dir + "/run.old-2/log.jsonl"));
+}
+
+TEST(RunFolder, ResumeRefusesAChangedConfigButTakesAResumableKey) {
+  const std::string dir = test::temp_dir();
+  TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
+  train(c, RunStart::kFresh);
+  TrainConfig changed = c;
+  changed.optim_lr = 0.5;
+  changed.train_steps = 6;
+  try {
+    train(changed, RunStart::kResume);
+    ADD_FAILURE() << "resumed with another learning rate";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lr: saved"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("train.steps"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir + "/run/step-00000006"));
+  TrainConfig longer = c;
+  longer.train_steps = 6;  // a longer schedule is allowed
+  EXPECT_EQ(train(longer, RunStart::kResume).steps, 6);
+  EXPECT_TRUE(fs::exists(dir + "/run/step-00000006/state.json"));
+}
+
+TEST(RunFolder, PruningAndResumingLeaveAnotherRunsCheckpointsAlone) {
+  const std::string dir = test::temp_dir();
+  TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
+  c.out_keep_last = 1;
+  train(c, RunStart::kFresh);
+  // A checkpoint of another run with a higher step, in the same folder.
+  fs::copy(dir + "/run/step-00000004", dir + "/run/step-00000099");
+  auto state = nlohmann::json::parse(read_file_text(dir + "/run/step-00000099/state.json"));
+  state["run_id"] = "someone-else";
+  state["step"] = 99;
+  write_file_atomic(dir + "/run/step-00000099/state.json", state.dump());
+
+  c.train_steps = 6;
+  const TrainResult r = train(c, RunStart::kResume);
+  EXPECT_EQ(r.steps, 6);  // resumed from its own step 4, not the other run's 99
+  EXPECT_TRUE(fs::exists(dir + "/run/step-00000006/state.json"));
+  EXPECT_FALSE(fs::exists(dir + "/run/step-00000004"));  // its own, pruned (keep_last 1)
+  EXPECT_TRUE(fs::exists(dir + "/run/step-00000099/state.json"));  // the other run's, kept
+}
+
+TEST(RunFolder, ConfigDifferencesSkipResumableKeys) {
+  const std::string a = "optim.lr = 0.001\ntrain.steps = 10\nmodel.dim = 128\n";
+  const std::string b = "optim.lr = 0.002\ntrain.steps = 20\nmodel.dim = 128\ndata.augment = false\n";
+  const auto d = config_differences(a, b);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0], "data.augment: saved (unset), now false");
+  EXPECT_EQ(d[1], "optim.lr: saved 0.001, now 0.002");
+  EXPECT_TRUE(resumable_key("train.steps"));
+  EXPECT_FALSE(resumable_key("model.dim"));
+}
+
+}  // namespace
+}  // namespace iflame

@@ -140,5 +140,23 @@ TEST(EvalMetrics, OccupancyCountsUseTheNearestKeptGridPoint) {
   }
 }
 
+TEST(EvalMetrics, NearestCloudsIsTheRowMinimumOfTheChamferMatrix) {
+  std::vector<PointCloud> queries, pool;
+  for (int i = 0; i < 70; ++i) queries.push_back({{float(i % 7) * 0.1f, 0, 0}, {0, float(i % 5) * 0.1f, 0}});
+  for (int i = 0; i < 9; ++i) pool.push_back({{float(i) * 0.07f, 0, 0}, {0, float(i % 4) * 0.12f, 0}});
+  const auto nearest = nearest_clouds(queries, pool);  // 70 queries: two blocks
+  const DistanceMatrix d = pairwise_chamfer(queries, pool);
+  ASSERT_EQ(nearest.size(), queries.size());
+  for (size_t q = 0; q < queries.size(); ++q) {
+    size_t best = 0;
+    for (size_t c = 1; c < pool.size(); ++c) {
+      if (d.at(q, c) < d.at(q, best)) best = c;
+    }
+    EXPECT_EQ(nearest[q].index, best) << q;
+    EXPECT_DOUBLE_EQ(nearest[q].distance, d.at(q, best)) << q;
+  }
+  EXPECT_THROW(nearest_clouds(queries, {}), Error);
+}
+
 }  // namespace
 }  // namespace iflame::eval

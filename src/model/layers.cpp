@@ -2,6 +2,7 @@
 
 #include "generate/cache.h"
 #include "model/kernels.h"
+#include "model/rms_norm.h"
 
 namespace iflame {
 
@@ -11,11 +12,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-Tensor RMSNormImpl::forward(const Tensor& x) {
-  Tensor xf = x.to(torch::kFloat);
-  Tensor normed = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
-  return (normed * weight.to(torch::kFloat)).to(x.scalar_type());
-}
+Tensor RMSNormImpl::forward(const Tensor& x) { return kernels::rms_norm(x, weight, eps); }
 
 Tensor RopeTable::frequencies(int64_t head_dim, double base) {
   const int64_t quarter = head_dim / 4;

@@ -113,7 +113,7 @@ RunFolder claim_run_folder(const std::string& dir, RunStart start) {
 bool resumable_key(const std::string& key) {
   static const std::set<std::string> keys = {
       "data.train",      "train.steps", "train.threads", "train.device", "train.recompute", "train.max_bad_steps",
-      "train.peak_gflops", "eval.every", "eval.batches",  "out.dir",      "out.save_every",  "out.keep_last",
+      "train.peak_gflops", "eval.every", "eval.batches",  "out.dir",      "out.save_every",  "out.keep_last", "out.keep_every",
       "log.every"};
   return keys.count(key) > 0;
 }
@@ -134,7 +134,7 @@ std::vector<std::string> config_differences(const std::string& saved, const std:
 }
 
 std::string save_checkpoint(const RunFolder& run, IFlameModelImpl& model, const Optimizer& optimizer,
-                            const TrainState& state, int64_t keep_last) {
+                            const TrainState& state, int64_t keep_last, int64_t keep_every) {
   const fs::path final_dir = fs::path(run.dir) / step_name(state.step);
   const fs::path tmp = fs::path(run.dir) / (".tmp-" + step_name(state.step) + "-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
@@ -165,8 +165,12 @@ std::string save_checkpoint(const RunFolder& run, IFlameModelImpl& model, const 
   }
   fs::rename(tmp, final_dir);
   fsync_directory(run.dir);
-  auto own = own_checkpoints(run);
-  for (size_t i = 0; i + size_t(std::max<int64_t>(keep_last, 1)) < own.size(); ++i) fs::remove_all(own[i]);
+  std::vector<fs::path> prunable;  // this run's, except those kept for good
+  for (const fs::path& p : own_checkpoints(run)) {
+    const int64_t step = std::strtoll(p.filename().string().c_str() + 5, nullptr, 10);  // "step-%08lld"
+    if (keep_every <= 0 || step <= 0 || step % keep_every != 0) prunable.push_back(p);
+  }
+  for (size_t i = 0; i + size_t(std::max<int64_t>(keep_last, 1)) < prunable.size(); ++i) fs::remove_all(prunable[i]);
   return final_dir.string();
 }
 

@@ -39,9 +39,10 @@ struct RunFolder {
 RunFolder claim_run_folder(const std::string& dir, RunStart start);
 
 // Writes checkpoint `state.step` under `run.dir`, then keeps only the newest `keep_last` of
-// this run's own checkpoints. The folder is renamed into place and its parent fsync'd.
+// this run's own checkpoints, and those whose step is a multiple of `keep_every` (> 0). The
+// folder is renamed into place and its parent fsync'd.
 std::string save_checkpoint(const RunFolder& run, IFlameModelImpl& model, const Optimizer& optimizer,
-                            const TrainState& state, int64_t keep_last);
+                            const TrainState& state, int64_t keep_last, int64_t keep_every = 0);
 // Also writes run_dir/best/model.safetensors (atomically).
 void save_best(const std::string& run_dir, IFlameModelImpl& model, const TrainState& state);
 

@@ -1,5 +1,6 @@
 #include "train/config.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -43,6 +44,7 @@ const std::vector<TrainKey> kTrainKeys = {
     {"out.dir", "run folder: checkpoints, log.jsonl"},
     {"out.save_every", "checkpoint every N steps (and at the end)"},
     {"out.keep_last", "checkpoints kept besides the best"},
+    {"out.keep_every", "also keep every checkpoint whose step is a multiple of this for good (0 = none)"},
     {"log.every", "print a step line every N steps"},
 };
 
@@ -109,6 +111,7 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   else if (key == "out.dir") out_dir = v;
   else if (key == "out.save_every") out_save_every = to_int(key, v);
   else if (key == "out.keep_last") out_keep_last = to_int(key, v);
+  else if (key == "out.keep_every") out_keep_every = to_int(key, v);
   else if (key == "log.every") log_every = to_int(key, v);
   else throw Error("unknown config key '" + key + "' (see `iflame train --help-config`)");
   if (train_precision != "bf16" && train_precision != "fp32") throw Error("train.precision must be bf16 or fp32");
@@ -120,6 +123,28 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
   if (data_batch_tokens <= 0 || data_batch_size <= 0 || optim_accum <= 0 || train_steps <= 0) {
     throw Error("config: batch sizes, optim.accum and train.steps must be positive");
   }
+  auto require = [&](bool ok, const char* what) {
+    if (!ok) throw Error(std::string("config: ") + what + " (setting " + key + " = " + v + ")");
+  };
+  require(std::isfinite(optim_lr) && optim_lr > 0, "optim.lr must be a finite number above 0");
+  require(optim_warmup >= 0 && optim_warmup <= 1, "optim.warmup must be a fraction in [0, 1]");
+  require(std::isfinite(optim_weight_decay) && optim_weight_decay >= 0, "optim.weight_decay must be >= 0");
+  require(std::isfinite(optim_grad_clip) && optim_grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)");
+  require(data_max_faces >= 1, "data.max_faces must be at least 1");
+  require(train_threads >= 0, "train.threads must be >= 0 (0 = all cores)");
+  require(train_max_bad_steps >= 1, "train.max_bad_steps must be at least 1");
+  require(eval_every >= 0 && eval_batches >= 0, "eval.every and eval.batches must be >= 0");
+  require(out_save_every >= 0 && out_keep_every >= 0 && out_keep_last >= 1,
+          "out.save_every and out.keep_every must be >= 0, out.keep_last >= 1");
+  require(log_every >= 0, "log.every must be >= 0");
+  require(model_dim >= 0 && model_dim <= 16384 && model_heads >= 0 && model_heads <= 1024,
+          "model.dim must be in [0, 16384] and model.heads in [0, 1024] (0 = the preset's)");
+  // Bounds that keep a typo from asking for unbounded memory.
+  require(data_max_faces <= 100000 && data_batch_tokens <= (int64_t(1) << 24) && data_batch_size <= 65536,
+          "data.max_faces must be <= 100000, data.batch_tokens <= 16777216, data.batch_size <= 65536");
+  require(model_blocks_per_stage >= 1 && model_blocks_per_stage <= 64 && model_baseline_layers >= 1 &&
+              model_baseline_layers <= 512,
+          "model.blocks_per_stage must be in [1, 64] and model.baseline_layers in [1, 512]");
 }
 
 void TrainConfig::load_file(const std::string& path) {
@@ -155,7 +180,8 @@ std::string TrainConfig::to_text() const {
     << "\noptim.lr = " << optim_lr << "\noptim.warmup = " << optim_warmup << "\noptim.weight_decay = " << optim_weight_decay
     << "\noptim.grad_clip = " << optim_grad_clip << "\noptim.accum = " << optim_accum << "\neval.every = " << eval_every
     << "\neval.batches = " << eval_batches << "\nout.dir = " << out_dir << "\nout.save_every = " << out_save_every
-    << "\nout.keep_last = " << out_keep_last << "\nlog.every = " << log_every << "\n";
+    << "\nout.keep_last = " << out_keep_last << "\nout.keep_every = " << out_keep_every << "\nlog.every = " << log_every
+    << "\n";
   return s.str();
 }
 

@@ -38,7 +38,7 @@ struct TrainConfig {
   // evaluation, checkpoints, logs
   int64_t eval_every = 200, eval_batches = 20;
   std::string out_dir = "runs/iflame";
-  int64_t out_save_every = 200, out_keep_last = 3;
+  int64_t out_save_every = 200, out_keep_last = 3, out_keep_every = 0;
   int64_t log_every = 10;
 
   void set(const std::string& key, const std::string& value);  // throws iflame::Error

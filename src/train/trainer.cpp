@@ -288,7 +288,7 @@ TrainResult train(const TrainConfig& cfg, RunStart start, Distributed* dist) {
       }
     }
     if ((cfg.out_save_every > 0 && state.step % cfg.out_save_every == 0) || last) {
-      save_checkpoint(run, *model, optimizer, state, cfg.out_keep_last);
+      save_checkpoint(run, *model, optimizer, state, cfg.out_keep_last, cfg.out_keep_every);
     }
   }
   progress.finish();

@@ -2,6 +2,7 @@
 // --resume refuses a changed config, and pruning and resuming never take another run's checkpoints.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -111,6 +112,22 @@ TEST(RunFolder, PruningAndResumingLeaveAnotherRunsCheckpointsAlone) {
   EXPECT_TRUE(fs::exists(dir + "/run/step-00000006/state.json"));
   EXPECT_FALSE(fs::exists(dir + "/run/step-00000004"));  // its own, pruned (keep_last 1)
   EXPECT_TRUE(fs::exists(dir + "/run/step-00000099/state.json"));  // the other run's, kept
+}
+
+TEST(RunFolder, KeepEveryKeepsThoseCheckpointsForGood) {
+  const std::string dir = test::temp_dir();
+  TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
+  c.train_steps = 8;
+  c.out_save_every = 1;
+  c.out_keep_last = 1;
+  c.out_keep_every = 3;
+  train(c, RunStart::kFresh);
+  for (int step = 1; step <= 8; ++step) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/run/step-%08d", step);
+    const bool kept = step % 3 == 0 || step == 8;  // multiples of 3, and the newest
+    EXPECT_EQ(fs::exists(dir + name), kept) << name;
+  }
 }
 
 TEST(RunFolder, ConfigDifferencesSkipResumableKeys) {

@@ -120,6 +120,19 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
   EXPECT_THROW(c.set("optim.lrr", "1"), Error);
   EXPECT_THROW(c.set("optim.lr", "fast"), Error);
   EXPECT_THROW(c.set("train.precision", "fp8"), Error);
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"optim.lr", "-1"}, {"optim.lr", "nan"}, {"optim.lr", "0"}, {"optim.warmup", "1.5"},
+           {"optim.grad_clip", "-1"}, {"data.max_faces", "0"}, {"train.threads", "-2"}, {"eval.every", "-1"},
+           {"out.keep_last", "0"}, {"out.keep_every", "-5"}, {"model.dim", "1000000"}, {"data.batch_tokens", "99999999999"},
+           {"model.blocks_per_stage", "0"}}) {
+    TrainConfig fresh;
+    try {
+      fresh.set(key, value);
+      ADD_FAILURE() << key << " = " << value << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
   const std::string dir = test::temp_dir();
   std::ofstream(dir + "/c.txt") << "# comment\noptim.lr = 0.5\nmodel.preset = small\n";
   c = TrainConfig();

@@ -258,6 +258,7 @@ DatasetReader::DatasetReader(const std::string& path) : path_(path) {
   ::close(fd);
   try {
     validate();
+    verify();  // every index and token too: training indexes arrays with them
   } catch (...) {
     close();
     throw;

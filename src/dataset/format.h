@@ -84,8 +84,10 @@ struct DatasetMesh {
 
 // Memory-maps a dataset read-only. The constructor checks the header and every record (magic,
 // version, sizes, offsets and lengths inside the file, NUL-terminated strings, split values)
-// and throws iflame::Error naming the file on the first problem; verify() also checks every
-// triangle index and token value.
+// and then every triangle index, token value and vertex coordinate (verify()), and throws
+// iflame::Error naming the file and mesh on the first problem: nothing later indexes with an
+// unchecked value. The full check costs one pass over the file (about 40 ms for the 4,829-mesh
+// corpus, docs/reliability.md).
 class DatasetReader {
  public:
   explicit DatasetReader(const std::string& path);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -208,22 +209,34 @@ TEST(DatasetFormat, RejectsOffsetsOutOfRange) {
   expect_reader_error(path, "split value");
 }
 
-TEST(DatasetFormat, VerifyCatchesBadIndicesAndTokens) {
+// Opening checks every index, token and coordinate: a file whose layout is fine but whose
+// contents would make the trainer index out of bounds is refused before anything reads it.
+TEST(DatasetFormat, OpeningCatchesBadIndicesTokensAndCoordinates) {
   const std::string path = test::temp_dir() + "/bad.ifds";
   auto entries = sample_entries();
   entries[0].triangles[4] = 9;  // only 4 vertices
   write_dataset(path, entries, 7, "{}");
-  DatasetReader r(path);  // the header and offsets are fine
   try {
-    r.verify();
-    FAIL() << "verify() accepted an out-of-range triangle index";
+    DatasetReader r(path);
+    FAIL() << "opened a dataset with an out-of-range triangle index";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("triangle index 9"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
+  entries = sample_entries();
+  entries[0].triangles[0] = -1;
+  write_dataset(path, entries, 7, "{}");
+  EXPECT_THROW(DatasetReader{path}, Error);
   entries = sample_entries();
   entries[1].tokens[3] = 129;  // > 2^7
   write_dataset(path, entries, 7, "{}");
-  EXPECT_THROW(DatasetReader(path).verify(), Error);
+  EXPECT_THROW(DatasetReader{path}, Error);
+  entries = sample_entries();
+  entries[1].vertices[2] = std::numeric_limits<float>::quiet_NaN();
+  write_dataset(path, entries, 7, "{}");
+  EXPECT_THROW(DatasetReader{path}, Error);
+  write_dataset(path, sample_entries(), 7, "{}");
+  EXPECT_NO_THROW(DatasetReader(path).verify());
 }
 
 TEST(DatasetFormat, MissingFileIsAClearError) {

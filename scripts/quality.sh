@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Measures a model's samples the way docs/quality.md reports them (issue 13, part 6).
+#
+#   scripts/quality.sh sweep WEIGHTS DATASET OUT [N]     sampling settings tried, by 1-NNA
+#   scripts/quality.sh final WEIGHTS DATASET OUT [N]     N samples with the model's defaults:
+#                                                        metrics vs val, novelty vs train
+#   scripts/quality.sh ceiling DATASET OUT [N]           N training meshes scored as samples
+#
+# Every comparison uses sets of equal size: N samples against N validation meshes (a seeded
+# random N of the split when it has more; all of it when N is its size). N defaults to the size
+# of the validation split for `final` and `ceiling`, and 128 for `sweep`. Results go to OUT/
+# (one folder per sample set, each with eval.json); the sweep's table goes to OUT/sweep.md.
+# Environment: IFLAME (default build/iflame), SEED (default 1), SETTINGS (sweep: a file of
+# lines "name | sample options", default the list below).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+IFLAME=${IFLAME:-$REPO/build/iflame}
+SEED=${SEED:-1}
+die() { printf 'quality: error: %s\n' "$*" >&2; exit 1; }
+[ $# -ge 3 ] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+mode=$1
+shift
+
+# The validation split's size: u64 num_val at byte 48 of the dataset header (dataset/format.h).
+val_size() { python3 -c 'import struct,sys; print(struct.unpack_from("<Q", open(sys.argv[1], "rb").read(56), 48)[0])' "$1" 2>/dev/null || true; }
+
+# eval_set SAMPLES DATASET N OUT.json [more eval options]: N samples against N val meshes.
+eval_set() {
+  local samples=$1 data=$2 n=$3 json=$4
+  shift 4
+  "$IFLAME" eval --samples "$samples" --reference "$data" --split val --limit "$n" --subset random --seed "$SEED" \
+    --json "$json" "$@"
+}
+
+metric() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print('%.4f' % j['metrics'][sys.argv[2]])" "$@"; }
+
+case "$mode" in
+  sweep)
+    weights=$1 data=$2 out=$3 n=${4:-128}
+    mkdir -p "$out"
+    settings=${SETTINGS:-}
+    if [ -z "$settings" ]; then
+      settings=$out/settings.txt
+      cat >"$settings" <<'EOF'
+t1.0-p0.95-k50 | --temperature 1.0 --top-p 0.95 --top-k 50
+t0.9-p0.95-k50 | --temperature 0.9 --top-p 0.95 --top-k 50
+t0.8-p0.95-k50 | --temperature 0.8 --top-p 0.95 --top-k 50
+t1.0-p0.9-k0 | --temperature 1.0 --top-p 0.9 --top-k 0
+t1.0-p1.0-k0 | --temperature 1.0 --top-p 1.0 --top-k 0
+t0.9-p0.95-k50-order | --temperature 0.9 --top-p 0.95 --top-k 50 --order-constraints
+EOF
+    fi
+    {
+      echo "| setting | sample options | 1-NNA | COV | MMD x10^3 | ended by EOS |"
+      echo "|---|---|---:|---:|---:|---:|"
+    } >"$out/sweep.md"
+    while IFS='|' read -r name opts; do
+      name=$(echo "$name" | xargs)
+      [ -n "$name" ] || continue
+      # shellcheck disable=SC2086  # the options are words
+      "$IFLAME" sample --weights "$weights" --n "$n" --batch 16 --seed "$SEED" --no-previews $opts --out "$out/$name" >"$out/$name.log" 2>&1 ||
+        die "sampling $name failed (see $out/$name.log)"
+      eval_set "$out/$name" "$data" "$n" "$out/$name/eval.json" >"$out/$name/eval.md"
+      eos=$(python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['samples']; print('%.1f%%' % (100*sum(x['finished']=='eos' for x in s)/len(s)))" "$out/$name/summary.json")
+      echo "| $name | \`$(echo "$opts" | xargs)\` | $(metric "$out/$name/eval.json" nna) | $(metric "$out/$name/eval.json" cov) | $(python3 -c "import json,sys; print('%.3f' % (1e3*json.load(open(sys.argv[1]))['metrics']['mmd']))" "$out/$name/eval.json") | $eos |" >>"$out/sweep.md"
+      echo "quality: $name done" >&2
+    done <"$settings"
+    cat "$out/sweep.md"
+    ;;
+  final)
+    weights=$1 data=$2 out=$3 n=${4:-$(val_size "$2")}
+    [ -n "$n" ] || die "cannot read the validation split of $data"
+    mkdir -p "$out"
+    "$IFLAME" sample --weights "$weights" --n "$n" --batch 16 --seed "$SEED" --out "$out/samples" >"$out/sample.log" 2>&1 ||
+      die "sampling failed (see $out/sample.log)"
+    eval_set "$out/samples" "$data" "$n" "$out/eval.json" --nearest "$data" --nearest-image "$out/nearest.png" | tee "$out/eval.md"
+    ;;
+  ceiling)
+    data=$1 out=$2 n=${3:-$(val_size "$1")}
+    [ -n "$n" ] || die "cannot read the validation split of $data"
+    mkdir -p "$out"
+    eval_set "$data" "$data" "$n" "$out/eval.json" --samples-split train | tee "$out/eval.md"
+    ;;
+  *) die "unknown mode '$mode' (sweep, final or ceiling)" ;;
+esac

@@ -61,6 +61,23 @@ void ModelConfig::validate() const {
   if (vocab <= pad_token) throw Error("model: vocabulary smaller than the PAD token");
 }
 
+int64_t ModelConfig::parameter_count() const {
+  const int64_t E = dim, H = hidden();
+  auto block = [&](AttnKind kind) {
+    const int64_t attn = 4 * E * E + (kind == AttnKind::Linear ? E : 0);  // q, k, v, out (+ the heads' RMSNorm)
+    const int64_t ffn = 2 * (E * H + H) + (H * E + E);                   // proj1, proj2, proj3 with biases
+    return attn + ffn + 2 * E;                                            // + norm1, norm2
+  };
+  int64_t blocks = 0;
+  if (arch == Arch::IFlame) {
+    for (int64_t i = 0; i < blocks_per_stage; ++i) blocks += 6 * block(kind_of(i));
+  } else {
+    for (int64_t i = 0; i < baseline_layers; ++i) blocks += block(kind_of(i));
+  }
+  const int64_t skip = arch == Arch::IFlame ? 2 : 0;  // skip_weights2
+  return vocab * E + E + blocks + skip + (E * vocab + vocab);  // embedding, norm, blocks, output_proj
+}
+
 std::string ModelConfig::describe() const {
   std::ostringstream s;
   s << "arch          = " << arch_name(arch) << "\n"

@@ -41,6 +41,9 @@ struct ModelConfig {
   int64_t num_layers() const { return arch == Arch::IFlame ? 6 * blocks_per_stage : baseline_layers; }
   // Throws iflame::Error when inconsistent (D not divisible by 4, unknown pattern letter, ...).
   void validate() const;
+  // The number of parameters the model of this config has (analytic: nothing is allocated),
+  // so that a weights file can be checked against the model it asks for before building it.
+  int64_t parameter_count() const;
   // Aligned `key = value` lines for logs (llama.cpp's print_info style).
   std::string describe() const;
   // Metadata stored in safetensors so that a checkpoint knows its own architecture.

@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -58,6 +60,22 @@ TensorData from_torch(const torch::Tensor& tensor) {
   return d;
 }
 
+// A metadata number, parsed strictly: the whole text, finite, within [lo, hi].
+double metadata_number(const SafetensorsFile& file, const std::string& key, double fallback, double lo, double hi) {
+  auto it = file.metadata.find(key);
+  if (it == file.metadata.end()) return fallback;
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  if (it->second.empty() || *end || !std::isfinite(v) || v < lo || v > hi) {
+    throw Error("metadata " + key + " = '" + it->second + "' is not a number in [" + std::to_string(lo) + ", " +
+                std::to_string(hi) + "]");
+  }
+  return v;
+}
+
+// Limits on what a weights file may ask for (a config beyond them is not a model we train).
+constexpr int64_t kMaxDim = 16384, kMaxVocab = 65539, kMaxBlocks = 512;
+
 ModelConfig infer_config(const SafetensorsFile& file, int64_t default_heads) {
   const auto tensors = by_clean_name(file);
   auto get = [&](const std::string& name) -> const TensorData& {
@@ -70,17 +88,35 @@ ModelConfig infer_config(const SafetensorsFile& file, int64_t default_heads) {
   if (emb.shape.size() != 2) throw Error("embedding.weight must be 2-D, is " + shape_text(emb.shape));
   c.vocab = emb.shape[0];
   c.dim = emb.shape[1];
-  c.heads = default_heads;
-  if (auto it = file.metadata.find("num_heads"); it != file.metadata.end()) c.heads = std::stoll(it->second);
-  if (auto it = file.metadata.find("rms_eps"); it != file.metadata.end()) c.rms_eps = std::stod(it->second);
+  if (c.vocab < 4 || c.vocab > kMaxVocab || c.dim < 4 || c.dim > kMaxDim) {
+    throw Error("embedding.weight " + shape_text(emb.shape) + " is not a plausible [vocabulary, width] (at most [" +
+                std::to_string(kMaxVocab) + ", " + std::to_string(kMaxDim) + "])");
+  }
+  c.heads = int64_t(metadata_number(file, "num_heads", double(default_heads), 1, 1024));
+  c.rms_eps = metadata_number(file, "rms_eps", c.rms_eps, 1e-12, 1.0);
   c.pad_token = c.vocab - 3;
 
   // Count blocks per group from the key names: "<group>.<i>.attn.q_proj.weight".
   const std::regex block_re(R"(^(encoder_blocks\.\d+|decoder_blocks\.\d+|bottlenecke|bottleneckd|blocks)\.(\d+)\.attn\.q_proj\.weight$)");
-  std::map<std::string, int64_t> counts;
+  std::map<std::string, std::set<int64_t>> indices;
   for (const auto& [name, t] : tensors) {
     std::smatch m;
-    if (std::regex_match(name, m, block_re)) counts[m[1]] = std::max<int64_t>(counts[m[1]], std::stoll(m[2]) + 1);
+    if (!std::regex_match(name, m, block_re)) continue;
+    if (m[2].length() > 6) throw Error("block index in '" + name + "' is implausibly large");
+    indices[m[1]].insert(std::stoll(m[2]));
+  }
+  // Blocks are numbered 0..n-1 in every group: a gap or a stray index is not a model we wrote.
+  std::map<std::string, int64_t> counts;
+  for (const auto& [group, found] : indices) {
+    const int64_t n = int64_t(found.size());
+    if (*found.rbegin() != n - 1) {
+      int64_t gap = 0;
+      while (found.count(gap)) ++gap;
+      throw Error(group + " blocks are not numbered 0.." + std::to_string(n - 1) + ": block " + std::to_string(gap) +
+                  " is missing, the highest is " + std::to_string(*found.rbegin()));
+    }
+    if (n > kMaxBlocks) throw Error(group + " has " + std::to_string(n) + " blocks, more than " + std::to_string(kMaxBlocks));
+    counts[group] = n;
   }
   auto is_linear = [&](const std::string& prefix) { return tensors.count(prefix + ".attn.rms_norm.weight") > 0; };
   if (counts.count("blocks")) {
@@ -101,8 +137,22 @@ ModelConfig infer_config(const SafetensorsFile& file, int64_t default_heads) {
     }
   }
   const std::string first_block = c.arch == Arch::IFlame ? "encoder_blocks.0.0" : "blocks.0";
-  c.ffn_hidden = get(first_block + ".feed_forward.proj1.weight").shape.at(0);
+  const TensorData& proj1 = get(first_block + ".feed_forward.proj1.weight");
+  if (proj1.shape.size() != 2 || proj1.shape[1] != c.dim || proj1.shape[0] < 1 || proj1.shape[0] > 16 * c.dim) {
+    throw Error(first_block + ".feed_forward.proj1.weight " + shape_text(proj1.shape) + " does not fit width " +
+                std::to_string(c.dim));
+  }
+  c.ffn_hidden = proj1.shape[0];
   c.validate();
+  // Every parameter of the model is a tensor of the file, so a config whose model is far larger
+  // than the file's values is refused before anything is allocated for it (a few tensors too
+  // many or too few are left to load_weights, which names them).
+  int64_t values = 0;
+  for (const auto& [name, t] : tensors) values += t->numel();
+  if (c.parameter_count() > 2 * values + 4096) {
+    throw Error("the weights describe a model of " + std::to_string(c.parameter_count()) + " parameters but hold " +
+                std::to_string(values) + " values");
+  }
   return c;
 }
 

@@ -60,42 +60,6 @@ TEST(EvalCli, FoldersWithAnUnreadableFile) {
   EXPECT_GT(m["jsd"].get<double>(), 0.0);  // 5 x 256 points over ~11k grid cells: far above the floor
 }
 
-TEST(EvalCli, DatasetSplitAsReference) {
-  const std::string dir = test::temp_dir();
-  const auto shapes = boxes();
-  std::vector<DatasetEntry> entries;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    const Mesh n = normalize_mesh(shapes[i]);
-    DatasetEntry e;
-    e.name = "box" + std::to_string(i) + ".obj";
-    e.group = e.name;
-    e.source = "test";
-    e.split = i < 3 ? Split::kVal : Split::kTrain;
-    for (const Vec3& v : n.vertices) e.vertices.insert(e.vertices.end(), {float(v[0]), float(v[1]), float(v[2])});
-    for (const Tri& f : n.faces) e.triangles.insert(e.triangles.end(), f.begin(), f.end());
-    for (int32_t t : face_rows(canonicalize(shapes[i]))) e.tokens.push_back(uint16_t(t));
-    e.input_faces = uint32_t(n.faces.size());
-    entries.push_back(std::move(e));
-    test::write_obj(dir + "/samples/s" + std::to_string(i) + ".obj", shapes[i]);
-  }
-  write_dataset(dir + "/data.ifds", entries, 7, "{}");
-  for (const std::string geometry : {"tokens", "float"}) {
-    const auto r = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
-                                    "/data.ifds' --points 128 --reference-geometry " + geometry + " --json '" + dir +
-                                    "/eval.json'");
-    ASSERT_EQ(r.code, 0) << r.out;
-    const auto j = read_json(dir + "/eval.json");
-    EXPECT_EQ(j["references"]["inputs"], 3) << "the val split";
-    EXPECT_EQ(j["metrics"]["samples"], 5);
-    EXPECT_DOUBLE_EQ(j["metrics"]["cov"].get<double>(), 1.0) << geometry;
-  }
-  const auto train = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
-                                      "/data.ifds' --split train --limit 1 --points 64 --json '" + dir + "/t.json'");
-  ASSERT_EQ(train.code, 0) << train.out;
-  EXPECT_EQ(read_json(dir + "/t.json")["references"]["inputs"], 1);
-  EXPECT_EQ(read_json(dir + "/t.json")["samples"]["inputs"], 1);
-}
-
 // The five boxes as a dataset: box0..box2 in val, box3 and box4 in train.
 std::string boxes_dataset(const std::string& dir) {
   const auto shapes = boxes();
@@ -115,6 +79,28 @@ std::string boxes_dataset(const std::string& dir) {
   }
   write_dataset(dir + "/data.ifds", entries, 7, "{}");
   return dir + "/data.ifds";
+}
+
+TEST(EvalCli, DatasetSplitAsReference) {
+  const std::string dir = test::temp_dir();
+  const auto shapes = boxes();
+  boxes_dataset(dir);
+  for (size_t i = 0; i < shapes.size(); ++i) test::write_obj(dir + "/samples/s" + std::to_string(i) + ".obj", shapes[i]);
+  for (const std::string geometry : {"tokens", "float"}) {
+    const auto r = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
+                                    "/data.ifds' --points 128 --reference-geometry " + geometry + " --json '" + dir +
+                                    "/eval.json'");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = read_json(dir + "/eval.json");
+    EXPECT_EQ(j["references"]["inputs"], 3) << "the val split";
+    EXPECT_EQ(j["metrics"]["samples"], 5);
+    EXPECT_DOUBLE_EQ(j["metrics"]["cov"].get<double>(), 1.0) << geometry;
+  }
+  const auto train = test::run_iflame("eval --samples '" + dir + "/samples' --reference '" + dir +
+                                      "/data.ifds' --split train --limit 1 --points 64 --json '" + dir + "/t.json'");
+  ASSERT_EQ(train.code, 0) << train.out;
+  EXPECT_EQ(read_json(dir + "/t.json")["references"]["inputs"], 1);
+  EXPECT_EQ(read_json(dir + "/t.json")["samples"]["inputs"], 1);
 }
 
 // The ceiling of the metrics: training meshes scored as if generated, as many as references.

@@ -9,6 +9,7 @@ PACKAGES=(
   libgloo-dev                         # torch.distributed (c10d) Gloo backend for CPU data parallel
   libassimp-dev                       # mesh import: OBJ, PLY, STL, OFF, glTF, DAE, AC3D, 3DS, ...
   nlohmann-json3-dev                  # JSON (reports, safetensors headers, configs)
+  libcpp-httplib-dev                  # HTTP for `iflame serve` (and its bench and tests)
   libgtest-dev googletest             # unit tests
   unzip ca-certificates               # corpus builder: game archives are zip files
   nodejs chromium                     # iflame view: three.js from npm; headless browser test

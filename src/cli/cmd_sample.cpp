@@ -27,51 +27,6 @@ namespace {
 // Bounds that keep a typo from asking for unbounded memory or time.
 constexpr int64_t kMaxSamples = 1000000, kMaxBatch = 4096, kMaxFaces = 100000;
 
-// Sets each option the command line did not give from the model's "sample.<option>" metadata
-// (sample.temperature, sample.top-p, sample.top-k, sample.max-faces, sample.order-constraints).
-// Returns the options so set. A malformed value is an error naming the file and key.
-std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std::string>& metadata,
-                                                 const std::string& path, const ArgParser& args,
-                                                 const std::vector<std::pair<std::string, double*>>& numbers,
-                                                 const std::vector<std::pair<std::string, int64_t*>>& integers,
-                                                 const std::vector<std::pair<std::string, bool*>>& flags) {
-  std::vector<std::string> applied;
-  auto value_of = [&](const std::string& option) -> const std::string* {
-    if (args.given(option)) return nullptr;
-    auto it = metadata.find("sample." + option);
-    return it == metadata.end() ? nullptr : &it->second;
-  };
-  auto bad = [&](const std::string& option, const std::string& v) {
-    return Error(path, "metadata sample." + option + " = '" + v + "' is not a valid value");
-  };
-  for (const auto& [option, target] : numbers) {
-    const std::string* v = value_of(option);
-    if (!v) continue;
-    char* end = nullptr;
-    const double x = std::strtod(v->c_str(), &end);
-    if (v->empty() || *end || !std::isfinite(x)) throw bad(option, *v);
-    *target = x;
-    applied.push_back(option);
-  }
-  for (const auto& [option, target] : integers) {
-    const std::string* v = value_of(option);
-    if (!v) continue;
-    char* end = nullptr;
-    const long long x = std::strtoll(v->c_str(), &end, 10);
-    if (v->empty() || *end) throw bad(option, *v);
-    *target = x;
-    applied.push_back(option);
-  }
-  for (const auto& [option, target] : flags) {
-    const std::string* v = value_of(option);
-    if (!v) continue;
-    if (*v != "true" && *v != "false") throw bad(option, *v);
-    *target = *v == "true";
-    applied.push_back(option);
-  }
-  return applied;
-}
-
 }  // namespace
 
 int run_sample(int argc, char** argv) {
@@ -182,10 +137,8 @@ int run_sample(int argc, char** argv) {
   opts.stop_at_eos = !no_constraints;
   opts.bf16 = precision == "bf16";
   if (!prompt_path.empty()) {
-    std::vector<int64_t> seq = encode_sequence(canonicalize(load_mesh(prompt_path), tokenizer), tokenizer);
-    seq.resize(seq.size() - kTokensPerFace);  // drop the EOS row: the model continues the mesh
-    opts.prompt = seq;
-    std::fprintf(stderr, "sample: prompt %s: %zu faces\n", prompt_path.c_str(), seq.size() / 9 - 1);
+    opts.prompt = encode_prompt(canonicalize(load_mesh(prompt_path), tokenizer), tokenizer);
+    std::fprintf(stderr, "sample: prompt %s: %zu faces\n", prompt_path.c_str(), opts.prompt.size() / kTokensPerFace - 1);
   }
 
   std::filesystem::create_directories(out_dir);

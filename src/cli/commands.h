@@ -14,6 +14,7 @@ int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_render(int argc, char** argv);
 int run_view(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 struct Command {
   const char* name;
@@ -33,6 +34,7 @@ inline constexpr Command kCommands[] = {
     {"bench", "benchmarks: training speed and memory of iFlame vs the baselines", run_bench},
     {"render", "render meshes to PNG (shaded, with edges, several views) and grids", run_render},
     {"view", "write an HTML gallery of meshes with an interactive 3D viewer (three.js)", run_view},
+    {"serve", "an HTTP server: continuous batching, faces streamed as generated, a web page", run_serve},
 };
 
 }  // namespace iflame::cli

@@ -1,8 +1,12 @@
 // Shared set-up for the LibTorch subcommands: threads and device.
 #pragma once
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/torch_compat.h"
+#include "util/args.h"
 
 namespace iflame::cli {
 
@@ -12,5 +16,14 @@ void configure_threads(int64_t threads);
 
 // "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); throws iflame::Error otherwise.
 torch::Device parse_device(const std::string& name);
+
+// Sets each option the command line did not give from the model's "sample.<option>" metadata
+// (sample.temperature, sample.top-p, sample.top-k, sample.max-faces, sample.order-constraints).
+// Returns the options so set. A malformed value is an error naming the file and key.
+std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std::string>& metadata,
+                                                 const std::string& path, const ArgParser& args,
+                                                 const std::vector<std::pair<std::string, double*>>& numbers,
+                                                 const std::vector<std::pair<std::string, int64_t*>>& integers,
+                                                 const std::vector<std::pair<std::string, bool*>>& flags);
 
 }  // namespace iflame::cli

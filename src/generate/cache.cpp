@@ -76,6 +76,26 @@ void HybridCache::keep_rows(const torch::Tensor& rows) {
   batch_ = rows.numel();
 }
 
+void HybridCache::copy_row_from(const HybridCache& src, int64_t src_row, int64_t dst_row) {
+  if (src.layers.size() != layers.size() || src.max_tokens() > max_tokens_) {
+    throw Error("copy_row_from: the source cache is of another model or longer than this one");
+  }
+  if (src_row < 0 || src_row >= src.batch() || dst_row < 0 || dst_row >= batch_) throw Error("copy_row_from: row out of range");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerCache& from = src.layers[i];
+    LayerCache& to = layers[i];
+    if (from.k.defined()) {
+      to.k[dst_row].narrow(1, 0, from.length).copy_(from.k[src_row].narrow(1, 0, from.length));
+      to.v[dst_row].narrow(1, 0, from.length).copy_(from.v[src_row].narrow(1, 0, from.length));
+      to.length = std::max(to.length, from.length);
+    }
+    if (from.state.defined()) to.state[dst_row].copy_(from.state[src_row]);
+  }
+  for (auto [to, from] : {std::pair{&a_ring, &src.a_ring}, {&b_ring, &src.b_ring}, {&latest_c, &src.latest_c}, {&latest_d, &src.latest_d}}) {
+    if (to->defined()) (*to)[dst_row].copy_((*from)[src_row]);
+  }
+}
+
 void HybridCache::reset() {
   position = 0;
   for (auto& l : layers) {

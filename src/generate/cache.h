@@ -61,6 +61,10 @@ class HybridCache {
   void keep_rows(const torch::Tensor& rows);
   // Clears every sequence (position 0) without reallocating.
   void reset();
+  // Copies sequence `src_row` of `src` (a cache of the same model, up to this one's length) into
+  // row `dst_row`: its filled K/V positions, linear states and ring buffers. Continuous batching
+  // prefills a request on its own and then places it in a free slot of the running batch.
+  void copy_row_from(const HybridCache& src, int64_t src_row, int64_t dst_row);
 
  private:
   int64_t batch_, max_tokens_;

@@ -185,43 +185,51 @@ FastDecodeState& ensure_state(IFlameModelImpl& model, HybridCache& cache) {
   return *st;
 }
 
-// One block at one position on B rows of x (B, E), in place.
-void block_step(const PackedBlock& blk, const DecodeWeights& w, LayerCache& layer, float* x, int64_t B, const float* cos,
-                const float* sin, FastDecodeState& st, bool kv_bf16) {
-  const int64_t E = w.E, H = w.H, D = w.D, E3 = 3 * E, ldu = 2 * w.hidden_padded;
+// One block on B rows of x (B, E), in place. Row i is the cache's row rows[i] at this block's
+// position pos[i] (a token, vertex or face index): rows may sit at different positions.
+void block_step(const PackedBlock& blk, const DecodeWeights& w, LayerCache& layer, float* x, int64_t B,
+                const int64_t* rows, const int64_t* pos, const float* cos0, const float* sin0, FastDecodeState& st,
+                bool kv_bf16) {
+  const int64_t E = w.E, H = w.H, D = w.D, E3 = 3 * E, ldu = 2 * w.hidden_padded, half = D / 2;
   float* h = st.h.data();
   float* qkv = st.qkv.data();
   float* o = st.o.data();
   float* up = st.up.data();
   dk::rmsnorm(x, blk.norm1.data(), B, E, w.eps, h);
   dk::matmul(h, B, E, blk.qkv, qkv, E3, false);  // (B, 3E): q | k | v
-  dk::rope(qkv, B, H, D, E3, cos, sin);
-  dk::rope(qkv + E, B, H, D, E3, cos, sin);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* cos = cos0 + pos[b] * half;
+    const float* sin = sin0 + pos[b] * half;
+    dk::rope(qkv + b * E3, 1, H, D, E3, cos, sin);
+    dk::rope(qkv + b * E3 + E, 1, H, D, E3, cos, sin);
+  }
   const int threads = at::get_num_threads();
   if (blk.kind == AttnKind::Full) {
-    const int64_t cap = layer.k.size(2), len = layer.length;
-    if (len >= cap) throw Error("decode: the K/V cache is full (" + std::to_string(cap) + " positions)");
+    const int64_t cap = layer.k.size(2);
     const size_t elem = kv_bf16 ? 2 : 4;
     char* kb = static_cast<char*>(layer.k.data_ptr());
     char* vb = static_cast<char*>(layer.v.data_ptr());
+    double work = 0;
     for (int64_t b = 0; b < B; ++b) {
+      if (pos[b] >= cap) throw Error("decode: the K/V cache is full (" + std::to_string(cap) + " positions)");
       for (int64_t hh = 0; hh < H; ++hh) {
-        const size_t at = size_t(((b * H + hh) * cap + len) * D) * elem;
+        const size_t at = size_t(((rows[b] * H + hh) * cap + pos[b]) * D) * elem;
         dk::store_row(qkv + b * E3 + E + hh * D, kb + at, kv_bf16, D);
         dk::store_row(qkv + b * E3 + 2 * E + hh * D, vb + at, kv_bf16, D);
       }
+      layer.length = std::max(layer.length, pos[b] + 1);
+      work += double(H) * double(pos[b] + 1) * double(D);
     }
-    layer.length = len + 1;
     const float scale = float(1.0 / std::sqrt(double(D)));
     auto heads = [&](int64_t i0, int64_t i1) {
       float* s = st.scratch[size_t(at::get_thread_num())].data();
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t b = i / H, hh = i % H;
-        const size_t base = size_t((b * H + hh) * cap * D) * elem;
-        dk::attend(qkv + b * E3 + hh * D, kb + base, vb + base, kv_bf16, len + 1, D, scale, s, o + b * E + hh * D);
+        const size_t base = size_t((rows[b] * H + hh) * cap * D) * elem;
+        dk::attend(qkv + b * E3 + hh * D, kb + base, vb + base, kv_bf16, pos[b] + 1, D, scale, s, o + b * E + hh * D);
       }
     };
-    if (threads > 1 && double(B * H) * double(len + 1) * double(D) >= 65536.0) {
+    if (threads > 1 && work >= 65536.0) {
       at::parallel_for(0, B * H, (B * H + threads - 1) / threads, heads);
     } else {
       heads(0, B * H);
@@ -231,7 +239,7 @@ void block_step(const PackedBlock& blk, const DecodeWeights& w, LayerCache& laye
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t hh = 0; hh < H; ++hh) {
         const float* q = qkv + b * E3 + hh * D;
-        dk::linear_step(q, q + E, q + 2 * E, blk.decay[size_t(hh)], S + (b * H + hh) * D * D, D, o + b * E + hh * D);
+        dk::linear_step(q, q + E, q + 2 * E, blk.decay[size_t(hh)], S + (rows[b] * H + hh) * D * D, D, o + b * E + hh * D);
       }
     }
     dk::rmsnorm(o, blk.attn_norm.data(), B, E, w.eps, o);
@@ -243,18 +251,25 @@ void block_step(const PackedBlock& blk, const DecodeWeights& w, LayerCache& laye
   dk::matmul(up, B, ldu, blk.down, x, E, true);  // x += SwiGLU
 }
 
-// dst (B, E) = mean of the 3 ring entries (B, 3, E).
-void ring_mean(const float* ring, int64_t B, int64_t E, float* dst) {
-  for (int64_t b = 0; b < B; ++b) {
-    const float* r = ring + b * 3 * E;
-    for (int64_t e = 0; e < E; ++e) dst[b * E + e] = (r[e] + r[E + e] + r[2 * E + e]) / 3.0f;
+// dst (n, E): row i = mean of the 3 ring entries of cache row rows[i] (ring: (batch, 3, E)).
+void ring_mean(const float* ring, const std::vector<int64_t>& rows, int64_t E, float* dst) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const float* r = ring + rows[i] * 3 * E;
+    for (int64_t e = 0; e < E; ++e) dst[int64_t(i) * E + e] = (r[e] + r[E + e] + r[2 * E + e]) / 3.0f;
   }
 }
 
-// ring[:, slot] = x (B, E).
-void ring_put(float* ring, int64_t slot, const float* x, int64_t B, int64_t E) {
-  for (int64_t b = 0; b < B; ++b) std::memcpy(ring + (b * 3 + slot) * E, x + b * E, size_t(E) * sizeof(float));
+// ring[rows[i], slot[i]] = x[i] (x: (n, E)).
+void ring_put(float* ring, const std::vector<int64_t>& rows, const std::vector<int64_t>& slot, const float* x, int64_t E) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::memcpy(ring + (rows[i] * 3 + slot[i]) * E, x + int64_t(i) * E, size_t(E) * sizeof(float));
+  }
 }
+
+// Cache rows, each with its position at one stage (token, vertex or face index).
+struct RowSet {
+  std::vector<int64_t> rows, pos;
+};
 
 }  // namespace
 
@@ -270,68 +285,111 @@ bool fast_decode_supported(const IFlameModelImpl& model, const HybridCache& cach
   return true;
 }
 
-torch::Tensor fast_decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token_in) {
-  const int64_t p = cache.position;
-  if (p >= cache.max_tokens()) throw Error("decode_step: the cache holds " + std::to_string(cache.max_tokens()) + " tokens");
-  const Tensor token = token_in.to(torch::kCPU, torch::kLong).contiguous();
-  const int64_t B = token.numel();
-  if (B != cache.batch()) throw Error("decode_step: " + std::to_string(B) + " tokens for a cache of batch " + std::to_string(cache.batch()));
+torch::Tensor fast_decode_rows(IFlameModelImpl& model, HybridCache& cache, const std::vector<int64_t>& rows,
+                               const std::vector<int64_t>& positions, const std::vector<int64_t>& tokens) {
+  const int64_t B = int64_t(rows.size());
+  if (positions.size() != rows.size() || tokens.size() != rows.size()) {
+    throw Error("decode_rows: rows, positions and tokens differ in length");
+  }
   FastDecodeState& st = ensure_state(model, cache);
   const DecodeWeights& w = *st.weights;
   st.resize(B, w, cache.max_tokens());
   const bool kv_bf16 = cache.kv_dtype() == torch::kBFloat16;
-  const int64_t E = w.E, half = w.D / 2;
+  const int64_t E = w.E;
   // (T, D/2) float32 for the whole capacity at once (the table is rebuilt whenever it grows).
   const RopeTable& rope = model.rope(cache.max_tokens(), torch::kCPU);
   const float* cos0 = rope.cos.data_ptr<float>();
   const float* sin0 = rope.sin.data_ptr<float>();
 
   float* xa = st.xa.data();
-  const int64_t* tok = token.data_ptr<int64_t>();
   for (int64_t b = 0; b < B; ++b) {
-    if (tok[b] < 0 || tok[b] >= w.V) throw Error("decode_step: token " + std::to_string(tok[b]) + " outside the vocabulary");
-    std::memcpy(xa + b * E, w.embedding.data() + tok[b] * E, size_t(E) * sizeof(float));
+    if (rows[b] < 0 || rows[b] >= cache.batch()) throw Error("decode_rows: row " + std::to_string(rows[b]) + " outside the cache");
+    if (positions[b] < 0 || positions[b] >= cache.max_tokens()) {
+      throw Error("decode_step: the cache holds " + std::to_string(cache.max_tokens()) + " tokens");
+    }
+    if (tokens[b] < 0 || tokens[b] >= w.V) throw Error("decode_step: token " + std::to_string(tokens[b]) + " outside the vocabulary");
+    std::memcpy(xa + b * E, w.embedding.data() + tokens[b] * E, size_t(E) * sizeof(float));
   }
   dk::rmsnorm(xa, w.norm.data(), B, E, w.eps, xa);
 
-  auto run = [&](int64_t first, int64_t count, float* x, int64_t pos) {
+  auto run = [&](int64_t first, int64_t count, float* x, const RowSet& set) {
     for (int64_t i = first; i < first + count; ++i) {
-      block_step(w.blocks[size_t(i)], w, cache.layers[size_t(i)], x, B, cos0 + pos * half, sin0 + pos * half, st, kv_bf16);
+      block_step(w.blocks[size_t(i)], w, cache.layers[size_t(i)], x, int64_t(set.rows.size()), set.rows.data(),
+                 set.pos.data(), cos0, sin0, st, kv_bf16);
     }
   };
+  const RowSet tokens_set{rows, positions};
   if (model.config.arch != Arch::IFlame) {
-    run(0, int64_t(w.blocks.size()), xa, p);
+    run(0, int64_t(w.blocks.size()), xa, tokens_set);
   } else {
     const int64_t n = model.config.blocks_per_stage;
     float* a_ring = cache.a_ring.data_ptr<float>();
     float* b_ring = cache.b_ring.data_ptr<float>();
     float* latest_c = cache.latest_c.data_ptr<float>();
     float* latest_d = cache.latest_d.data_ptr<float>();
-    run(0, n, xa, p);  // stage A, token p
-    ring_put(a_ring, p % 3, xa, B, E);
-    if ((p + 1) % 3 == 0) {
-      const int64_t j = p / 3;  // the vertex this token completes
-      float* xb = st.xb.data();
-      ring_mean(a_ring, B, E, xb);
-      run(n, n, xb, j);  // stage B
-      ring_put(b_ring, j % 3, xb, B, E);
+    // The rows whose token completes a vertex (stages B, D) and, of those, a face (stage C).
+    RowSet vertex_set, face_set;
+    std::vector<int64_t> a_slot, b_slot;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t p = positions[b];
+      a_slot.push_back(p % 3);
+      if ((p + 1) % 3 != 0) continue;
+      vertex_set.rows.push_back(rows[b]);
+      vertex_set.pos.push_back(p / 3);  // the vertex this token completes
+      b_slot.push_back((p / 3) % 3);
       if ((p + 1) % 9 == 0) {
+        face_set.rows.push_back(rows[b]);
+        face_set.pos.push_back(p / 9);  // the face this token completes
+      }
+    }
+    run(0, n, xa, tokens_set);  // stage A
+    ring_put(a_ring, rows, a_slot, xa, E);
+    if (!vertex_set.rows.empty()) {
+      float* xb = st.xb.data();
+      ring_mean(a_ring, vertex_set.rows, E, xb);
+      run(n, n, xb, vertex_set);  // stage B
+      ring_put(b_ring, vertex_set.rows, b_slot, xb, E);
+      if (!face_set.rows.empty()) {
         float* xc = st.xc.data();
-        ring_mean(b_ring, B, E, xc);
-        run(2 * n, 2 * n, xc, p / 9);  // C1 + C2 on the face this token completes (before D)
-        std::memcpy(latest_c, xc, size_t(B * E) * sizeof(float));
+        ring_mean(b_ring, face_set.rows, E, xc);
+        run(2 * n, 2 * n, xc, face_set);  // C1 + C2 on the face this token completes (before D)
+        for (size_t i = 0; i < face_set.rows.size(); ++i) {
+          std::memcpy(latest_c + face_set.rows[i] * E, xc + int64_t(i) * E, size_t(E) * sizeof(float));
+        }
       }
       // Vertex j sees face floor((j-2)/3): the latest C output.
-      for (int64_t i = 0; i < B * E; ++i) xb[i] = w.w0 * latest_c[i] + xb[i];
-      run(4 * n, n, xb, j);  // stage D
-      std::memcpy(latest_d, xb, size_t(B * E) * sizeof(float));
+      for (size_t i = 0; i < vertex_set.rows.size(); ++i) {
+        const float* c = latest_c + vertex_set.rows[i] * E;
+        float* x = xb + int64_t(i) * E;
+        for (int64_t e = 0; e < E; ++e) x[e] = w.w0 * c[e] + x[e];
+      }
+      run(4 * n, n, xb, vertex_set);  // stage D
+      for (size_t i = 0; i < vertex_set.rows.size(); ++i) {
+        std::memcpy(latest_d + vertex_set.rows[i] * E, xb + int64_t(i) * E, size_t(E) * sizeof(float));
+      }
     }
     // Token p sees vertex floor((p-2)/3): the latest D output.
-    for (int64_t i = 0; i < B * E; ++i) xa[i] = w.w1 * latest_d[i] + xa[i];
-    run(5 * n, n, xa, p);  // stage E
+    for (int64_t b = 0; b < B; ++b) {
+      const float* d = latest_d + rows[b] * E;
+      for (int64_t e = 0; e < E; ++e) xa[b * E + e] = w.w1 * d[e] + xa[b * E + e];
+    }
+    run(5 * n, n, xa, tokens_set);  // stage E
   }
   Tensor logits = torch::empty({B, w.V}, torch::kFloat);
   dk::matmul(xa, B, E, w.head, logits.data_ptr<float>(), w.V, false);
+  return logits;
+}
+
+torch::Tensor fast_decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token_in) {
+  const int64_t p = cache.position;
+  if (p >= cache.max_tokens()) throw Error("decode_step: the cache holds " + std::to_string(cache.max_tokens()) + " tokens");
+  const Tensor token = token_in.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t B = token.numel();
+  if (B != cache.batch()) throw Error("decode_step: " + std::to_string(B) + " tokens for a cache of batch " + std::to_string(cache.batch()));
+  std::vector<int64_t> rows(static_cast<size_t>(B)), positions(static_cast<size_t>(B), p);
+  for (int64_t b = 0; b < B; ++b) rows[size_t(b)] = b;
+  const int64_t* tok = token.data_ptr<int64_t>();
+  Tensor logits = fast_decode_rows(model, cache, rows, positions, std::vector<int64_t>(tok, tok + B));
   cache.position = p + 1;
   return logits;
 }

@@ -10,6 +10,8 @@
 // --precision bf16 stores weights and K/V in bfloat16; arithmetic is float32 except the matmuls'
 // inputs on CPUs with AVX512-BF16 (generate/decode_kernels.h).
 #pragma once
+#include <vector>
+
 #include "generate/cache.h"
 #include "model/model.h"
 
@@ -21,6 +23,14 @@ bool fast_decode_supported(const IFlameModelImpl& model, const HybridCache& cach
 
 // One decode step on the fused kernels (the contract of decode_step in generate/decoder.h).
 torch::Tensor fast_decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token);
+
+// A ragged step for continuous batching: compact row i is the cache's row rows[i], which consumes
+// tokens[i] at its own position positions[i] (rows need not share a position; each runs the
+// hourglass stages its own position completes). Returns the logits (rows.size(), V). Leaves
+// cache.position alone: the caller tracks each row's position. A row's result does not depend
+// on which other rows run with it.
+torch::Tensor fast_decode_rows(IFlameModelImpl& model, HybridCache& cache, const std::vector<int64_t>& rows,
+                               const std::vector<int64_t>& positions, const std::vector<int64_t>& tokens);
 
 // Bytes of the packed weights the fused decoder holds for `model` (0 if none yet).
 int64_t fast_decode_weight_bytes(const IFlameModelImpl& model);

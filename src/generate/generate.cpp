@@ -14,8 +14,33 @@ const char* finish_name(Finish finish) {
     case Finish::kEos: return "eos";
     case Finish::kMaxFaces: return "max_faces";
     case Finish::kMaxNewTokens: return "max_new_tokens";
+    case Finish::kCancelled: return "cancelled";
   }
   return "?";
+}
+
+int64_t SequenceLimits::limit() const {
+  int64_t n = prompt + (max_faces + 1) * kTokensPerFace;  // faces + the EOS row
+  if (max_new_tokens > 0) n = std::min(n, prompt + max_new_tokens);
+  return n;
+}
+
+bool append_token(GeneratedSequence& seq, int64_t token, const SequenceLimits& limits, const TokenizerConfig& tokenizer) {
+  const int64_t t = int64_t(seq.tokens.size()), P = limits.prompt;
+  seq.tokens.push_back(token);
+  ++seq.new_tokens;
+  const bool eos = limits.stop_at_eos && token == tokenizer.eos();
+  // The face limit: after max_faces complete rows, close with an EOS row.
+  const bool full = limits.stop_at_eos && (t + 1) % kTokensPerFace == 0 && (t + 1 - P) / kTokensPerFace >= limits.max_faces;
+  if (!eos && !full && t + 1 < limits.limit()) return false;
+  if (eos || full) {
+    seq.tokens.resize((seq.tokens.size() + 8) / 9 * 9, tokenizer.eos());  // complete the EOS row
+    if (!eos) seq.tokens.insert(seq.tokens.end(), kTokensPerFace, tokenizer.eos());
+    seq.eos_row = true;
+  }
+  const bool new_token_cap = limits.max_new_tokens > 0 && t + 1 - P >= limits.max_new_tokens;
+  seq.finished = eos ? Finish::kEos : (full || !new_token_cap) ? Finish::kMaxFaces : Finish::kMaxNewTokens;
+  return true;
 }
 
 std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerConfig& tokenizer,
@@ -26,8 +51,8 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
   if (prompt.empty()) prompt.assign(kTokensPerFace, tokenizer.bos());
   if (prompt.size() % kTokensPerFace != 0) throw Error("a prompt must be a multiple of 9 tokens");
   const int64_t P = int64_t(prompt.size());
-  int64_t limit = P + (options.max_faces + 1) * kTokensPerFace;  // faces + the EOS row
-  if (options.max_new_tokens > 0) limit = std::min(limit, P + options.max_new_tokens);
+  const SequenceLimits limits{P, options.max_faces, options.max_new_tokens, options.stop_at_eos};
+  const int64_t limit = limits.limit();
   const int64_t capacity = (limit + 8) / 9 * 9;
   const auto device = model.output_proj->weight.device();
   const auto start = std::chrono::steady_clock::now();
@@ -58,20 +83,7 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
       const int64_t* next_tokens = next.data_ptr<int64_t>();
       for (size_t lane = 0; lane < lane_of.size(); ++lane) {
         GeneratedSequence& seq = results[size_t(lane_of[lane])];
-        const int64_t token = next_tokens[lane];
-        seq.tokens.push_back(token);
-        ++seq.new_tokens;
-        const bool eos = options.stop_at_eos && token == tokenizer.eos();
-        // The face limit: after max_faces complete rows, close with an EOS row.
-        const bool full = options.stop_at_eos && (t + 1) % kTokensPerFace == 0 && (t + 1 - P) / kTokensPerFace >= options.max_faces;
-        if (eos || full || t + 1 >= limit) {
-          if (eos || full) {
-            seq.tokens.resize((seq.tokens.size() + 8) / 9 * 9, tokenizer.eos());  // complete the EOS row
-            if (!eos) seq.tokens.insert(seq.tokens.end(), kTokensPerFace, tokenizer.eos());
-            seq.eos_row = true;
-          }
-          const bool new_token_cap = options.max_new_tokens > 0 && t + 1 - P >= options.max_new_tokens;
-          seq.finished = eos ? Finish::kEos : (full || !new_token_cap) ? Finish::kMaxFaces : Finish::kMaxNewTokens;
+        if (append_token(seq, next_tokens[lane], limits, tokenizer)) {
           if (on_done) on_done(lane_of[lane], seq);
         } else {
           keep.push_back(int64_t(lane));

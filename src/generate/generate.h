@@ -23,9 +23,9 @@ struct GenerateOptions {
 
 // Why a sequence ended: the model wrote EOS itself, or a cap ended it: max_faces (with grammar
 // constraints an EOS row is appended; without them the sequence stops at that length) or
-// max_new_tokens (no EOS row).
-enum class Finish { kEos, kMaxFaces, kMaxNewTokens };
-const char* finish_name(Finish finish);  // "eos", "max_faces", "max_new_tokens"
+// max_new_tokens (no EOS row); or, in the server, the request was cancelled (client gone, timeout).
+enum class Finish { kEos, kMaxFaces, kMaxNewTokens, kCancelled };
+const char* finish_name(Finish finish);  // "eos", "max_faces", "max_new_tokens", "cancelled"
 
 struct GeneratedSequence {
   std::vector<int64_t> tokens;  // prompt + generated tokens (+ a completed EOS row when it ended)
@@ -33,6 +33,20 @@ struct GeneratedSequence {
   bool eos_row = false;  // ends with an EOS row (the model's own, or the one the face cap appended)
   int64_t new_tokens = 0;
 };
+
+// Where one sequence must stop: its prompt length, face cap, token limit.
+struct SequenceLimits {
+  int64_t prompt = 9;          // P, a multiple of 9
+  int64_t max_faces = 800;
+  int64_t max_new_tokens = 0;  // 0 = none
+  bool stop_at_eos = true;
+  int64_t limit() const;       // the last sequence length allowed: P + (max_faces + 1) x 9, or less
+};
+
+// Appends `token` (the token at sequence index t = seq.tokens.size()) to `seq`. Returns true
+// when that ends the sequence; then seq.finished says why and, after an EOS or at the face cap,
+// the EOS row is completed. The one rule of generate() and of the server's batcher.
+bool append_token(GeneratedSequence& seq, int64_t token, const SequenceLimits& limits, const TokenizerConfig& tokenizer);
 
 struct GenerateStats {
   RuleStats rules;

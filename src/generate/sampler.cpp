@@ -13,7 +13,9 @@
 
 namespace iflame {
 
-void check_sampling_options(const SamplingOptions& o, int64_t vocab, const std::string& prefix) {
+void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames names) {
+  const bool cli = names == OptionNames::kCommandLine;
+  const std::string prefix = cli ? "--" : "", top_k = cli ? "--top-k" : "top_k", top_p = cli ? "--top-p" : "top_p";
   auto text = [](double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g", v);
@@ -23,11 +25,12 @@ void check_sampling_options(const SamplingOptions& o, int64_t vocab, const std::
     throw Error(prefix + "temperature must be a finite number above 0, got " + text(o.temperature));
   }
   if (o.top_k < 0 || o.top_k > vocab) {
-    throw Error(prefix + "top-k must be between 0 (off) and the vocabulary size " + std::to_string(vocab) + ", got " +
+    throw Error(top_k + " must be between 0 (off) and the vocabulary size " + std::to_string(vocab) + ", got " +
                 std::to_string(o.top_k));
   }
-  if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(prefix + "top-p must be in (0, 1] (1 = off), got " + text(o.top_p));
-  if (o.order && !o.constraints) throw Error(prefix + "order constraints need the grammar constraints");
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(top_p + " must be in (0, 1] (1 = off), got " + text(o.top_p));
+  if (o.order && !o.constraints) throw Error(cli ? "--order-constraints needs the grammar constraints (drop --no-constraints)"
+                                           : "order needs constraints");
 }
 
 using torch::Tensor;

@@ -24,9 +24,10 @@ struct SamplingOptions {
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
-// finite and > 0, top_k in [0, vocab], top_p in (0, 1]; order needs constraints. `prefix` goes
-// before each name in the message ("--" for the CLI, "" for request fields).
-void check_sampling_options(const SamplingOptions& options, int64_t vocab, const std::string& prefix = "--");
+// finite and > 0, top_k in [0, vocab], top_p in (0, 1]; order needs constraints. Options are
+// named as on the command line (--top-p) or as request fields (top_p).
+enum class OptionNames { kCommandLine, kRequestFields };
+void check_sampling_options(const SamplingOptions& options, int64_t vocab, OptionNames names = OptionNames::kCommandLine);
 
 // How often the unconstrained model would have broken each rule.
 struct RuleStats {

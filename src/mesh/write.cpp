@@ -8,7 +8,7 @@
 
 namespace iflame {
 
-void write_obj(const Mesh& mesh, const std::string& path, const std::string& comment) {
+std::string obj_text(const Mesh& mesh, const std::string& comment) {
   std::string out;
   out.reserve(mesh.vertices.size() * 40 + mesh.faces.size() * 24 + 64);
   if (!comment.empty()) out += "# " + comment + "\n";
@@ -22,7 +22,11 @@ void write_obj(const Mesh& mesh, const std::string& path, const std::string& com
     std::snprintf(buf, sizeof buf, "f %d %d %d\n", f[0] + 1, f[1] + 1, f[2] + 1);
     out += buf;
   }
-  write_file_atomic(path, out);
+  return out;
+}
+
+void write_obj(const Mesh& mesh, const std::string& path, const std::string& comment) {
+  write_file_atomic(path, obj_text(mesh, comment));
 }
 
 void write_ply(const Mesh& mesh, const std::string& path) {

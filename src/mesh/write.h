@@ -6,6 +6,8 @@
 
 namespace iflame {
 
+// The OBJ text write_obj writes (vertices with %.17g, so that reading back is exact).
+std::string obj_text(const Mesh& mesh, const std::string& comment = "");
 void write_obj(const Mesh& mesh, const std::string& path, const std::string& comment = "");
 // Binary little-endian PLY (float32 positions, int32 triangle lists).
 void write_ply(const Mesh& mesh, const std::string& path);

@@ -137,8 +137,23 @@ Mesh to_float_mesh(const std::vector<QVertex>& vertices, const std::vector<Tri>&
 
 }  // namespace
 
+std::array<Vec3, 3> face_corners(const int64_t* row, const TokenizerConfig& config) {
+  const double levels = double(config.quant_max());
+  auto corner = [&](int c) -> Vec3 {  // emitted (z, x, y) -> input (x, y, z)
+    const int64_t* q = row + 3 * c;
+    return {double(q[1]) / levels - 0.5, double(q[2]) / levels - 0.5, double(q[0]) / levels - 0.5};
+  };
+  return {corner(0), corner(2), corner(1)};  // undo the reversal, as to_float_mesh does
+}
+
 Mesh canonical_to_mesh(const CanonicalMesh& mesh, const TokenizerConfig& config) {
   return to_float_mesh(mesh.vertices, mesh.faces, config);
+}
+
+std::vector<int64_t> encode_prompt(const CanonicalMesh& mesh, const TokenizerConfig& config) {
+  std::vector<int64_t> seq = encode_sequence(mesh, config);
+  seq.resize(seq.size() - kTokensPerFace);  // the model continues the mesh: no EOS row
+  return seq;
 }
 
 Mesh decode_tokens(const int64_t* tokens, size_t count, const TokenizerConfig& config) {

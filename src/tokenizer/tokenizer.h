@@ -55,6 +55,9 @@ std::vector<int32_t> face_rows(const CanonicalMesh& mesh);
 std::vector<int64_t> encode_sequence(const CanonicalMesh& mesh, const TokenizerConfig& config = {},
                                      size_t pad_to_rows = 0);
 
+// A prompt for the model to continue: the BOS row and the face rows, without the EOS row.
+std::vector<int64_t> encode_prompt(const CanonicalMesh& mesh, const TokenizerConfig& config = {});
+
 // Decodes a token sequence: leading BOS rows are skipped, decoding stops at the first row
 // that holds any non-coordinate token (EOS, PAD, ...), a trailing partial row is ignored.
 // Vertices are dequantized (q / 2^bits - 0.5), put back in (x, y, z) order, merged and
@@ -63,6 +66,9 @@ Mesh decode_tokens(const int64_t* tokens, size_t count, const TokenizerConfig& c
 inline Mesh decode_tokens(const std::vector<int64_t>& tokens, const TokenizerConfig& config = {}) {
   return decode_tokens(tokens.data(), tokens.size(), config);
 }
+// The three corners of one face row (9 coordinate tokens) as decode_tokens places them:
+// dequantized, in (x, y, z) order and the input winding. Degenerate rows are returned as they are.
+std::array<Vec3, 3> face_corners(const int64_t* row, const TokenizerConfig& config = {});
 // The canonical mesh as a float mesh (what decode(encode(m)) returns).
 Mesh canonical_to_mesh(const CanonicalMesh& mesh, const TokenizerConfig& config = {});
 

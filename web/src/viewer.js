@@ -1,4 +1,4 @@
-// The gallery viewer of `iflame view`, bundled with three.js into one classic script
+// The gallery viewer of `iflame view` (and three.js for `iflame serve`'s page), bundled with three.js into one classic script
 // (dist/iflame-viewer.js) because pages opened as file:// cannot load ES modules.
 //
 // The page (written by src/view/gallery.cpp) has one .card per mesh with an empty .view element;
@@ -243,4 +243,7 @@ function start() {
   window.iflameViewer = { draw, wireframe: () => wireframe, open: () => (bigView ? items.indexOf(bigView.item) : -1) };
 }
 
-start();
+// The server's page (web/src/serve.html, <body data-page="serve">) uses three.js from this bundle
+// and runs its own code; galleries start here.
+window.iflameThree = { THREE, OrbitControls };
+if (document.body.dataset.page !== 'serve') start();

@@ -61,7 +61,7 @@ struct Server::Impl {
     const TokenizerConfig tk = tokenizer;
     auto provider = [job, seen, stream, tk](size_t, httplib::DataSink& sink) {
       std::vector<FaceRow> faces;
-      const bool done = job->wait(*seen, 500ms, stream ? &faces : nullptr);
+      const bool done = stream ? job->wait(*seen, 500ms, &faces) : job->wait_done(500ms);
       std::string out;
       for (const FaceRow& row : faces) out += "data: " + face_event(row, int64_t((*seen)++), tk).dump() + "\n\n";
       if (done) {

@@ -88,6 +88,9 @@ TEST_F(ServeTest, GenerateAnswersTheMeshOfSampleWithTheSameSeed) {
       ASSERT_TRUE(res);
       ASSERT_EQ(res->status, 200) << res->body;
       replies[size_t(i)] = json::parse(res->body);
+      // Heartbeat spaces while waiting: about one per half second, no more.
+      const double ms = replies[size_t(i)]["timing"]["total_ms"];
+      EXPECT_LE(double(res->body.find('{')), 2 + ms / 400) << ms << " ms";
     });
   }
   for (auto& c : clients) c.join();

@@ -3,17 +3,13 @@
 // them, and the screenshot must show each mesh in its own card. Needs chromium and the viewer
 // bundle from scripts/setup.sh; skipped with the reason when either is missing.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "browser_util.h"
 #include "render/png.h"
 #include "test_paths.h"
 #include "util/error.h"
@@ -26,38 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// $IFLAME_CHROMIUM, else the first Chromium-like browser on PATH; "" when there is none.
-std::string find_chromium() {
-  if (const char* env = std::getenv("IFLAME_CHROMIUM"); env && *env) return env;
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  std::vector<std::string> dirs_list;
-  while (std::getline(dirs, dir, ':')) dirs_list.push_back(dir);
-  for (const char* name : {"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}) {
-    for (const std::string& d : dirs_list) {
-      const std::string p = d + "/" + name;
-      if (!d.empty() && ::access(p.c_str(), X_OK) == 0) return p;
-    }
-  }
-  return "";
-}
-
-struct ShellRun {
-  int code = -1;
-  std::string out;
-};
-ShellRun run_shell(const std::string& cmd) {
-  ShellRun r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using test::find_chromium;
+using test::run_shell;
+using test::ShellRun;
 
 std::string tail(const std::string& path, size_t chars = 3000) {
   std::string text;
@@ -114,11 +81,7 @@ class ViewBrowserSlow : public ::testing::Test {
     ASSERT_EQ(r.meshes.size(), 3u);
     ASSERT_EQ(r.skipped.size(), 2u);
     index_ = r.index_html;
-    // Software WebGL (SwiftShader): CI machines have no GPU. A private profile, so parallel tests
-    // do not hand their page to each other's browser.
-    command_ = "timeout 120 '" + chromium + "' --headless --no-sandbox --disable-gpu --use-angle=swiftshader "
-               "--enable-unsafe-swiftshader --allow-file-access-from-files --hide-scrollbars --no-first-run "
-               "--window-size=1000,700 --user-data-dir='" + dir_ + "/profile' --enable-logging=stderr ";
+    command_ = test::headless_chromium(chromium, dir_ + "/profile");
   }
 
   // Runs chromium with `args` on the gallery page; stderr goes to DIR/LOG.

@@ -1,5 +1,6 @@
 #include "mesh/write.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -52,11 +53,61 @@ void write_ply(const Mesh& mesh, const std::string& path) {
   write_file_atomic(path, out);
 }
 
+void write_glb(const Mesh& mesh, const std::string& path) {
+  // glTF 2.0 binary: a 12-byte header, a JSON chunk (padded with spaces to 4 bytes) and a BIN
+  // chunk of float32 positions then uint32 indices.
+  const size_t nv = mesh.vertices.size(), nf = mesh.faces.size();
+  Vec3 lo{0, 0, 0}, hi{0, 0, 0};
+  for (size_t i = 0; i < nv; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      lo[k] = i ? std::min(lo[k], double(float(mesh.vertices[i][k]))) : double(float(mesh.vertices[i][k]));
+      hi[k] = i ? std::max(hi[k], double(float(mesh.vertices[i][k]))) : double(float(mesh.vertices[i][k]));
+    }
+  }
+  const size_t pos_bytes = nv * 12, idx_bytes = nf * 12;
+  char num[64];
+  auto vec = [&](const Vec3& v) {
+    std::snprintf(num, sizeof num, "[%.9g,%.9g,%.9g]", v[0], v[1], v[2]);
+    return std::string(num);
+  };
+  std::string json =
+      R"({"asset":{"version":"2.0","generator":"iflame"},"scene":0,"scenes":[{"nodes":[0]}],"nodes":[{"mesh":0}],)"
+      R"("meshes":[{"primitives":[{"attributes":{"POSITION":0},"indices":1,"mode":4}]}],)"
+      R"("buffers":[{"byteLength":)" + std::to_string(pos_bytes + idx_bytes) + "}],"
+      R"("bufferViews":[{"buffer":0,"byteOffset":0,"byteLength":)" + std::to_string(pos_bytes) + R"(,"target":34962},)"
+      R"({"buffer":0,"byteOffset":)" + std::to_string(pos_bytes) + R"(,"byteLength":)" + std::to_string(idx_bytes) +
+      R"(,"target":34963}],"accessors":[{"bufferView":0,"componentType":5126,"count":)" + std::to_string(nv) +
+      R"(,"type":"VEC3","min":)" + vec(lo) + R"(,"max":)" + vec(hi) + R"(},)"
+      R"({"bufferView":1,"componentType":5125,"count":)" + std::to_string(3 * nf) + R"(,"type":"SCALAR"}]})";
+  json.resize((json.size() + 3) / 4 * 4, ' ');
+  std::string out;
+  auto u32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };  // little-endian hosts
+  u32(0x46546C67);  // "glTF"
+  u32(2);
+  u32(uint32_t(12 + 8 + json.size() + 8 + pos_bytes + idx_bytes));
+  u32(uint32_t(json.size()));
+  u32(0x4E4F534A);  // "JSON"
+  out += json;
+  u32(uint32_t(pos_bytes + idx_bytes));
+  u32(0x004E4942);  // "BIN"
+  for (const Vec3& v : mesh.vertices) {
+    for (int k = 0; k < 3; ++k) {
+      const float f = float(v[k]);
+      out.append(reinterpret_cast<const char*>(&f), 4);
+    }
+  }
+  for (const Tri& f : mesh.faces) {
+    for (int k = 0; k < 3; ++k) u32(uint32_t(f[k]));
+  }
+  write_file_atomic(path, out);
+}
+
 void write_mesh(const Mesh& mesh, const std::string& path) {
   const std::string ext = lower_extension(path);
   if (ext == ".obj") return write_obj(mesh, path);
   if (ext == ".ply") return write_ply(mesh, path);
-  throw Error(path, "cannot write '" + ext + "' meshes (use .obj or .ply)");
+  if (ext == ".glb") return write_glb(mesh, path);
+  throw Error(path, "cannot write '" + ext + "' meshes (use .obj, .ply or .glb)");
 }
 
 }  // namespace iflame

@@ -11,7 +11,9 @@ std::string obj_text(const Mesh& mesh, const std::string& comment = "");
 void write_obj(const Mesh& mesh, const std::string& path, const std::string& comment = "");
 // Binary little-endian PLY (float32 positions, int32 triangle lists).
 void write_ply(const Mesh& mesh, const std::string& path);
-// Picks the writer from the extension (.obj or .ply); throws iflame::Error for anything else.
+// Binary glTF 2.0 (.glb): one mesh of float32 positions and uint32 triangle indices.
+void write_glb(const Mesh& mesh, const std::string& path);
+// Picks the writer from the extension (.obj, .ply or .glb); throws iflame::Error for anything else.
 void write_mesh(const Mesh& mesh, const std::string& path);
 
 }  // namespace iflame

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "io/safetensors.h"
+#include "mesh/load.h"
 #include "test_paths.h"
 
 namespace iflame {
@@ -90,6 +91,23 @@ TEST(SampleCommand, SummarySaysWhatEndedEachSampleInIndexOrder) {
   for (const auto& [name, count] : summary.at("finished").items()) counted += count.get<int64_t>();
   EXPECT_EQ(counted, 5);
   EXPECT_TRUE(std::ifstream(dir + "/grid.png").good());
+}
+
+TEST(SampleCommand, FormatListWritesEachFileAndGlbLoadsBack) {
+  const std::string dir = test::temp_dir();
+  const auto run = test::run_iflame("sample --weights " + reference_weights() +
+                                    " --n 2 --max-faces 4 --threads 1 --no-previews --format glb,obj --out " + dir);
+  ASSERT_EQ(run.code, 0) << run.out;
+  for (const char* name : {"sample_000", "sample_001"}) {
+    const Mesh obj = load_mesh(dir + "/" + name + ".obj");
+    const Mesh glb = load_mesh(dir + "/" + name + ".glb");  // through assimp's glTF importer
+    EXPECT_EQ(glb.faces.size(), obj.faces.size()) << name;
+    EXPECT_FALSE(std::ifstream(dir + "/" + name + ".ply").good());
+  }
+  EXPECT_EQ(read_json(dir + "/summary.json").at("samples")[0].at("file"), "sample_000.glb");
+  const auto bad = test::run_iflame("sample --weights " + reference_weights() + " --format obj,stl --out " + dir + "/x");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("'stl'"), std::string::npos) << bad.out;
 }
 
 TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {

@@ -74,6 +74,22 @@ TEST(LoadMesh, WrittenObjAndPlyReadBack) {
   EXPECT_THROW(write_mesh(m, dir + "/t.xyz"), Error);
 }
 
+TEST(LoadMesh, WrittenGlbReadsBackThroughAssimp) {
+  const auto dir = test::temp_dir();
+  const Mesh m = tetrahedron();
+  write_mesh(m, dir + "/t.glb");
+  const Mesh back = load_mesh(dir + "/t.glb");
+  ASSERT_EQ(back.faces.size(), m.faces.size());
+  // Positions are float32 in glTF: each face's corners agree to float rounding.
+  for (size_t f = 0; f < m.faces.size(); ++f) {
+    for (int c = 0; c < 3; ++c) {
+      for (int k = 0; k < 3; ++k) {
+        EXPECT_NEAR(back.vertices[size_t(back.faces[f][c])][k], m.vertices[size_t(m.faces[f][c])][k], 1e-6) << f << " " << c;
+      }
+    }
+  }
+}
+
 TEST(LoadMesh, AssimpFormatsLoad) {
   // ASCII STL and ASCII PLY written by hand, read through assimp.
   const auto dir = test::temp_dir();

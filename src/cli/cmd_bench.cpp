@@ -474,6 +474,7 @@ int run_train_cmd(int argc, char** argv) {
 }  // namespace
 
 int run_bench_chamfer(int argc, char** argv);  // bench_chamfer.cpp
+int run_bench_serve(int argc, char** argv);    // bench_serve.cpp
 
 int run_bench(int argc, char** argv) {
   const std::string usage =
@@ -484,6 +485,7 @@ int run_bench(int argc, char** argv) {
       "  matmul   this CPU's bf16 / fp32 matmul rate (the MFU denominator)\n"
       "  attention  the causal full-attention kernels alone (flash, tiled, naive), forward and backward\n"
       "  chamfer  the pairwise Chamfer matrix of `iflame eval` (per SIMD kernel)\n"
+      "  serve    `iflame serve` under 1..64 concurrent clients vs `iflame sample --batch 16`\n"
       "  paper    the paper's five comparisons (throughput, cache, training speed and memory, quality)\n";
   if (argc < 1 || std::string(argv[0]) == "--help" || std::string(argv[0]) == "-h") {
     std::printf("%s", usage.c_str());
@@ -495,8 +497,9 @@ int run_bench(int argc, char** argv) {
   if (sub == "matmul") return run_matmul(argc - 1, argv + 1);
   if (sub == "attention") return bench::run_attention_command(argc - 1, argv + 1);
   if (sub == "chamfer") return run_bench_chamfer(argc - 1, argv + 1);
+  if (sub == "serve") return run_bench_serve(argc - 1, argv + 1);
   if (sub == "paper") return bench::run_paper_command(argc - 1, argv + 1);
-  throw Error("bench: unknown benchmark '" + sub + "' (expected train, decode, matmul, attention, chamfer or paper)");
+  throw Error("bench: unknown benchmark '" + sub + "' (expected train, decode, matmul, attention, chamfer, serve or paper)");
 }
 
 }  // namespace iflame::cli

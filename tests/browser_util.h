@@ -1,14 +1,14 @@
 // Headless Chromium for the tests of web pages (the gallery of `iflame view`, the page of
-// `iflame serve`): finding the browser and running a shell command for its output.
+// `iflame serve`): finding the browser and its command line (run it with test::run_shell).
 #pragma once
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "test_paths.h"
 
 namespace iflame::test {
 
@@ -27,22 +27,6 @@ inline std::string find_chromium() {
     }
   }
   return "";
-}
-
-struct ShellRun {
-  int code = -1;
-  std::string out;
-};
-inline ShellRun run_shell(const std::string& cmd) {
-  ShellRun r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 // Software WebGL (SwiftShader: CI machines have no GPU) and a private profile in `profile_dir`,

@@ -28,10 +28,11 @@ std::string temp_dir() {
   return dir.string();
 }
 
-CliRun run_iflame(const std::string& args) {
+CliRun run_iflame(const std::string& args) { return run_shell("'" + iflame_binary() + "' " + args + " 2>&1"); }
+
+CliRun run_shell(const std::string& command) {
   CliRun r;
-  const std::string cmd = "'" + iflame_binary() + "' " + args + " 2>&1";
-  std::FILE* p = ::popen(cmd.c_str(), "r");
+  std::FILE* p = ::popen(command.c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t n;

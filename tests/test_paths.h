@@ -18,5 +18,7 @@ struct CliRun {
   std::string out;
 };
 CliRun run_iflame(const std::string& args);
+// Runs a shell command line and collects its exit code and stdout.
+CliRun run_shell(const std::string& command);
 
 }  // namespace iflame::test

@@ -13,6 +13,7 @@
 #include "serve/server.h"
 #include "util/args.h"
 #include "util/error.h"
+#include "util/report.h"
 
 namespace iflame::cli {
 namespace {
@@ -76,15 +77,9 @@ int run_bench_serve(int argc, char** argv) {
   if (max_faces < 1 || max_faces > 100000) throw Error("bench serve: --max-faces must be between 1 and 100000");
   if (max_batch < 1 || max_batch > 1024) throw Error("bench serve: --max-batch must be between 1 and 1024");
   if (requests_per_client < 1 || requests_per_client > 1000) throw Error("bench serve: --requests must be between 1 and 1000");
-  std::vector<int64_t> client_counts;
-  for (std::string rest = clients_list; !rest.empty();) {
-    const size_t comma = rest.find(',');
-    const std::string item = rest.substr(0, comma);
-    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
-    char* end = nullptr;
-    const long c = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end || c < 1 || c > 1024) throw Error("bench serve: --clients: '" + item + "' is not a count in 1..1024");
-    client_counts.push_back(c);
+  const std::vector<int64_t> client_counts = int_list(clients_list, "--clients", 1);
+  for (const int64_t c : client_counts) {
+    if (c > 1024) throw Error("bench serve: --clients: " + std::to_string(c) + " is more than 1024");
   }
   configure_threads(threads);
   IFlameModel model = weights.empty() ? IFlameModel(model_preset(preset)) : load_model(weights);

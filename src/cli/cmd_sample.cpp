@@ -20,6 +20,7 @@
 #include "util/error.h"
 #include "util/default_model.h"
 #include "util/fs.h"
+#include "util/report.h"
 
 namespace iflame::cli {
 namespace {
@@ -92,10 +93,7 @@ int run_sample(int argc, char** argv) {
   if (heads <= 0) throw Error("sample: --heads must be positive");
   if (bits < 2 || bits > 15) throw Error("sample: --bits must be between 2 and 15");
   std::vector<std::string> formats;  // file extensions, in the order given
-  for (std::string rest = format == "both" ? "obj,ply" : format; !rest.empty();) {
-    const size_t comma = rest.find(',');
-    const std::string f = rest.substr(0, comma);
-    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  for (const std::string& f : split_commas(format == "both" ? "obj,ply" : format)) {
     if (f != "obj" && f != "ply" && f != "glb") throw Error("sample: --format: '" + f + "' is not obj, ply or glb");
     if (std::find(formats.begin(), formats.end(), f) == formats.end()) formats.push_back(f);
   }

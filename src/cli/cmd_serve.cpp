@@ -1,8 +1,7 @@
 // iflame serve: a mesh-generation server with continuous batching (src/serve/, src/generate/batcher.h).
 #include <csignal>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <filesystem>
 #include <thread>
 
 #include "cli/commands.h"
@@ -12,6 +11,7 @@
 #include "util/args.h"
 #include "util/default_model.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "view/gallery.h"
 
 namespace iflame::cli {
@@ -19,20 +19,12 @@ namespace {
 
 constexpr int64_t kMaxSlots = 1024, kMaxQueue = 100000, kMaxFacesCap = 100000;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "cannot read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The web page: web/src/serve.html beside the viewer bundle (web/dist/iflame-viewer.js).
 void load_page(const std::string& assets_dir, serve::ServerOptions& options) {
   const std::string script = view::find_viewer_script(assets_dir);
-  options.viewer_script = read_text(script);
+  options.viewer_script = read_file_text(script);
   const std::filesystem::path web = std::filesystem::path(script).parent_path().parent_path();
-  options.page_html = read_text((web / "src" / "serve.html").string());
+  options.page_html = read_file_text((web / "src" / "serve.html").string());
 }
 
 }  // namespace

@@ -102,7 +102,6 @@ class Batcher {
   };
   Load load() const;
   const BatcherOptions& options() const { return options_; }
-  const IFlameModel& model() const { return model_; }
 
  private:
   struct Slot {

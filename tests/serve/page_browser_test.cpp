@@ -64,7 +64,7 @@ TEST(ServePageBrowserSlow, GenerateStreamsAMeshIntoATileAndOffersDownloads) {
 
   const std::string dir = test::temp_dir();
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/?report=http://127.0.0.1:" + std::to_string(report_port) + "/report";
-  const test::ShellRun browser = test::run_shell(test::headless_chromium(chromium, dir + "/profile") + "'" + url + "' >/dev/null 2>'" +
+  const test::CliRun browser = test::run_shell(test::headless_chromium(chromium, dir + "/profile") + "'" + url + "' >/dev/null 2>'" +
                                                  dir + "/chromium.log' & echo $!");
   {
     std::unique_lock<std::mutex> lock(mutex);

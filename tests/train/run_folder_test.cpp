@@ -19,18 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TrainConfig tiny_run(const std::string& data, const std::string& out) {
-  TrainConfig c = train_preset("ci");
-  c.data_train = data;
-  c.out_dir = out;
-  c.train_steps = 4;
-  c.out_save_every = 2;
-  c.eval_every = 0;
-  c.train_precision = "fp32";
-  c.data_batch_tokens = 1200;
-  c.log_every = 0;
-  return c;
-}
+TrainConfig tiny_run(const std::string& data, const std::string& out) { return test::quick_config(data, out, 4, 2, 0); }
 
 size_t lines_of(const std::string& path) {
   std::ifstream in(path);

@@ -26,18 +26,7 @@ using torch::Tensor;
 using test::losses;
 using test::make_dataset;
 
-TrainConfig small_config(const std::string& data, const std::string& out) {
-  TrainConfig c = train_preset("ci");
-  c.data_train = data;
-  c.out_dir = out;
-  c.train_steps = 6;
-  c.out_save_every = 3;
-  c.eval_every = 3;
-  c.train_precision = "fp32";
-  c.data_batch_tokens = 1200;
-  c.log_every = 0;
-  return c;
-}
+TrainConfig small_config(const std::string& data, const std::string& out) { return test::quick_config(data, out, 6, 3, 3); }
 
 TEST(Train, ResumeContinuesTheExactLossCurve) {
   const std::string dir = test::temp_dir();

@@ -7,8 +7,24 @@
 #include <vector>
 
 #include "dataset/format.h"
+#include "train/config.h"
 
 namespace iflame::test {
+
+// The `ci` preset made quick for tests: fp32, 1200-token batches, no console log.
+inline TrainConfig quick_config(const std::string& data, const std::string& out, int64_t steps, int64_t save_every,
+                                int64_t eval_every) {
+  TrainConfig c = train_preset("ci");
+  c.data_train = data;
+  c.out_dir = out;
+  c.train_steps = steps;
+  c.out_save_every = save_every;
+  c.eval_every = eval_every;
+  c.train_precision = "fp32";
+  c.data_batch_tokens = 1200;
+  c.log_every = 0;
+  return c;
+}
 
 // A small dataset of random boxy meshes (a few to ~40 faces), 3 of them in val.
 inline std::string make_dataset(const std::string& dir, int count = 24) {

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 using test::find_chromium;
 using test::run_shell;
-using test::ShellRun;
+using ShellRun = test::CliRun;
 
 std::string tail(const std::string& path, size_t chars = 3000) {
   std::string text;

@@ -195,7 +195,15 @@ std::string shape_text(const std::vector<int64_t>& v) {
 class Unpickler {
  public:
   Unpickler(const uint8_t* data, size_t size, std::string path, std::string record)
-      : data_(data), size_(size), path_(std::move(path)), record_(std::move(record)) {}
+      : data_(data), size_(size), path_(std::move(path)), record_(std::move(record)),
+        budget_(kMemoryPerInputByte * uint64_t(size) + kMemoryFloor) {}
+
+  // What the machine may allocate: a few opcodes can copy a memoized container or string
+  // (builtins.tuple, torch.Size, _codecs.encode, STACK_GLOBAL), so without a cap a small pickle
+  // could ask for terabytes. A valid pickle needs at most about one Obj (~120 bytes) per input
+  // byte, which the per-byte allowance covers.
+  static constexpr uint64_t kMemoryPerInputByte = 128;
+  static constexpr uint64_t kMemoryFloor = uint64_t(64) << 20;
 
   Value run();
 
@@ -266,7 +274,17 @@ class Unpickler {
   }
 
   // --- values
+  // Counts `bytes` against the budget; fails before the allocation that would pass it.
+  void charge(uint64_t bytes) {
+    if (bytes > budget_ - used_) {
+      fail("the pickle asks for more than " + std::to_string(budget_ >> 20) + " MiB of objects (" +
+           std::to_string(kMemoryPerInputByte) + " bytes per byte of its " + std::to_string(size_) +
+           " plus 64 MiB); a crafted or corrupt file copies its containers over and over");
+    }
+    used_ += bytes;
+  }
   Obj* alloc() {
+    charge(sizeof(Obj) + sizeof(std::unique_ptr<Obj>));
     arena_.push_back(std::make_unique<Obj>());
     return arena_.back().get();
   }
@@ -277,6 +295,7 @@ class Unpickler {
     return v;
   }
   Value make_str(Kind kind, std::string s) {
+    charge(s.size());
     Value v = make(kind);
     v.o->s = std::move(s);
     return v;
@@ -321,6 +340,7 @@ class Unpickler {
     return it->second;
   }
   Value sequence(Kind kind, std::vector<Value> items) {
+    charge(items.size() * sizeof(Value));
     Value v = make(kind);
     v.o->items = std::move(items);
     return v;
@@ -330,6 +350,7 @@ class Unpickler {
   void set_item(Value& target, const Value& key, const Value& value) {
     if (target.kind != Kind::Dict && target.kind != Kind::Object) fail("cannot set an item on " + a_kind(target.kind));
     Obj* d = target.o;
+    charge(sizeof(std::pair<Value, Value>) + (key.kind == Kind::Str ? key.o->s.size() + 64 : 0));
     if (key.kind == Kind::Str) {
       if (!d->str_index) d->str_index = std::make_unique<std::unordered_map<std::string, size_t>>();
       auto [it, inserted] = d->str_index->emplace(key.o->s, d->entries.size());
@@ -344,12 +365,14 @@ class Unpickler {
     if (target.kind != Kind::List && target.kind != Kind::Set && target.kind != Kind::Object) {
       fail("cannot append to " + a_kind(target.kind));
     }
+    charge(sizeof(Value));
     target.o->items.push_back(value);
   }
 
   // --- torch
   Value global(const std::string& module, const std::string& name) {
     if (module.empty() || name.empty()) fail("empty global name");
+    charge(module.size() + name.size());
     return make_str(Kind::Global, module + "." + name);
   }
   Value persistent_load(const Value& pid);
@@ -361,6 +384,7 @@ class Unpickler {
   }
   std::vector<int64_t> as_int_list(const Value& v, const char* what) {
     if (v.kind != Kind::Tuple && v.kind != Kind::List) fail(std::string(what) + " is " + a_kind(v.kind) + ", not a tuple");
+    charge(v.o->items.size() * sizeof(int64_t));
     std::vector<int64_t> out;
     for (const auto& x : v.o->items) {
       out.push_back(as_int(x, what));
@@ -379,6 +403,8 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Value> memo_;
   std::vector<std::unique_ptr<Obj>> arena_;
+  const uint64_t budget_;
+  uint64_t used_ = 0;
 
 };
 
@@ -396,6 +422,7 @@ Value Unpickler::persistent_load(const Value& pid) {
   const int64_t numel = as_int(a[4], "storage size");
   if (numel < 0) fail("storage persistent id: negative size");
 
+  charge(sizeof(StorageRef) + a[1].o->s.size() + a[2].o->s.size() + a[3].o->s.size());
   Value v = make(Kind::Storage);
   v.o->storage = std::make_unique<StorageRef>();
   StorageRef& s = *v.o->storage;
@@ -432,6 +459,7 @@ Value Unpickler::rebuild_tensor(const std::string& function, const std::vector<V
   const StorageRef& storage = *a[0].o->storage;
   if (!storage.supported) return make_object("a tensor over an unsupported storage type " + storage.type_name, true);
 
+  charge(sizeof(TensorRef));
   Value v = make(Kind::Tensor);
   v.o->tensor = std::make_unique<TensorRef>();
   TensorRef& t = *v.o->tensor;

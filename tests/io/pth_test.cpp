@@ -429,6 +429,45 @@ TEST(PthTest, HostilePicklesDoNotCrash) {
   expect_error(make_checkpoint(PickleWriter().op(0x8a).op(9).raw(std::string(9, '\x01')).op('.').bytes(), {}), "too large");
 }
 
+// Opcodes that copy a memoized value (builtins.tuple / torch.Size of a list, _codecs.encode of a
+// str, STACK_GLOBAL of two strs) turn a few input bytes into a whole copy. Each file below is
+// about 1 MB and, without the machine's memory budget, would ask for 100+ GB.
+TEST(PthTest, AmplifyingPicklesHitTheMemoryBudget) {
+  constexpr int kItems = 100000, kCopies = 100000;
+  // memo[0] = a list of kItems Nones; memo[1] = the callable; then kCopies x f((memo[0],)).
+  const auto amplifier = [&](const std::function<void(PickleWriter&)>& make_value, const std::string& module,
+                             const std::string& name) {
+    PickleWriter p;
+    p.op(']');  // the result list, which collects every copy
+    make_value(p);
+    p.op('r').raw(std::string("\x00\x00\x00\x00", 4)).op('0');
+    p.global(module, name).op('r').raw(std::string("\x01\x00\x00\x00", 4)).op('0');
+    p.op('(');
+    for (int i = 0; i < kCopies; ++i) p.op('h').op(1).op('h').op(0).op(0x85).op('R');
+    return make_checkpoint(p.op('e').op('.').bytes(), {});
+  };
+  const auto big_list = [&](PickleWriter& p) {
+    p.op(']').op('(');
+    for (int i = 0; i < kItems; ++i) p.op('N');
+    p.op('e');
+  };
+  const auto big_str = [&](PickleWriter& p) { p.str(std::string(kItems * 8, 'x')); };
+  for (const auto& [bytes, what] : std::vector<std::pair<std::string, std::string>>{
+           {amplifier(big_list, "builtins", "tuple"), "builtins.tuple"},
+           {amplifier(big_list, "torch", "Size"), "torch.Size"},
+           {amplifier(big_str, "_codecs", "encode"), "_codecs.encode"},
+       }) {
+    SCOPED_TRACE(what);
+    EXPECT_LT(bytes.size(), size_t(2) << 20);
+    expect_error(bytes, "MiB of objects");
+  }
+  // STACK_GLOBAL joins two memoized strs: 1 MB of module name, copied per opcode.
+  PickleWriter g;
+  g.op(']').str(std::string(1 << 20, 'm')).op('r').raw(std::string(4, '\0')).op('0').op('(');
+  for (int i = 0; i < kCopies; ++i) g.op('j').raw(std::string(4, '\0')).str("n").op(0x93);
+  expect_error(make_checkpoint(g.op('e').op('.').bytes(), {}), "MiB of objects");
+}
+
 // Mutates the file bytes (zip layer) and, re-zipped with valid CRCs, the pickle (VM layer).
 TEST(PthFuzz, MutatedCheckpointsNeverCrash) {
   const auto start = std::chrono::steady_clock::now();

@@ -1,5 +1,6 @@
 // Where tests find reference data, the source tree, the CLI binary and scratch space.
 #pragma once
+#include <filesystem>
 #include <string>
 
 namespace iflame::test {
@@ -22,3 +23,13 @@ CliRun run_iflame(const std::string& args);
 CliRun run_shell(const std::string& command);
 
 }  // namespace iflame::test
+
+// Skips the running test, saying why, when the reference data (../shared, or
+// IFLAME_SHARED_DIR) is not there, as in a clone without its shared/ folder beside it.
+#define IFLAME_REQUIRE_REFERENCE_DATA()                                                              \
+  do {                                                                                               \
+    if (!std::filesystem::exists(::iflame::test::reference_dir() + "/meta.json")) {                  \
+      GTEST_SKIP() << "no reference data at " << ::iflame::test::reference_dir()                     \
+                   << " (put shared/ beside the source tree, or set IFLAME_SHARED_DIR)";             \
+    }                                                                                                \
+  } while (0)

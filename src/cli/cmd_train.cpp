@@ -47,7 +47,8 @@ int run_train(int argc, char** argv) {
                  "Data parallel: --nproc N runs N workers on this host (train.threads shared among them).\n"
                  "On several hosts, start one worker per rank with --rank/--world-size/--master-addr/\n"
                  "--master-port (or RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; LOCAL_WORLD_SIZE workers\n"
-                 "per host share its threads; GLOO_SOCKET_IFNAME picks the network interface). Every step\n"
+                 "per host share its threads; GLOO_SOCKET_IFNAME picks the network interface;\n"
+                 "IFLAME_DIST_TIMEOUT is how many seconds a collective waits, default 3600). Every step\n"
                  "uses the same micro-batches as one process would (data.batch_size / data.batch_tokens\n"
                  "are global), split across the workers; rank 0 logs, validates and checkpoints.");
   args.option("config", &config_path, "config file")

@@ -1,9 +1,13 @@
 #include "train/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -75,6 +79,39 @@ std::map<std::string, std::string> config_lines(const std::string& text) {
   return out;
 }
 
+// Takes RUN/.lock exclusively (it records the holder's pid for the message of a refusal).
+std::shared_ptr<int> lock_run_folder(const std::string& dir) {
+  const std::string path = (fs::path(dir) / ".lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path, std::string("cannot create the run folder's lock: ") + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    throw Error(dir, "another iflame train (pid " + std::string(n > 0 ? pid : "?") +
+                         ") is using this run folder; wait for it to end, or stop it first");
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != ssize_t(me.size())) {
+    // The pid is only for messages; the lock itself holds.
+  }
+  return std::shared_ptr<int>(new int(fd), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
+}
+
+// Temporary checkpoint folders of runs that were killed while writing one (we hold the lock, so
+// no live process is writing them).
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) stale.push_back(e.path());
+  }
+  for (const fs::path& p : stale) fs::remove_all(p, ec);
+}
+
 }  // namespace
 
 RunFolder claim_run_folder(const std::string& dir, RunStart start) {
@@ -82,6 +119,8 @@ RunFolder claim_run_folder(const std::string& dir, RunStart start) {
   run.dir = dir;
   std::error_code ec;
   const bool non_empty = fs::is_directory(dir, ec) && !fs::is_empty(dir, ec);
+  // A live run's folder is refused before anything moves it or writes in it.
+  if (non_empty && fs::exists(fs::path(dir) / ".lock")) lock_run_folder(dir);
   if (non_empty && start == RunStart::kFresh) {
     throw Error(dir, "the run folder is not empty (another run's log or checkpoints); continue that run with --resume, "
                      "or start over with --overwrite (which first moves the folder to " + dir + ".old-N)");
@@ -95,6 +134,8 @@ RunFolder claim_run_folder(const std::string& dir, RunStart start) {
   }
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir, "cannot create the run folder: " + ec.message());
+  run.lock = lock_run_folder(dir);
+  remove_stale_temporaries(dir);
   const std::string run_json = (fs::path(dir) / "run.json").string();
   if (start == RunStart::kResume && fs::exists(run_json)) {
     try {
@@ -138,21 +179,27 @@ std::string save_checkpoint(const RunFolder& run, IFlameModelImpl& model, const 
   const fs::path final_dir = fs::path(run.dir) / step_name(state.step);
   const fs::path tmp = fs::path(run.dir) / (".tmp-" + step_name(state.step) + "-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_model(model, (tmp / "model.safetensors").string(), {{"step", std::to_string(state.step)}});
-  SafetensorsFile opt;
-  for (const auto& [name, t] : optimizer.state()) opt.tensors[name] = from_torch(t);
-  opt.metadata["step"] = std::to_string(optimizer.steps());
-  write_safetensors(opt, (tmp / "optimizer.safetensors").string());
-  nlohmann::json j = {{"run_id", run.run_id},
-                      {"step", state.step},
-                      {"optimizer_step", optimizer.steps()},
-                      {"epoch", state.data.epoch},
-                      {"batch", state.data.batch},
-                      {"best_val_loss", state.best_val_loss},
-                      {"config", state.config_text}};
-  write_file_atomic((tmp / "state.json").string(), j.dump(1) + "\n");  // the completion marker
-  fsync_directory(tmp.string());
+  try {
+    fs::create_directories(tmp);
+    save_model(model, (tmp / "model.safetensors").string(), {{"step", std::to_string(state.step)}});
+    SafetensorsFile opt;
+    for (const auto& [name, t] : optimizer.state()) opt.tensors[name] = from_torch(t);
+    opt.metadata["step"] = std::to_string(optimizer.steps());
+    write_safetensors(opt, (tmp / "optimizer.safetensors").string());
+    nlohmann::json j = {{"run_id", run.run_id},
+                        {"step", state.step},
+                        {"optimizer_step", optimizer.steps()},
+                        {"epoch", state.data.epoch},
+                        {"batch", state.data.batch},
+                        {"best_val_loss", state.best_val_loss},
+                        {"config", state.config_text}};
+    write_file_atomic((tmp / "state.json").string(), j.dump(1) + "\n");  // the completion marker
+    fsync_directory(tmp.string());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);  // give a full disk its space back; the previous checkpoints stand
+    throw;
+  }
   // A checkpoint of the same step is replaced only when it is this run's (a resumed run redoes
   // the steps after its last checkpoint); another run's is never touched.
   if (fs::exists(final_dir)) {

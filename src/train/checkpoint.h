@@ -3,6 +3,7 @@
 // config). Written into a temporary folder that is renamed into place last, so a half-written
 // checkpoint is never seen; state.json is written last inside it, as the completion marker.
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ enum class RunStart { kFresh, kResume, kOverwrite };
 // it, so that resuming and pruning never take another run's checkpoints.
 struct RunFolder {
   std::string dir;
+  std::shared_ptr<int> lock;  // RUN/.lock, flock'ed for the run's lifetime (closed with the last copy)
   std::string run_id;
   bool legacy = false;    // resumed a folder from before run ids: its unmarked checkpoints are its own
   std::string moved_to;  // kOverwrite: where the old folder went
@@ -35,7 +37,10 @@ struct RunFolder {
 // Claims `dir` for a run. kFresh: throws iflame::Error naming the folder when it is not empty
 // (and offering --resume or --overwrite); kOverwrite: renames a non-empty folder to
 // DIR.old-N (the first N free) first; kResume: adopts the folder's run (a new id when it has
-// none). Creates the folder and run.json as needed.
+// none). Creates the folder and run.json as needed. Holds an exclusive lock on RUN/.lock for as
+// long as the returned RunFolder (or a copy) lives, and refuses a folder that another live
+// process holds; a killed process's lock ends with it. Temporary checkpoint folders that a
+// killed run left behind are removed.
 RunFolder claim_run_folder(const std::string& dir, RunStart start);
 
 // Writes checkpoint `state.step` under `run.dir`, then keeps only the newest `keep_last` of

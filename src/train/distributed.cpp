@@ -42,11 +42,12 @@ using torch::Tensor;
 
 namespace {
 
-// Waiting for every rank to join (multi-host starts can be slow).
-constexpr std::chrono::milliseconds kStoreTimeout{10 * 60 * 1000};
-// One collective: ranks other than 0 wait in the next step's collectives while rank 0
-// validates and writes checkpoints.
-constexpr std::chrono::milliseconds kCollectiveTimeout{60 * 60 * 1000};
+// Waiting for every rank to join (multi-host starts can be slow), at most.
+constexpr int64_t kMaxStoreTimeoutS = 10 * 60;
+
+std::chrono::milliseconds store_timeout(int64_t timeout_s) {
+  return std::chrono::milliseconds(1000 * std::min(timeout_s, kMaxStoreTimeoutS));
+}
 
 int64_t env_int(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
@@ -71,12 +72,16 @@ void DistOptions::read_environment() {
   local_world_size = env_int("LOCAL_WORLD_SIZE", local_world_size);
   local_rank = env_int("LOCAL_RANK", local_rank);
   store_served_by_launcher = env_int("IFLAME_STORE_SERVED_BY_LAUNCHER", store_served_by_launcher ? 1 : 0) != 0;
+  timeout_s = env_int("IFLAME_DIST_TIMEOUT", timeout_s);
 }
 
 void DistOptions::validate() const {
   if (world_size < 1) throw Error("world size must be at least 1, got " + std::to_string(world_size));
   if (rank < 0 || rank >= world_size) {
     throw Error("rank " + std::to_string(rank) + " is outside 0.." + std::to_string(world_size - 1));
+  }
+  if (timeout_s < 1 || timeout_s > 7 * 24 * 3600) {
+    throw Error("IFLAME_DIST_TIMEOUT must be 1 to 604800 seconds, got " + std::to_string(timeout_s));
   }
   if (master_port < 0 || master_port > 65535) throw Error("master port " + std::to_string(master_port) + " is not a port");
   if (local_world_size < 1) throw Error("LOCAL_WORLD_SIZE must be at least 1");
@@ -124,7 +129,7 @@ Distributed::Distributed(const DistOptions& options) : options_(options) {
   so.isServer = options_.rank == 0 && !options_.store_served_by_launcher;
   so.numWorkers = size_t(options_.world_size);
   so.waitWorkers = false;  // the process group's rendezvous waits for every rank
-  so.timeout = kStoreTimeout;
+  so.timeout = store_timeout(options_.timeout_s);
   try {
     group_->store = c10::make_intrusive<c10d::TCPStore>(options_.master_addr, so);
   } catch (const std::exception& e) {
@@ -143,7 +148,7 @@ Distributed::Distributed(const DistOptions& options) : options_(options) {
 #endif
     }
 #ifdef IFLAME_HAVE_GLOO
-    auto go = c10d::ProcessGroupGloo::Options::create(kCollectiveTimeout);
+    auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(1000 * options_.timeout_s));
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
       go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
     } else if (is_loopback(options_.master_addr)) {
@@ -304,7 +309,7 @@ int launch_local_workers(int64_t nproc, const std::vector<std::string>& args, co
   so.port = 0;
   so.isServer = true;
   so.waitWorkers = false;
-  so.timeout = kStoreTimeout;
+  so.timeout = store_timeout(env_int("IFLAME_DIST_TIMEOUT", 3600));
   auto store = c10::make_intrusive<c10d::TCPStore>(master_addr, so);
   const int port = store->getPort();
   if (port <= 0) throw Error("distributed: the launcher could not open a port for the store");

@@ -30,6 +30,11 @@ struct DistOptions {
   bool store_served_by_launcher = false;
   // The tensors to reduce live on CUDA: NCCL (needs a build with IFLAME_WITH_NCCL), else Gloo.
   bool cuda = false;
+  // How long one collective may wait for the other ranks (IFLAME_DIST_TIMEOUT, seconds), and
+  // joining the group at most the same or 10 minutes. Ranks other than 0 wait in the next
+  // step's collectives while rank 0 validates and writes checkpoints, hence the hour; tests
+  // set seconds.
+  int64_t timeout_s = 3600;
 
   bool distributed() const { return world_size > 1; }
   // Reads the environment variables above; unset ones keep the current values.

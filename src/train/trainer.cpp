@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +17,7 @@
 #include "train/distributed.h"
 #include "train/evaluate.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "util/progress.h"
 
 namespace iflame {
@@ -173,12 +175,17 @@ TrainResult train(const TrainConfig& cfg, RunStart start, Distributed* dist) {
   const auto train_idx = data.indices(Split::kTrain), val_idx = data.indices(Split::kVal);
   BatchStream stream(data, train_idx, {cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces},
                      cfg.data_augment, cfg.train_seed, state.data, group.rank(), world);
+  const std::string log_path = cfg.out_dir + "/log.jsonl";
   std::ofstream log;
-  if (main) log.open(cfg.out_dir + "/log.jsonl", std::ios::app);
+  if (main) {
+    drop_partial_last_line(log_path);
+    log.open(log_path, std::ios::app);
+  }
   auto log_line = [&](const nlohmann::json& j) {
     if (!main) return;
     log << j.dump() << "\n";
     log.flush();
+    if (!log) throw Error(log_path, std::string("cannot append to the log: ") + std::strerror(errno));
   };
   if (state.step == 0) {
     log_line({{"event", "start"}, {"config", state.config_text}, {"params", model->num_parameters()},

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "util/error.h"
 
@@ -37,13 +38,17 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error(path, std::string("cannot write: ") + std::strerror(errno));
-  bool ok = std::fwrite(data, 1, size, f) == size;
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (::fsync(::fileno(f)) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
+  int error = 0;  // the first failure's errno
+  auto check = [&](bool ok) {
+    if (!ok && !error) error = errno ? errno : EIO;
+  };
+  check(std::fwrite(data, 1, size, f) == size);
+  check(std::fflush(f) == 0);
+  check(::fsync(::fileno(f)) == 0);
+  check(std::fclose(f) == 0);
+  if (error) {
     std::remove(tmp.c_str());
-    throw Error(path, "write failed (disk full?)");
+    throw Error(path, std::string("write failed: ") + std::strerror(error));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
@@ -51,6 +56,18 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
     std::remove(tmp.c_str());
     throw Error(path, "cannot rename temporary file into place: " + ec.message());
   }
+}
+
+void drop_partial_last_line(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size == 0) return;
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty() || text.back() == '\n') return;
+  const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  std::filesystem::resize_file(path, keep, ec);
+  if (ec) throw Error(path, "cannot cut its torn last line: " + ec.message());
 }
 
 void fsync_directory(const std::string& dir) {

@@ -16,6 +16,9 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
   write_file_atomic(path, text.data(), text.size());
 }
 
+// Cuts a last line that has no newline (a write torn by a kill or a full disk), so that lines
+// appended later start on a line of their own. Does nothing to a missing or empty file.
+void drop_partial_last_line(const std::string& path);
 // fsync()s a folder, so that renames into it survive a power loss; throws iflame::Error naming it.
 void fsync_directory(const std::string& dir);
 

@@ -14,6 +14,7 @@ namespace {
 using torch::Tensor;
 
 TEST(Decoder, TeacherForcedLogitsMatchTheReferenceCachedPath) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   IFlameModel model = load_model(test::reference_dir() + "/weights.safetensors");
   model->eval();
   Tensor tokens = test::read_raw(test::reference_dir() + "/tokens.bin", test::reference_shape("tokens.bin"), torch::kLong);

@@ -46,6 +46,7 @@ class ScopedEnv {
 };
 
 TEST(SampleCommand, RejectsEveryOutOfRangeOptionNamingIt) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string base = "sample --weights " + reference_weights() + " --no-previews --threads 1 --out " +
                            test::temp_dir() + " ";
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -68,6 +69,7 @@ TEST(SampleCommand, RejectsEveryOutOfRangeOptionNamingIt) {
 }
 
 TEST(SampleCommand, SummarySaysWhatEndedEachSampleInIndexOrder) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string dir = test::temp_dir();
   const auto run = test::run_iflame("sample --weights " + reference_weights() +
                                     " --n 5 --batch 2 --max-faces 3 --threads 1 --out " + dir);
@@ -94,6 +96,7 @@ TEST(SampleCommand, SummarySaysWhatEndedEachSampleInIndexOrder) {
 }
 
 TEST(SampleCommand, FormatListWritesEachFileAndGlbLoadsBack) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string dir = test::temp_dir();
   const auto run = test::run_iflame("sample --weights " + reference_weights() +
                                     " --n 2 --max-faces 4 --threads 1 --no-previews --format glb,obj --out " + dir);
@@ -111,6 +114,7 @@ TEST(SampleCommand, FormatListWritesEachFileAndGlbLoadsBack) {
 }
 
 TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string dir = test::temp_dir();
   SafetensorsFile file = read_safetensors(reference_weights());
   file.metadata["sample.max-faces"] = "2";
@@ -137,6 +141,7 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
 }
 
 TEST(SampleCommand, FindsTheModelThroughIflameModelAndNamesWhereItLooked) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string dir = test::temp_dir();
   {
     ScopedEnv env("IFLAME_MODEL", reference_weights());

@@ -17,6 +17,7 @@ namespace {
 using torch::Tensor;
 
 TEST(Sampler, GreedyReproducesTheReferenceTokens) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   IFlameModel model = load_model(test::reference_dir() + "/weights.safetensors");
   model->eval();
   const auto shape = test::reference_shape("greedy.bin");
@@ -251,6 +252,7 @@ TEST(Generate, WithoutOrderConstraintsARandomModelBreaksTheOrder) {
 }
 
 TEST(Generate, SampleCommandReportsGrammarAndOrderBreaks) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string dir = test::temp_dir();
   const auto run = test::run_iflame("sample --weights " + test::reference_dir() +
                                     "/weights.safetensors --n 2 --max-faces 8 --order-constraints --precision bf16 "

@@ -133,6 +133,7 @@ TEST(LoadMesh, KnowsWhichPathsAreMeshes) {
 }
 
 TEST(LoadMesh, ReferenceMeshesLoad) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const Mesh chair = load_mesh(test::reference_dir() + "/meshes/chair.obj");
   EXPECT_EQ(chair.vertices.size(), 32u);
   EXPECT_EQ(chair.faces.size(), 48u);

@@ -25,6 +25,7 @@ torch::Tensor reference_tokens() {
 }
 
 TEST(Parity, InfersTheReferenceConfig) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   IFlameModel model = reference_model();
   auto meta = nlohmann::json::parse(read_file_text(test::reference_dir() + "/meta.json"));
   EXPECT_EQ(model->config.dim, meta["config"]["embed_dim"].get<int64_t>());
@@ -35,6 +36,7 @@ TEST(Parity, InfersTheReferenceConfig) {
 }
 
 TEST(Parity, LogitsMatchTheReference) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   torch::NoGradGuard no_grad;
   IFlameModel model = reference_model();
   torch::Tensor tokens = reference_tokens();
@@ -47,6 +49,7 @@ TEST(Parity, LogitsMatchTheReference) {
 }
 
 TEST(Parity, LossMatchesTheReference) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   torch::NoGradGuard no_grad;
   IFlameModel model = reference_model();
   torch::Tensor tokens = reference_tokens();
@@ -59,6 +62,7 @@ TEST(Parity, LossMatchesTheReference) {
 }
 
 TEST(Parity, EveryBlockActivationMatchesTheTrace) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   torch::NoGradGuard no_grad;
   IFlameModel model = reference_model();
   SafetensorsFile trace_file = read_safetensors(test::reference_dir() + "/trace.safetensors");
@@ -80,6 +84,7 @@ TEST(Parity, EveryBlockActivationMatchesTheTrace) {
 }
 
 TEST(Parity, RopeTablesAndSlopesMatchTheReference) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   SafetensorsFile aux = read_safetensors(test::reference_dir() + "/aux.safetensors");
   const int64_t D = std::stoll(aux.metadata.at("head_dim"));
   torch::Tensor expected_cos = to_torch(aux.tensors.at("rotary.cos"));

@@ -44,6 +44,7 @@ TEST(Weights, ParameterCountIsTheModelsForEveryArchitecture) {
 }
 
 TEST(Weights, AStrayBlockIndexIsRefusedBeforeAnythingIsBuilt) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   SafetensorsFile file = reference_weights();
   EXPECT_EQ(refusal(file), "");
   file.tensors["bottlenecke.999999.attn.q_proj.weight"] = tiny_tensor();
@@ -55,6 +56,7 @@ TEST(Weights, AStrayBlockIndexIsRefusedBeforeAnythingIsBuilt) {
 }
 
 TEST(Weights, BadMetadataAndImplausibleShapesAreErrors) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   SafetensorsFile file = reference_weights();
   file.metadata["num_heads"] = "sixteen";
   EXPECT_NE(refusal(file).find("num_heads"), std::string::npos);

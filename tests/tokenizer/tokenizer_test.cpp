@@ -42,6 +42,7 @@ std::vector<std::string> tokenizer_cases() {
 }
 
 TEST(Tokenizer, MatchesReferenceRowsTokenForToken) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   int checked = 0;
   for (const std::string& name : tokenizer_cases()) {
     const std::string dir = test::reference_dir() + "/tokenizer/";
@@ -71,6 +72,7 @@ TEST(Tokenizer, MatchesReferenceRowsTokenForToken) {
 }
 
 TEST(Tokenizer, NormalizesLikeTheReference) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   for (const std::string& name : tokenizer_cases()) {
     SCOPED_TRACE(name);
     const std::string dir = test::reference_dir() + "/tokenizer/";
@@ -100,6 +102,7 @@ TEST(Tokenizer, QuadsAreTriangulated) {
 
 // tokens.bin holds the reference dataset's sequences for meshes/*.obj, cut to `rows_kept` rows.
 TEST(Tokenizer, ReproducesReferenceTokenFile) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
   const json meta = json::parse(read_file_text(test::reference_dir() + "/meta.json"));
   const auto shape = meta.at("tokens").at("shape").get<std::vector<size_t>>();
   const size_t rows_kept = meta.at("tokens").at("rows_kept").get<size_t>();

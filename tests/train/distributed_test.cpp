@@ -17,6 +17,7 @@
 #include "model/model_test_util.h"
 #include "model/weights.h"
 #include "test_paths.h"
+#include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/distributed.h"
 #include "train/train_test_util.h"
@@ -59,6 +60,7 @@ void run_ranks(int64_t world, const std::function<void(Distributed&)>& body) {
         o.rank = r;
         o.world_size = world;
         o.master_port = port;
+        o.timeout_s = 30;  // a hung collective fails the test in seconds
         Distributed group(o);
         body(group);
       } catch (const std::exception& e) {
@@ -241,7 +243,7 @@ TEST(TrainDistributedSlow, ADyingWorkerStopsTheRunAndIsNamed) {
   std::vector<std::string> args = {test::iflame_binary(), "train", "--nproc", "2", "--preset", "ci", "--data", data,
                                    "--set", "out.dir=" + out, "--set", "train.steps=100000", "--set",
                                    "train.precision=fp32", "--set", "train.threads=2", "--set", "train.peak_gflops=100",
-                                   "--set", "eval.every=0", "--set", "out.save_every=0"};
+                                   "--set", "eval.every=0", "--set", "out.save_every=2"};
   const pid_t launcher = fork();
   if (launcher == 0) {
     std::vector<char*> argv;
@@ -251,9 +253,9 @@ TEST(TrainDistributedSlow, ADyingWorkerStopsTheRunAndIsNamed) {
     execv(argv[0], argv.data());
     _exit(127);
   }
-  // Wait until both workers train (rank 0 has logged a step), then kill rank 1.
+  // Wait until both workers train (rank 0 has written a checkpoint), then kill rank 1.
   pid_t rank1 = 0, rank0 = 0;
-  for (int i = 0; i < 3000 && test::losses(out + "/log.jsonl").empty(); ++i) {
+  for (int i = 0; i < 6000 && latest_checkpoint(out).empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   for (pid_t p : children_of(launcher)) {
@@ -280,6 +282,20 @@ TEST(TrainDistributedSlow, ADyingWorkerStopsTheRunAndIsNamed) {
       << message;
   EXPECT_NE(message.find("data-parallel run of 2 workers failed"), std::string::npos) << message;
   EXPECT_NE(kill(rank0, 0), 0) << "rank 0 outlived the launcher";
+
+  // --resume continues the run from its last checkpoint, two steps further.
+  const std::string ckpt = latest_checkpoint(out);
+  ASSERT_FALSE(ckpt.empty());
+  const int64_t step = std::stoll(ckpt.substr(ckpt.rfind("step-") + 5));
+  std::string resume = "train --nproc 2 --resume";
+  for (size_t i = 2; i < args.size(); ++i) {
+    resume += " '" + (args[i] == "train.steps=100000" ? "train.steps=" + std::to_string(step + 2) : args[i]) + "'";
+  }
+  const auto resumed = test::run_iflame(resume);
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("resumed from " + ckpt), std::string::npos) << resumed.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/step-" + std::string(8 - std::to_string(step + 2).size(), '0') +
+                                      std::to_string(step + 2) + "/state.json"));
 
   // Flags that contradict --nproc are usage errors.
   const auto bad = test::run_iflame("train --nproc 2 --rank 1 --data '" + data + "'");

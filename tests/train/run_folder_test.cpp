@@ -1,11 +1,13 @@
 // A run owns its folder: a new run never writes into another's, --overwrite moves it aside,
 // --resume refuses a changed config, and pruning and resuming never take another run's checkpoints.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "test_paths.h"
 #include "train/checkpoint.h"
@@ -128,6 +130,39 @@ TEST(RunFolder, ConfigDifferencesSkipResumableKeys) {
   EXPECT_EQ(d[1], "optim.lr: saved 0.001, now 0.002");
   EXPECT_TRUE(resumable_key("train.steps"));
   EXPECT_FALSE(resumable_key("model.dim"));
+}
+
+// Two processes (or two trainers in one) never write one folder at once: the second claim is
+// refused, names the holder's pid, and moves nothing, whichever way it starts.
+TEST(RunFolder, ALiveRunsFolderIsRefusedUntilItEnds) {
+  const std::string dir = test::temp_dir() + "/run";
+  std::optional<RunFolder> holder = claim_run_folder(dir, RunStart::kFresh);
+  const std::string id = holder->run_id;
+  for (RunStart start : {RunStart::kResume, RunStart::kOverwrite, RunStart::kFresh}) {
+    try {
+      claim_run_folder(dir, start);
+      ADD_FAILURE() << "a second claim of a live run's folder succeeded";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(dir), std::string::npos) << what;
+      if (start != RunStart::kFresh) {
+        EXPECT_NE(what.find("pid " + std::to_string(::getpid())), std::string::npos) << what;
+      }
+    }
+  }
+  EXPECT_FALSE(fs::exists(dir + ".old-1"));
+  holder.reset();  // the run ends: its lock goes with it
+  EXPECT_EQ(claim_run_folder(dir, RunStart::kResume).run_id, id);
+}
+
+TEST(RunFolder, ResumeRemovesTheTemporariesOfAKilledCheckpointWrite) {
+  const std::string dir = test::temp_dir() + "/run";
+  { claim_run_folder(dir, RunStart::kFresh); }
+  fs::create_directories(dir + "/.tmp-step-00000006-12345");
+  write_file_atomic(dir + "/.tmp-step-00000006-12345/model.safetensors", std::string("half"));
+  const RunFolder run = claim_run_folder(dir, RunStart::kResume);
+  EXPECT_FALSE(fs::exists(dir + "/.tmp-step-00000006-12345"));
+  EXPECT_TRUE(fs::exists(dir + "/run.json"));
 }
 
 }  // namespace

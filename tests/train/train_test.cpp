@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "dataset/format.h"
@@ -206,50 +209,165 @@ TEST(Optim, WarmupThenCosine) {
   EXPECT_NEAR(scheduled_lr(100, 100, 10, 1.0), 0.0, 1e-12);
 }
 
-// The CLI run killed with SIGKILL mid-training resumes and ends on the same losses.
-TEST(TrainSlow, KilledRunResumesFromItsLastCheckpoint) {
+// Each logged step's losses, in log order (a resumed run logs the steps after its checkpoint
+// again). Every line must parse: a kill must not leave a torn line behind.
+std::map<int64_t, std::vector<double>> losses_by_step(const std::string& log_path) {
+  std::map<int64_t, std::vector<double>> out;
+  std::ifstream in(log_path);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);  // throws on a torn line
+    if (j.contains("step") && j.contains("loss") && j["loss"].is_number()) out[j["step"]].push_back(j["loss"]);
+  }
+  return out;
+}
+
+size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+// SIGKILL at random moments, 20 times over one run. Checkpoints are written every step, so some
+// kills land inside a checkpoint write. Every kill is real (the process ended by the signal, its
+// newest checkpoint below the last step), every resume finds a complete checkpoint, and every
+// loss the killed run ever logged equals the uninterrupted run's loss at that step.
+TEST(TrainSlow, RandomKillsNeverBreakTheLossCurve) {
   if (!std::filesystem::exists(test::iflame_binary())) GTEST_SKIP() << "no iflame binary";
+  constexpr int64_t kSteps = 60;
+  constexpr int kKills = 20;
   const std::string dir = test::temp_dir();
   const std::string data = make_dataset(dir, 40);
-  auto args = [&](const std::string& out) {
-    return std::vector<std::string>{test::iflame_binary(), "train", "--preset", "ci", "--data", data, "--set",
-                                    "out.dir=" + out, "--set", "train.steps=12", "--set", "out.save_every=2", "--set",
-                                    "train.precision=fp32", "--set", "train.threads=1", "--set", "data.batch_tokens=1200"};
+  auto args = [&](const std::string& out, bool resume) {
+    std::vector<std::string> a = {test::iflame_binary(), "train", "--preset", "ci", "--data", data,
+                                  "--set", "out.dir=" + out, "--set", "train.steps=" + std::to_string(kSteps),
+                                  "--set", "out.save_every=1", "--set", "log.every=1", "--set", "eval.every=0",
+                                  "--set", "train.precision=fp32", "--set", "train.threads=1",
+                                  "--set", "data.batch_tokens=1200"};
+    if (resume) a.push_back("--resume");
+    return a;
   };
-  auto run = [&](std::vector<std::string> a, bool kill_after_checkpoint) {
-    pid_t pid = fork();
+  auto spawn = [](std::vector<std::string> a) {
+    const pid_t pid = fork();
     if (pid == 0) {
       std::vector<char*> argv;
       for (auto& s : a) argv.push_back(s.data());
       argv.push_back(nullptr);
-      freopen("/dev/null", "w", stderr);
+      if (!freopen("/dev/null", "w", stderr)) _exit(126);
       execv(argv[0], argv.data());
       _exit(127);
     }
-    if (kill_after_checkpoint) {
-      const std::string out = a[7].substr(8);
-      for (int i = 0; i < 6000 && latest_checkpoint(out).find("step-00000004") == std::string::npos; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      kill(pid, SIGKILL);
-    }
+    return pid;
+  };
+  auto wait_for = [](pid_t pid) {
     int status = 0;
     waitpid(pid, &status, 0);
     return status;
   };
-  ASSERT_EQ(run(args(dir + "/full"), false), 0);
-  run(args(dir + "/killed"), true);
-  ASSERT_FALSE(latest_checkpoint(dir + "/killed").empty());
-  auto resumed = args(dir + "/killed");
-  resumed.push_back("--resume");
-  ASSERT_EQ(run(resumed, false), 0);
-  const auto a = losses(dir + "/full/log.jsonl");
-  // The killed run's log holds its steps up to the kill and then the resumed steps again from
-  // the checkpoint on: its last 12 - k entries must equal the uninterrupted run's tail.
-  const auto b = losses(dir + "/killed/log.jsonl");
-  ASSERT_EQ(a.size(), 12u);
-  ASSERT_GE(b.size(), 12u);
-  for (size_t i = 1; i <= 4; ++i) EXPECT_DOUBLE_EQ(a[a.size() - i], b[b.size() - i]) << i;
+  auto checkpoint_step = [](const std::string& path) {
+    return path.empty() ? int64_t(0) : std::stoll(path.substr(path.rfind("step-") + 5));
+  };
+
+  const auto ref_start = std::chrono::steady_clock::now();
+  ASSERT_EQ(wait_for(spawn(args(dir + "/full", false))), 0);
+  const auto step_time = (std::chrono::steady_clock::now() - ref_start) / kSteps;
+  const auto reference = losses_by_step(dir + "/full/log.jsonl");
+  ASSERT_EQ(reference.size(), size_t(kSteps));
+
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const std::string out = dir + "/killed", log = out + "/log.jsonl";
+  int kills = 0, inside_writes = 0;
+  for (int attempt = 0; kills < kKills && attempt < 4 * kKills; ++attempt) {
+    const size_t logged = line_count(log);
+    const pid_t pid = spawn(args(out, attempt > 0));
+    // Once this process has logged a step of its own, kill it at a random moment of the next few.
+    int status = 0;
+    pid_t ended = 0;
+    for (int i = 0; i < 20000 && line_count(log) <= logged + 1 && (ended = waitpid(pid, &status, WNOHANG)) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (ended == 0) {
+      std::this_thread::sleep_for(std::uniform_real_distribution<double>(0, 2.5)(rng) * step_time);
+      kill(pid, SIGKILL);
+      status = wait_for(pid);
+    }
+    if (WIFEXITED(status)) {
+      ASSERT_EQ(WEXITSTATUS(status), 0) << "a resume failed after " << kills << " kills";
+      break;  // it finished before the kill: the run is done
+    }
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ++kills;
+    for (const auto& e : std::filesystem::directory_iterator(out)) {
+      inside_writes += e.path().filename().string().rfind(".tmp-", 0) == 0;
+    }
+    EXPECT_LT(checkpoint_step(latest_checkpoint(out)), kSteps) << "killed after its last step";
+  }
+  EXPECT_EQ(kills, kKills) << "the run finished first; its steps are too fast for " << kKills << " kills";
+  ASSERT_EQ(wait_for(spawn(args(out, true))), 0);
+  EXPECT_EQ(checkpoint_step(latest_checkpoint(out)), kSteps);
+
+  const auto killed = losses_by_step(log);
+  ASSERT_EQ(killed.size(), size_t(kSteps));
+  for (const auto& [step, values] : killed) {
+    for (double v : values) EXPECT_EQ(v, reference.at(step).front()) << "step " << step;
+  }
+  std::printf("%d kills, %d of them inside a checkpoint write, %zu steps logged twice or more\n", kills, inside_writes,
+              size_t(std::count_if(killed.begin(), killed.end(), [](const auto& e) { return e.second.size() > 1; })));
+}
+
+// Training onto a disk that fills up (a small tmpfs, mounted in a user namespace): the run stops
+// with an error that names the file and says why, the half-written checkpoint is removed, the
+// previous checkpoint is intact, and --resume continues from it once there is room.
+TEST(TrainSlow, AFullDiskStopsClearlyAndKeepsThePreviousCheckpoint) {
+  if (!std::filesystem::exists(test::iflame_binary())) GTEST_SKIP() << "no iflame binary";
+  const std::string dir = test::temp_dir();
+  const std::string data = make_dataset(dir, 40);
+  auto train_args = [&](const std::string& out, int64_t steps) {
+    return "train --preset ci --data '" + data + "' --set out.dir='" + out + "' --set train.steps=" +
+           std::to_string(steps) + " --set out.save_every=1 --set out.keep_last=1000 --set eval.every=0" +
+           " --set train.precision=fp32 --set train.threads=1 --set data.batch_tokens=1200";
+  };
+  // One checkpoint's size, from a short run on the real disk.
+  ASSERT_EQ(test::run_iflame(train_args(dir + "/probe", 1)).code, 0);
+  uintmax_t checkpoint_bytes = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir + "/probe/step-00000001")) {
+    if (e.is_regular_file()) checkpoint_bytes += e.file_size();
+  }
+  ASSERT_GT(checkpoint_bytes, 0u);
+  // Room for two and a half checkpoints: the third write fails.
+  const uintmax_t disk = checkpoint_bytes * 5 / 2 + 64 * 1024;
+  const std::string mnt = dir + "/disk", copy = dir + "/copy";
+  std::filesystem::create_directories(mnt);
+  const std::string script = "mount -t tmpfs -o size=" + std::to_string(disk) + " tmpfs '" + mnt + "' || exit 90; '" +
+                             test::iflame_binary() + "' " + train_args(mnt + "/run", 50) + " 2>'" + dir +
+                             "/stderr.txt'; echo \\$? >'" + dir + "/code'; cp -a '" + mnt + "/run' '" + copy + "'";
+  const auto ns = test::run_shell("unshare --user --map-root-user --mount sh -c \"" + script + "\" 2>&1");
+  if (ns.code != 0 || !std::filesystem::exists(dir + "/code")) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs user namespaces or root): " << ns.out;
+  }
+  EXPECT_EQ(read_file_text(dir + "/code"), "1\n") << "not a clean error exit";
+  const std::string err = read_file_text(dir + "/stderr.txt");
+  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+  EXPECT_NE(err.find(mnt + "/run/"), std::string::npos) << err;
+  for (const auto& e : std::filesystem::directory_iterator(copy)) {
+    EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << "left behind: " << e.path();
+  }
+  const std::string last = latest_checkpoint(copy);
+  ASSERT_FALSE(last.empty()) << "no complete checkpoint survived";
+  const int64_t step = std::stoll(last.substr(last.rfind("step-") + 5));
+  EXPECT_GE(step, 1);
+  EXPECT_LT(step, 50);
+  // The survivor is whole: the run resumes from it, and the step after it has the loss that the
+  // failed run logged for that step before its checkpoint write failed.
+  const auto resumed = test::run_iflame(train_args(copy, step + 1) + " --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("resumed from " + last), std::string::npos) << resumed.out;
+  const auto logged = losses_by_step(copy + "/log.jsonl");
+  ASSERT_EQ(logged.count(step + 1), 1u);
+  ASSERT_EQ(logged.at(step + 1).size(), 2u) << "the failed run and the resumed one each log the step once";
+  EXPECT_EQ(logged.at(step + 1)[0], logged.at(step + 1)[1]);
 }
 
 }  // namespace

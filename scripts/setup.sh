@@ -11,6 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev                  # JSON (reports, safetensors headers, configs)
   libcpp-httplib-dev                  # HTTP for `iflame serve` (and its bench and tests)
   libgtest-dev googletest             # unit tests
+  clang libclang-rt-14-dev            # the sanitizer build and the libFuzzer harnesses (tests/fuzz)
   unzip ca-certificates               # corpus builder: game archives are zip files
   nodejs chromium                     # iflame view: three.js from npm; headless browser test
 )

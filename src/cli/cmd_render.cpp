@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "dataset/isolated_load.h"
 #include "mesh/load.h"
 #include "render/plot.h"
 #include "render/png.h"
@@ -151,7 +152,7 @@ int run_render(int argc, char** argv) {
   size_t skipped = missing;
   for (const Input& in : files) {
     try {
-      meshes.push_back(load_mesh(in.path));
+      meshes.push_back(load_untrusted_mesh(in.path));
       captions.push_back(in.caption_name + "\n" + plural(meshes.back().faces.size(), "face"));
     } catch (const std::exception& e) {
       const std::string msg = e.what();

@@ -11,7 +11,7 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "generate/generate.h"
-#include "mesh/load.h"
+#include "dataset/isolated_load.h"
 #include "mesh/write.h"
 #include "model/weights.h"
 #include "render/png.h"
@@ -143,7 +143,7 @@ int run_sample(int argc, char** argv) {
   opts.stop_at_eos = !no_constraints;
   opts.bf16 = precision == "bf16";
   if (!prompt_path.empty()) {
-    opts.prompt = encode_prompt(canonicalize(load_mesh(prompt_path), tokenizer), tokenizer);
+    opts.prompt = encode_prompt(canonicalize(load_untrusted_mesh(prompt_path), tokenizer), tokenizer);
     std::fprintf(stderr, "sample: prompt %s: %zu faces\n", prompt_path.c_str(), opts.prompt.size() / kTokensPerFace - 1);
   }
 

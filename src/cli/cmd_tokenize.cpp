@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "mesh/load.h"
+#include "dataset/isolated_load.h"
 #include "tokenizer/tokenizer.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -27,7 +27,7 @@ int run_tokenize(int argc, char** argv) {
   TokenizerConfig cfg;
   cfg.bits = int(bits);
 
-  const Mesh mesh = load_mesh(path);
+  const Mesh mesh = load_untrusted_mesh(path);
   CanonicalMesh cm;
   try {
     cm = canonicalize(mesh, cfg);

@@ -66,7 +66,7 @@ int run_train(int argc, char** argv) {
   if (!args.parse(argc, argv)) return 0;
   if (help_config) {
     for (const auto& k : kTrainKeys) {
-      std::printf("  %-22s %s%s\n", k.name, k.help, resumable_key(k.name) ? " [resumable]" : "");
+      std::printf("  %-22s %s%s\n", k.name, k.help, k.resumable ? " [resumable]" : "");
     }
     return 0;
   }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,6 +15,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <new>
 
 #include "mesh/load.h"
 #include "util/error.h"
@@ -65,11 +68,32 @@ void append(std::string& out, const T& value) {
   out.append(reinterpret_cast<const char*>(&value), sizeof value);
 }
 
+// Caps the reader's address space for one file: what it maps now, plus 1 GiB, plus 16x the
+// file. A crafted header (a PLY declaring two billion vertices in 300 bytes) then fails with
+// bad_alloc in the reader instead of growing until the machine kills something.
+void cap_memory_for(const std::string& path) {
+  long pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  if (pages <= 0) return;
+  std::error_code ec;
+  const uint64_t file = std::filesystem::file_size(path, ec);
+  const uint64_t mapped = uint64_t(pages) * uint64_t(::sysconf(_SC_PAGESIZE));
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_AS, &limit) != 0) return;
+  const uint64_t want = mapped + kReaderMemoryBudget + 16 * (ec ? 0 : file);
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? rlim_t(want) : std::min<rlim_t>(rlim_t(want), limit.rlim_max);
+  ::setrlimit(RLIMIT_AS, &limit);
+}
+
 // Reply payload: "M" + u64 vertex count + u64 face count + arrays, or "E" + u64 length of the
 // error's path + that path + the message.
 std::string load_reply(const std::string& path) {
   std::string out;
   try {
+    cap_memory_for(path);
     const Mesh m = load_mesh(path);
     out.reserve(17 + m.vertices.size() * sizeof(Vec3) + m.faces.size() * sizeof(Tri));
     out += 'M';
@@ -86,6 +110,7 @@ std::string load_reply(const std::string& path) {
     out = "E";
     append(out, uint64_t(0));
     out += std::string("reader failed: ") + e.what();
+    if (dynamic_cast<const std::bad_alloc*>(&e)) out += " (the file asks for more memory than its size allows)";
   }
   return out;
 }
@@ -277,6 +302,10 @@ size_t IsolatedReaderPool::size() const {
 Mesh load_mesh_isolated(const std::string& path, double timeout_s) {
   IsolatedReader reader;
   return reader.load(path, timeout_s);
+}
+
+Mesh load_untrusted_mesh(const std::string& path) {
+  return is_assimp_path(path) ? load_mesh_isolated(path) : load_mesh(path);
 }
 
 }  // namespace iflame

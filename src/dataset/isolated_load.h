@@ -5,9 +5,11 @@
 // with no vertices) and aborts on internal assertions (mesh/assimp_reader.cpp). prepare
 // therefore reads the formats that go to assimp in reader processes: each is forked once, loads
 // files on request and sends the meshes back over a socket; one that dies or runs past the time
-// limit makes that file "unreadable" and is replaced by a fresh one on the next request.
+// limit makes that file "unreadable" and is replaced by a fresh one on the next request. Its
+// memory is capped per file (kReaderMemoryBudget), so a crafted header cannot exhaust the machine.
 // (A process per file would cost a fork each: ~50 ms for a LibTorch-sized binary.)
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -58,5 +60,13 @@ class IsolatedReaderPool {
 
 // One-off: a reader process for one file.
 Mesh load_mesh_isolated(const std::string& path, double timeout_s = 60.0);
+
+// A mesh file a user hands a command: assimp's formats in a reader process, our own readers
+// (bounds-checked) here.
+Mesh load_untrusted_mesh(const std::string& path);
+
+// A reader process may map this much beyond what it mapped before the file, plus 16x the
+// file's size.
+constexpr uint64_t kReaderMemoryBudget = uint64_t(1) << 30;
 
 }  // namespace iflame

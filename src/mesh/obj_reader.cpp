@@ -28,7 +28,9 @@ Mesh read_obj(const std::vector<uint8_t>& bytes, const std::string& path) {
   Mesh mesh;
   const char* data = reinterpret_cast<const char*>(bytes.data());
   const char* end = data + bytes.size();
-  if (std::memchr(data, '\0', bytes.size()) != nullptr) throw Error(path, "not an OBJ text file (contains NUL bytes)");
+  if (!bytes.empty() && std::memchr(data, '\0', bytes.size()) != nullptr) {
+    throw Error(path, "not an OBJ text file (contains NUL bytes)");
+  }
   std::vector<int32_t> corners;
   size_t line_no = 0;
   for (const char* line = data; line < end;) {

@@ -66,7 +66,9 @@ class Tokens {
 }  // namespace
 
 Mesh read_off(const std::vector<uint8_t>& bytes, const std::string& path) {
-  if (std::memchr(bytes.data(), '\0', bytes.size()) != nullptr) throw Error(path, "not an OFF text file (contains NUL bytes)");
+  if (!bytes.empty() && std::memchr(bytes.data(), '\0', bytes.size()) != nullptr) {
+    throw Error(path, "not an OFF text file (contains NUL bytes)");
+  }
   Tokens t(bytes, path);
   std::string magic = t.next("the OFF header");
   if (magic != "OFF") throw Error(path, "not an OFF file (header is '" + magic.substr(0, 16) + "', expected 'OFF')");

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "model/weights.h"
+#include "train/config.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -152,11 +153,8 @@ RunFolder claim_run_folder(const std::string& dir, RunStart start) {
 }
 
 bool resumable_key(const std::string& key) {
-  static const std::set<std::string> keys = {
-      "data.train",      "train.steps", "train.threads", "train.device", "train.recompute", "train.max_bad_steps",
-      "train.peak_gflops", "eval.every", "eval.batches",  "out.dir",      "out.save_every",  "out.keep_last", "out.keep_every",
-      "log.every"};
-  return keys.count(key) > 0;
+  const TrainKey* k = find_train_key(key);
+  return k && k->resumable;
 }
 
 std::vector<std::string> config_differences(const std::string& saved, const std::string& now) {

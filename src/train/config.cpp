@@ -1,59 +1,86 @@
 #include "train/config.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
 #include "util/error.h"
 #include "util/fs.h"
 
 namespace iflame {
 
+using C = TrainConfig;
 const std::vector<TrainKey> kTrainKeys = {
-    {"model.preset", "tiny (E=64), small (E=256) or ref (E=512, H=16: the paper's 75.7M model)"},
-    {"model.arch", "iflame, or a baseline: full (24 full-attention layers) / linear (24 linear)"},
-    {"model.dim", "width E (0 = the preset's)"},
-    {"model.heads", "attention heads H (0 = the preset's); E/H divisible by 4"},
-    {"model.pattern", "attention kinds of one stage's blocks, L linear / F full (iFlame: LLLF)"},
-    {"model.blocks_per_stage", "blocks in each of the 6 hourglass stages"},
-    {"model.baseline_layers", "depth of the full/linear baselines"},
-    {"data.train", "dataset file written by `iflame prepare` (train and val splits)"},
-    {"data.max_faces", "skip meshes with more faces"},
-    {"data.augment", "true: the reference's scale/shift augmentation before quantizing"},
-    {"data.batch_tokens", "padded tokens per micro-batch; batches group similar lengths"},
-    {"data.batch_size", "at most this many sequences per micro-batch"},
-    {"train.steps", "optimizer steps"},
-    {"train.seed", "seed of the data order, augmentation and initialization"},
-    {"train.precision", "bf16 (autocast) or fp32"},
-    {"train.threads", "CPU threads (0 = all cores), shared by the data-parallel workers of a host"},
-    {"train.device", "cpu, cuda (data parallel: worker i of a host on cuda:i; NCCL) or cuda:N"},
-    {"train.recompute",
+    // name                      member                       resumable  help
+    {"model.preset",            &C::model_preset,            false, "tiny (E=64), small (E=256) or ref (E=512, H=16: the paper's 75.7M model)"},
+    {"model.arch",              &C::model_arch,              false, "iflame, or a baseline: full (24 full-attention layers) / linear (24 linear)"},
+    {"model.dim",               &C::model_dim,               false, "width E (0 = the preset's)"},
+    {"model.heads",             &C::model_heads,             false, "attention heads H (0 = the preset's); E/H divisible by 4"},
+    {"model.pattern",           &C::model_pattern,           false, "attention kinds of one stage's blocks, L linear / F full (iFlame: LLLF)"},
+    {"model.blocks_per_stage",  &C::model_blocks_per_stage,  false, "blocks in each of the 6 hourglass stages"},
+    {"model.baseline_layers",   &C::model_baseline_layers,   false, "depth of the full/linear baselines"},
+    {"data.train",              &C::data_train,              true,  "dataset file written by `iflame prepare` (train and val splits)"},
+    {"data.max_faces",          &C::data_max_faces,          false, "skip meshes with more faces"},
+    {"data.augment",            &C::data_augment,            false, "true: the reference's scale/shift augmentation before quantizing"},
+    {"data.batch_tokens",       &C::data_batch_tokens,       false, "padded tokens per micro-batch; batches group similar lengths"},
+    {"data.batch_size",         &C::data_batch_size,         false, "at most this many sequences per micro-batch"},
+    {"train.steps",             &C::train_steps,             true,  "optimizer steps"},
+    {"train.seed",              &C::train_seed,              false, "seed of the data order, augmentation and initialization"},
+    {"train.precision",         &C::train_precision,         false, "bf16 (autocast) or fp32"},
+    {"train.threads",           &C::train_threads,           true,  "CPU threads (0 = all cores), shared by the data-parallel workers of a host"},
+    {"train.device",            &C::train_device,            true,  "cpu, cuda (data parallel: worker i of a host on cuda:i; NCCL) or cuda:N"},
+    {"train.recompute",         &C::train_recompute,         true,
      "none, linear or all: blocks that keep only their input and run again in the backward (less memory, "
      "about one extra forward of those blocks)"},
-    {"train.max_bad_steps", "stop after this many non-finite steps in a row"},
-    {"train.peak_gflops", "MFU denominator: bf16 matmul GFLOP/s of one worker (0 = measure ~0.5 s at start)"},
-    {"optim.kind", "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
-    {"optim.lr", "peak learning rate"},
-    {"optim.warmup", "warmup as a fraction of train.steps, then cosine to 0"},
-    {"optim.weight_decay", "decoupled weight decay"},
-    {"optim.grad_clip", "global gradient-norm clip (0 = off)"},
-    {"optim.accum", "micro-batches accumulated per optimizer step"},
-    {"eval.every", "validate every N steps (0 = only at the end)"},
-    {"eval.batches", "validation micro-batches per evaluation (0 = the whole split)"},
-    {"out.dir", "run folder: checkpoints, log.jsonl"},
-    {"out.save_every", "checkpoint every N steps (and at the end)"},
-    {"out.keep_last", "checkpoints kept besides the best"},
-    {"out.keep_every", "also keep every checkpoint whose step is a multiple of this for good (0 = none)"},
-    {"log.every", "print a step line every N steps"},
+    {"train.max_bad_steps",     &C::train_max_bad_steps,     true,  "stop after this many non-finite steps in a row"},
+    {"train.peak_gflops",       &C::train_peak_gflops,       true,  "MFU denominator: bf16 matmul GFLOP/s of one worker (0 = measure ~0.5 s at start)"},
+    {"optim.kind",              &C::optim_kind,              false, "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
+    {"optim.lr",                &C::optim_lr,                false, "peak learning rate"},
+    {"optim.warmup",            &C::optim_warmup,            false, "warmup as a fraction of train.steps, then cosine to 0"},
+    {"optim.weight_decay",      &C::optim_weight_decay,      false, "decoupled weight decay"},
+    {"optim.grad_clip",         &C::optim_grad_clip,         false, "global gradient-norm clip (0 = off)"},
+    {"optim.accum",             &C::optim_accum,             false, "micro-batches accumulated per optimizer step"},
+    {"eval.every",              &C::eval_every,              true,  "validate every N steps (0 = only at the end)"},
+    {"eval.batches",            &C::eval_batches,            true,  "validation micro-batches per evaluation (0 = the whole split)"},
+    {"out.dir",                 &C::out_dir,                 true,  "run folder: checkpoints, log.jsonl"},
+    {"out.save_every",          &C::out_save_every,          true,  "checkpoint every N steps (and at the end)"},
+    {"out.keep_last",           &C::out_keep_last,           true,  "checkpoints kept besides the best"},
+    {"out.keep_every",          &C::out_keep_every,          true,  "also keep every checkpoint whose step is a multiple of this for good (0 = none)"},
+    {"log.every",               &C::log_every,               true,  "print a step line every N steps"},
 };
+
+const TrainKey* find_train_key(const std::string& name) {
+  for (const TrainKey& k : kTrainKeys) {
+    if (name == k.name) return &k;
+  }
+  return nullptr;
+}
 
 namespace {
 
+ModelConfig model_preset_config(const std::string& preset, const std::string& arch) {
+  return model_preset(preset, arch_from_name(arch));
+}
+
 int64_t to_int(const std::string& key, const std::string& v) {
   char* end = nullptr;
+  errno = 0;
   long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end) throw Error("config key " + key + " needs an integer, got '" + v + "'");
+  if (errno == ERANGE) throw Error("config key " + key + ": " + v + " is out of range");
+  return x;
+}
+uint64_t to_uint(const std::string& key, const std::string& v) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long x = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || v[0] == '-' || *end) throw Error("config key " + key + " needs a non-negative integer, got '" + v + "'");
+  if (errno == ERANGE) throw Error("config key " + key + ": " + v + " is out of range");
   return x;
 }
 double to_double(const std::string& key, const std::string& v) {
@@ -79,52 +106,41 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
-void TrainConfig::set(const std::string& key, const std::string& v) {
-  if (key == "model.preset") model_preset = v;
-  else if (key == "model.arch") model_arch = v;
-  else if (key == "model.dim") model_dim = to_int(key, v);
-  else if (key == "model.heads") model_heads = to_int(key, v);
-  else if (key == "model.pattern") model_pattern = v;
-  else if (key == "model.blocks_per_stage") model_blocks_per_stage = to_int(key, v);
-  else if (key == "model.baseline_layers") model_baseline_layers = to_int(key, v);
-  else if (key == "data.train") data_train = v;
-  else if (key == "data.max_faces") data_max_faces = to_int(key, v);
-  else if (key == "data.augment") data_augment = to_bool(key, v);
-  else if (key == "data.batch_tokens") data_batch_tokens = to_int(key, v);
-  else if (key == "data.batch_size") data_batch_size = to_int(key, v);
-  else if (key == "train.steps") train_steps = to_int(key, v);
-  else if (key == "train.seed") train_seed = uint64_t(to_int(key, v));
-  else if (key == "train.precision") train_precision = v;
-  else if (key == "train.threads") train_threads = to_int(key, v);
-  else if (key == "train.device") train_device = v;
-  else if (key == "train.recompute") train_recompute = v;
-  else if (key == "train.max_bad_steps") train_max_bad_steps = to_int(key, v);
-  else if (key == "train.peak_gflops") train_peak_gflops = to_double(key, v);
-  else if (key == "optim.kind") optim_kind = v;
-  else if (key == "optim.lr") optim_lr = to_double(key, v);
-  else if (key == "optim.warmup") optim_warmup = to_double(key, v);
-  else if (key == "optim.weight_decay") optim_weight_decay = to_double(key, v);
-  else if (key == "optim.grad_clip") optim_grad_clip = to_double(key, v);
-  else if (key == "optim.accum") optim_accum = to_int(key, v);
-  else if (key == "eval.every") eval_every = to_int(key, v);
-  else if (key == "eval.batches") eval_batches = to_int(key, v);
-  else if (key == "out.dir") out_dir = v;
-  else if (key == "out.save_every") out_save_every = to_int(key, v);
-  else if (key == "out.keep_last") out_keep_last = to_int(key, v);
-  else if (key == "out.keep_every") out_keep_every = to_int(key, v);
-  else if (key == "log.every") log_every = to_int(key, v);
-  else throw Error("unknown config key '" + key + "' (see `iflame train --help-config`)");
+void TrainConfig::set(const std::string& key, const std::string& raw) {
+  const TrainKey* k = find_train_key(key);
+  if (!k) throw Error("unknown config key '" + key + "' (see `iflame train --help-config`)");
+  // Values are written back as `key = value` lines (checkpoints, --resume checks), where
+  // surrounding blanks are trimmed and '#' starts a comment: such values could not load back.
+  const std::string v = trim(raw);
+  if (v.find_first_of("#\n\r", 0) != std::string::npos || v.find('\0') != std::string::npos) {
+    throw Error("config key " + key + ": a value cannot contain '#', a line break or a NUL byte");
+  }
+  std::visit(
+      [&](auto member) {
+        using T = std::decay_t<decltype(this->*member)>;
+        if constexpr (std::is_same_v<T, std::string>) this->*member = v;
+        else if constexpr (std::is_same_v<T, bool>) this->*member = to_bool(key, v);
+        else if constexpr (std::is_same_v<T, double>) this->*member = to_double(key, v);
+        else if constexpr (std::is_same_v<T, uint64_t>) this->*member = to_uint(key, v);
+        else this->*member = to_int(key, v);
+      },
+      k->member);
   if (train_precision != "bf16" && train_precision != "fp32") throw Error("train.precision must be bf16 or fp32");
   if (!valid_device_name(train_device)) {
     throw Error("train.device must be cpu, cuda or cuda:N, got '" + train_device + "'");
   }
-  (void)recompute_from_name(train_recompute);  // validates
+  (void)recompute_from_name(train_recompute);  // these validate
+  (void)model_preset_config(model_preset, model_arch);
+  if (optim_kind != "muon" && optim_kind != "adamw") throw Error("optim.kind must be muon or adamw, got '" + optim_kind + "'");
+  if (model_pattern.empty() || model_pattern.size() > 64 || model_pattern.find_first_not_of("LF") != std::string::npos) {
+    throw Error("model.pattern must be 1 to 64 letters L (linear) or F (full), got '" + model_pattern + "'");
+  }
   if (train_peak_gflops < 0) throw Error("config: train.peak_gflops must be >= 0 (0 = measure)");
   if (data_batch_tokens <= 0 || data_batch_size <= 0 || optim_accum <= 0 || train_steps <= 0) {
     throw Error("config: batch sizes, optim.accum and train.steps must be positive");
   }
   auto require = [&](bool ok, const char* what) {
-    if (!ok) throw Error(std::string("config: ") + what + " (setting " + key + " = " + v + ")");
+    if (!ok) throw Error(std::string("config: ") + what + " (setting " + key + " = " + trim(raw) + ")");
   };
   require(std::isfinite(optim_lr) && optim_lr > 0, "optim.lr must be a finite number above 0");
   require(optim_warmup >= 0 && optim_warmup <= 1, "optim.warmup must be a fraction in [0, 1]");
@@ -148,7 +164,18 @@ void TrainConfig::set(const std::string& key, const std::string& v) {
 }
 
 void TrainConfig::load_file(const std::string& path) {
-  std::istringstream in(read_file_text(path));
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxConfigBytes) {
+    throw Error(path, std::to_string(size) + " bytes is not a config file (a config is `key = value` lines, at most " +
+                          std::to_string(kMaxConfigBytes) + " bytes)");
+  }
+  load_text(read_file_text(path), path);
+}
+
+void TrainConfig::load_text(const std::string& text, const std::string& path) {
+  if (text.size() > kMaxConfigBytes) throw Error(path, "longer than a config file may be (" + std::to_string(kMaxConfigBytes) + " bytes)");
+  std::istringstream in(text);
   std::string line;
   int line_no = 0;
   while (std::getline(in, line)) {
@@ -165,24 +192,21 @@ void TrainConfig::load_file(const std::string& path) {
   }
 }
 
-std::string TrainConfig::to_text() const {
+std::string TrainConfig::value_text(const TrainKey& key) const {
   std::ostringstream s;
-  s << "model.preset = " << model_preset << "\nmodel.arch = " << model_arch << "\nmodel.dim = " << model_dim
-    << "\nmodel.heads = " << model_heads << "\nmodel.pattern = " << model_pattern
-    << "\nmodel.blocks_per_stage = " << model_blocks_per_stage << "\nmodel.baseline_layers = " << model_baseline_layers
-    << "\ndata.train = " << data_train << "\ndata.max_faces = " << data_max_faces
-    << "\ndata.augment = " << (data_augment ? "true" : "false") << "\ndata.batch_tokens = " << data_batch_tokens
-    << "\ndata.batch_size = " << data_batch_size << "\ntrain.steps = " << train_steps << "\ntrain.seed = " << train_seed
-    << "\ntrain.precision = " << train_precision << "\ntrain.threads = " << train_threads
-    << "\ntrain.device = " << train_device << "\ntrain.recompute = " << train_recompute
-    << "\ntrain.max_bad_steps = " << train_max_bad_steps << "\ntrain.peak_gflops = " << train_peak_gflops
-    << "\noptim.kind = " << optim_kind
-    << "\noptim.lr = " << optim_lr << "\noptim.warmup = " << optim_warmup << "\noptim.weight_decay = " << optim_weight_decay
-    << "\noptim.grad_clip = " << optim_grad_clip << "\noptim.accum = " << optim_accum << "\neval.every = " << eval_every
-    << "\neval.batches = " << eval_batches << "\nout.dir = " << out_dir << "\nout.save_every = " << out_save_every
-    << "\nout.keep_last = " << out_keep_last << "\nout.keep_every = " << out_keep_every << "\nlog.every = " << log_every
-    << "\n";
+  std::visit(
+      [&](auto member) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(this->*member)>, bool>) s << (this->*member ? "true" : "false");
+        else s << this->*member;
+      },
+      key.member);
   return s.str();
+}
+
+std::string TrainConfig::to_text() const {
+  std::string text;
+  for (const TrainKey& k : kTrainKeys) text += std::string(k.name) + " = " + value_text(k) + "\n";
+  return text;
 }
 
 ModelConfig TrainConfig::model_config() const {

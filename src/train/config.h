@@ -3,12 +3,15 @@
 #pragma once
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "model/config.h"
-#include "train/optim.h"
+#include "train/optim_options.h"
 
 namespace iflame {
+
+struct TrainKey;
 
 struct TrainConfig {
   // model
@@ -43,16 +46,29 @@ struct TrainConfig {
 
   void set(const std::string& key, const std::string& value);  // throws iflame::Error
   void load_file(const std::string& path);
+  // The same from text in memory; `path` names it in errors.
+  void load_text(const std::string& text, const std::string& path);
+  static constexpr size_t kMaxConfigBytes = 1 << 20;
   std::string to_text() const;  // every key = value, loadable again
+  std::string value_text(const TrainKey& key) const;  // one key's value as to_text writes it
   ModelConfig model_config() const;
   OptimizerOptions optimizer_options() const;
 };
 
+// One row per config key: the member it sets (its type and default come from TrainConfig),
+// whether a resumed run may change it, and its help. set(), to_text(), `--help-config` and the
+// resume check all read this one table.
 struct TrainKey {
+  using Member = std::variant<std::string TrainConfig::*, int64_t TrainConfig::*, uint64_t TrainConfig::*,
+                              double TrainConfig::*, bool TrainConfig::*>;
   const char* name;
+  Member member;
+  bool resumable;  // schedule length, reporting, threads, devices, recomputation, paths
   const char* help;
 };
 extern const std::vector<TrainKey> kTrainKeys;
+// The row of a key, or nullptr for an unknown one.
+const TrainKey* find_train_key(const std::string& name);
 
 // Built-in presets: "ci" (seconds), "cpu" (the Debian corpus on this CPU), "ref" (the paper).
 TrainConfig train_preset(const std::string& name);

@@ -10,16 +10,9 @@
 #include <vector>
 
 #include "model/torch_compat.h"
+#include "train/optim_options.h"
 
 namespace iflame {
-
-struct OptimizerOptions {
-  std::string kind = "muon";  // "muon" (Muon + AdamW split) or "adamw" (AdamW everywhere)
-  double weight_decay = 0.1;
-  double beta1 = 0.95, beta2 = 0.95, eps = 1e-8;
-  double muon_momentum = 0.95;
-  int ns_steps = 5;
-};
 
 class Optimizer {
  public:

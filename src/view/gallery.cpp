@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "dataset/isolated_load.h"
 #include "mesh/load.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -221,7 +222,7 @@ GalleryReport write_gallery(const std::vector<MeshFile>& files, const std::strin
     std::string id = "m";
     id += std::to_string(report.meshes.size());
     try {
-      mesh = load_mesh(f.path);
+      mesh = load_untrusted_mesh(f.path);
       js = mesh_record_js(mesh, id, f.name);
     } catch (const std::exception& e) {
       report.skipped.push_back({f.path, reason_without_path(e.what(), f.path)});

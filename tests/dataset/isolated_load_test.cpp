@@ -89,3 +89,31 @@ TEST(IsolatedLoad, StopsAReaderThatHangs) {
 
 }  // namespace
 }  // namespace iflame
+
+namespace iflame {
+namespace {
+
+// 300 bytes of PLY that declare two billion vertices: assimp sizes its arrays from the header.
+// Without the reader's memory cap this grew past 14 GB until the kernel killed it; with it, the
+// file is refused as unreadable, quickly, and a valid file still loads in the same reader.
+TEST(IsolatedLoad, AHeaderThatAsksForTerabytesHitsTheMemoryCap) {
+  const std::string dir = test::temp_dir();
+  const std::pair<const char*, std::string> bodies[] = {{"binary_little_endian", std::string(64, '\x01')},
+                                                        {"ascii", "0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n"}};
+  for (const auto& [format, body] : bodies) {
+    const std::string path = dir + "/huge_" + format + ".ply";
+    test::write_text(path, std::string("ply\nformat ") + format +
+                               " 1.0\nelement vertex 2000000000\nproperty float x\nproperty float y\nproperty float z\n"
+                               "element face 1\nproperty list uchar int vertex_indices\nend_header\n" + body);
+    const std::string message = error_of(path);
+    EXPECT_EQ(message.rfind(path, 0), 0u) << message;
+    // Refused by the cap (an allocation failure), not by the kernel killing the reader.
+    EXPECT_NE(message.find("bad_alloc"), std::string::npos) << message;
+    EXPECT_THROW(load_untrusted_mesh(path), Error);
+  }
+  test::write_text(dir + "/ok.md3", test::md3_bytes(false));
+  EXPECT_FALSE(load_untrusted_mesh(dir + "/ok.md3").faces.empty());
+}
+
+}  // namespace
+}  // namespace iflame

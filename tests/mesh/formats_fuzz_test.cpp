@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -12,7 +14,9 @@
 
 #include "mesh/mesh.h"
 #include "mesh/readers.h"
+#include "test_paths.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 namespace iflame::format_samples {
 
@@ -144,6 +148,21 @@ TEST(FormatsFuzz, Spm) {
 }
 
 TEST(FormatsFuzz, Pie) { EXPECT_GT(fuzz(readers::read_pie, format_samples::sample_file("pie"), 7, /*text=*/true), 0); }
+
+// The libFuzzer harnesses' seeds (tests/fuzz/corpus/<format>/) are these sample files, so that
+// they stay valid when a sample changes; IFLAME_UPDATE_FUZZ_SEEDS=1 rewrites them.
+TEST(FormatsFuzz, LibFuzzerSeedsAreTheSampleFiles) {
+  const std::pair<const char*, const char*> seeds[] = {{"pmd", "pmd3"}, {"pmd", "pmd4"}, {"g3d", "g3d"}, {"md2", "md2"},
+                                                       {"spm", "spm"},  {"spm", "spm_skinned"}, {"pie", "pie"}};
+  const bool update = std::getenv("IFLAME_UPDATE_FUZZ_SEEDS") != nullptr;
+  for (const auto& [format, name] : seeds) {
+    const std::string path = test::source_dir() + "/tests/fuzz/corpus/" + format + "/" + name;
+    const std::vector<uint8_t> sample = format_samples::sample_file(name);
+    if (update) write_file_atomic(path, sample.data(), sample.size());
+    ASSERT_TRUE(std::filesystem::exists(path)) << path << " (run with IFLAME_UPDATE_FUZZ_SEEDS=1)";
+    EXPECT_EQ(read_file_bytes(path), sample) << path << " is stale (run with IFLAME_UPDATE_FUZZ_SEEDS=1)";
+  }
+}
 
 }  // namespace
 }  // namespace iflame

@@ -140,6 +140,34 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
   EXPECT_THROW(d.load_file(dir + "/e.txt"), Error);
 }
 
+// One table row per key drives set(), to_text() and the resume check: every key appears once in
+// the text, with the value set() stored, and values the text could not carry are refused.
+TEST(Train, ConfigTableDrivesSetTextAndResume) {
+  TrainConfig c;
+  const std::string text = c.to_text();
+  for (const TrainKey& k : kTrainKeys) {
+    const std::string line = std::string(k.name) + " = " + c.value_text(k) + "\n";
+    EXPECT_NE(text.find(line), std::string::npos) << k.name;
+    EXPECT_EQ(resumable_key(k.name), k.resumable) << k.name;
+  }
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), std::ptrdiff_t(kTrainKeys.size()));
+  c.set("out.dir", "  runs/with spaces inside  ");
+  EXPECT_EQ(c.out_dir, "runs/with spaces inside");
+  c.set("train.seed", "12345678901");
+  EXPECT_NE(c.to_text().find("train.seed = 12345678901\n"), std::string::npos);
+  for (const char* bad : {"runs/a#b", "runs/a\nb", "runs/a\rb"}) {
+    EXPECT_THROW(c.set("out.dir", bad), Error) << bad;
+  }
+  const std::string dir = test::temp_dir();
+  std::ofstream(dir + "/huge.conf") << std::string(TrainConfig::kMaxConfigBytes + 1, '#');
+  try {
+    c.load_file(dir + "/huge.conf");
+    ADD_FAILURE() << "a config file above the size limit loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("huge.conf"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Train, RecomputeIsNoneLinearOrAll) {
   TrainConfig c;
   EXPECT_EQ(c.train_recompute, "none");

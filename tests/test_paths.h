@@ -33,3 +33,21 @@ CliRun run_shell(const std::string& command);
                    << " (put shared/ beside the source tree, or set IFLAME_SHARED_DIR)";             \
     }                                                                                                \
   } while (0)
+
+// AddressSanitizer builds (scripts/test.sh's second stage) replace malloc and reserve terabytes
+// of address space for shadow memory; tests of malloc tuning or of address-space limits skip
+// there, saying why.
+#if defined(__SANITIZE_ADDRESS__)
+#define IFLAME_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IFLAME_UNDER_ASAN 1
+#endif
+#endif
+#ifdef IFLAME_UNDER_ASAN
+#define IFLAME_SKIP_UNDER_ASAN(why) GTEST_SKIP() << "not under AddressSanitizer: " << why
+#else
+#define IFLAME_SKIP_UNDER_ASAN(why) \
+  do {                              \
+  } while (0)
+#endif

@@ -144,7 +144,7 @@ int run_sample(int argc, char** argv) {
   opts.bf16 = precision == "bf16";
   if (!prompt_path.empty()) {
     opts.prompt = encode_prompt(canonicalize(load_untrusted_mesh(prompt_path), tokenizer), tokenizer);
-    std::fprintf(stderr, "sample: prompt %s: %zu faces\n", prompt_path.c_str(), opts.prompt.size() / kTokensPerFace - 1);
+    std::fprintf(stderr, "sample: prompt %s: %zu faces\n", prompt_path.c_str(), prompt_faces(opts.prompt.size()));
   }
 
   std::filesystem::create_directories(out_dir);

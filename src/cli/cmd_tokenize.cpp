@@ -47,13 +47,13 @@ int run_tokenize(int argc, char** argv) {
     for (size_t f = 0; f < cm.faces.size(); ++f) {
       jrows.push_back(std::vector<int32_t>(rows.begin() + f * kTokensPerFace, rows.begin() + (f + 1) * kTokensPerFace));
     }
-    out["num_tokens"] = (cm.faces.size() + 2) * kTokensPerFace;
+    out["num_tokens"] = sequence_tokens(cm.faces.size());
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
   std::printf("%s: %zu vertices, %zu faces in; %zu vertices, %zu faces canonical; %zu tokens with BOS/EOS rows\n",
               path.c_str(), mesh.vertices.size(), mesh.faces.size(), cm.vertices.size(), cm.faces.size(),
-              (cm.faces.size() + 2) * kTokensPerFace);
+              sequence_tokens(cm.faces.size()));
   std::printf("vertices (quantized, z x y):\n");
   for (size_t i = 0; i < cm.vertices.size(); ++i) {
     std::printf("  %4zu: %3d %3d %3d\n", i, cm.vertices[i][0], cm.vertices[i][1], cm.vertices[i][2]);

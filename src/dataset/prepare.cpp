@@ -633,7 +633,7 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
     json& n = src[split_name(e.split)];
     n = n.get<size_t>() + 1;
     kept_faces.push_back(p.faces);
-    kept_tokens.push_back((size_t(p.faces) + 2) * kTokensPerFace);
+    kept_tokens.push_back(sequence_tokens(size_t(p.faces)));
     entries.push_back(std::move(e));
     p = Processed();
   }

@@ -100,7 +100,7 @@ Batcher::Batcher(IFlameModel model, TokenizerConfig tokenizer, BatcherOptions op
                 std::to_string(tokenizer_.vocab_size()) + ")");
   }
   // Room for the BOS row, max_faces faces in all and the EOS row.
-  const int64_t capacity = (options_.max_faces + 2) * kTokensPerFace;
+  const int64_t capacity = int64_t(sequence_tokens(size_t(options_.max_faces)));
   cache_ = std::make_unique<HybridCache>(cfg, options_.max_batch, capacity, torch::kCPU,
                                          options_.bf16 ? torch::kBFloat16 : torch::kFloat);
   // Touch every page now: the server's memory is the same idle or busy.
@@ -133,11 +133,11 @@ std::shared_ptr<GenerationJob> Batcher::submit(GenerationRequest request) {
     if (!ok) throw Error("prompt: token " + std::to_string(i) + " is " + std::to_string(p[i]) +
                          " (a BOS row, then coordinate rows, is expected)");
   }
-  const int64_t prompt_faces = int64_t(p.size()) / kTokensPerFace - 1;
-  if (request.max_faces < 1 || prompt_faces + request.max_faces > options_.max_faces) {
+  const int64_t faces_in_prompt = int64_t(prompt_faces(p.size()));
+  if (request.max_faces < 1 || faces_in_prompt + request.max_faces > options_.max_faces) {
     throw Error("max_faces: " + std::to_string(request.max_faces) + " must be between 1 and " +
-                std::to_string(options_.max_faces - prompt_faces) + " (the server's cap of " +
-                std::to_string(options_.max_faces) + " faces, less the prompt's " + std::to_string(prompt_faces) + ")");
+                std::to_string(options_.max_faces - faces_in_prompt) + " (the server's cap of " +
+                std::to_string(options_.max_faces) + " faces, less the prompt's " + std::to_string(faces_in_prompt) + ")");
   }
   std::shared_ptr<GenerationJob> job(new GenerationJob(std::move(request)));
   {

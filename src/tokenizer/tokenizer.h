@@ -2,6 +2,7 @@
 // decoding back to a mesh, and training-time augmentation.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -25,6 +26,14 @@ struct TokenizerConfig {
 
 inline constexpr int kTokensPerVertex = 3;
 inline constexpr int kTokensPerFace = 9;
+
+// Token-row arithmetic, so that callers never count rows by hand.
+// Tokens of the sequence of a mesh of `faces` faces: its BOS row, face rows and EOS row.
+inline constexpr size_t sequence_tokens(size_t faces) { return (faces + 2) * kTokensPerFace; }
+// Faces of a prompt (encode_prompt: the BOS row, then face rows).
+inline constexpr size_t prompt_faces(size_t prompt_tokens) {
+  return prompt_tokens < size_t(kTokensPerFace) ? 0 : prompt_tokens / kTokensPerFace - 1;
+}
 
 // A quantized vertex in emitted order: (q_z, q_x, q_y) of the input axes.
 using QVertex = std::array<int32_t, 3>;

@@ -16,7 +16,7 @@ uint64_t mix(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
-size_t tokens_of(const DatasetReader& data, size_t i) { return (size_t(data[i].num_faces) + 2) * kTokensPerFace; }
+size_t tokens_of(const DatasetReader& data, size_t i) { return sequence_tokens(data[i].num_faces); }
 
 }  // namespace
 

@@ -486,7 +486,11 @@ TEST(PthFuzz, MutatedCheckpointsNeverCrash) {
           case 2: s.resize(at); break;
           case 3: s.erase(at, 1 + rng() % 8); break;
           case 4: s.insert(at, 1, char(rng())); break;
-          default: s[at] = char("()tRQqhu.}X\x85\x86\x88\x89K"[rng() % 18]); break;
+          default: {
+            static const char kOpcodes[] = "()tRQqhu.}X\x85\x86\x88\x89K";
+            s[at] = kOpcodes[rng() % (sizeof kOpcodes - 1)];  // UBSan caught "% 18" reading past the end
+            break;
+          }
         }
       }
       return s;

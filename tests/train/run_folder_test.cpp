@@ -23,18 +23,11 @@ namespace fs = std::filesystem;
 
 TrainConfig tiny_run(const std::string& data, const std::string& out) { return test::quick_config(data, out, 4, 2, 0); }
 
-size_t lines_of(const std::string& path) {
-  std::ifstream in(path);
-  size_t n = 0;
-  for (std::string line; std::getline(in, line);) ++n;
-  return n;
-}
-
 TEST(RunFolder, AFreshRunRefusesAFolderThatHoldsARunAndChangesNothing) {
   const std::string dir = test::temp_dir();
   const TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
   train(c, RunStart::kFresh);
-  const size_t log_lines = lines_of(dir + "/run/log.jsonl");
+  const size_t log_lines = test::line_count(dir + "/run/log.jsonl");
   const std::string run_json = read_file_text(dir + "/run/run.json");
   try {
     train(c, RunStart::kFresh);
@@ -45,7 +38,7 @@ TEST(RunFolder, AFreshRunRefusesAFolderThatHoldsARunAndChangesNothing) {
     EXPECT_NE(what.find("--resume"), std::string::npos) << what;
     EXPECT_NE(what.find("--overwrite"), std::string::npos) << what;
   }
-  EXPECT_EQ(lines_of(dir + "/run/log.jsonl"), log_lines);
+  EXPECT_EQ(test::line_count(dir + "/run/log.jsonl"), log_lines);
   EXPECT_EQ(read_file_text(dir + "/run/run.json"), run_json);
   EXPECT_TRUE(fs::exists(dir + "/run/step-00000004/state.json"));
 }

@@ -249,13 +249,6 @@ std::map<int64_t, std::vector<double>> losses_by_step(const std::string& log_pat
   return out;
 }
 
-size_t line_count(const std::string& path) {
-  std::ifstream in(path);
-  size_t n = 0;
-  for (std::string line; std::getline(in, line);) ++n;
-  return n;
-}
-
 // SIGKILL at random moments, 20 times over one run. Checkpoints are written every step, so some
 // kills land inside a checkpoint write. Every kill is real (the process ended by the signal, its
 // newest checkpoint below the last step), every resume finds a complete checkpoint, and every
@@ -308,12 +301,13 @@ TEST(TrainSlow, RandomKillsNeverBreakTheLossCurve) {
   const std::string out = dir + "/killed", log = out + "/log.jsonl";
   int kills = 0, inside_writes = 0;
   for (int attempt = 0; kills < kKills && attempt < 4 * kKills; ++attempt) {
-    const size_t logged = line_count(log);
+    const size_t logged = test::line_count(log);
     const pid_t pid = spawn(args(out, attempt > 0));
     // Once this process has logged a step of its own, kill it at a random moment of the next few.
     int status = 0;
     pid_t ended = 0;
-    for (int i = 0; i < 20000 && line_count(log) <= logged + 1 && (ended = waitpid(pid, &status, WNOHANG)) == 0; ++i) {
+    for (int i = 0; i < 20000 && test::line_count(log) <= logged + 1 && (ended = waitpid(pid, &status, WNOHANG)) == 0;
+         ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     if (ended == 0) {

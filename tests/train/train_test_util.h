@@ -69,4 +69,12 @@ inline std::vector<double> losses(const std::string& log_path) {
   return out;
 }
 
+// The number of lines of a text file (0 when it is missing).
+inline size_t line_count(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
 }  // namespace iflame::test

@@ -10,11 +10,14 @@
 #include <malloc.h>
 #endif
 
+#include "test_paths.h"
+
 namespace iflame {
 namespace {
 
 #if defined(__GLIBC__)
 TEST(Memory, KeepFreedMemoryServesLargeBlocksFromTheHeapAndKeepsThem) {
+  IFLAME_SKIP_UNDER_ASAN("it replaces glibc's malloc, whose tuning this checks");
   keep_freed_memory();
   constexpr size_t kBytes = size_t(64) << 20;  // above glibc's largest default mmap threshold
   const size_t mapped_before = mallinfo2().hblkhd;

@@ -1,8 +1,8 @@
 // Benchmarks of the model on this machine (`iflame bench ...`). Torch-free header (the CLI
 // includes it without LibTorch's headers).
 //
-//   flops      analytic FLOP counts of one training step (the denominator-free half of MFU)
-//   matmul     the CPU's measured bf16 / fp32 matmul rate (the MFU denominator)
+//   (FLOP counts live in model/flops.h, the matmul rate in train/matmul_rate.h: the trainer
+//   reports MFU with them, and it sits below the benchmarks)
 //   train      one configuration's training steps, run in-process by a child (`--child`)
 //   process    re-executing the binary as an isolated child and reading its peak memory
 //
@@ -17,59 +17,10 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/flops.h"
+#include "train/matmul_rate.h"
 
 namespace iflame::bench {
-
-// ---------------------------------------------------------------------------------------
-// FLOP counting. Convention (stated in docs/benchmarks.md):
-//  * dense layers (q/k/v/out projections, SwiGLU, output head): 2 * weights * tokens forward,
-//    x3 for forward + backward (input gradient + weight gradient);
-//  * full attention: QK^T and PV over the causal pairs only, 4 * E * T(T+1)/2 forward; the
-//    tiled kernel's backward recomputes the scores, so forward + backward = x3.5 (executed
-//    FLOPs, not the x3 "model FLOPs" convention of PaLM);
-//  * linear attention: the chunked kernel's matmuls as it executes them (chunk 64, the length
-//    padded to whole chunks), x3 for forward + backward (plain autograd);
-//  * norms, RoPE, softmax, SiLU, residuals, resampling, embedding and the loss: not counted.
-inline constexpr double kDenseTrainFactor = 3.0;
-inline constexpr double kFullAttentionTrainFactor = 3.5;
-inline constexpr double kLinearAttentionTrainFactor = 3.0;
-// The chunk length kernels::linear_attention uses (kernels.h default).
-inline constexpr int64_t kLinearAttentionChunk = 64;
-
-// Weights of one block's matmuls: q, k, v, out (E x E each) and SwiGLU (3 x E x hidden).
-int64_t block_matmul_weights(const ModelConfig& config);
-// Forward FLOPs of the attention kernels for one sequence of T positions (all heads).
-double full_attention_flops(int64_t T, int64_t dim);
-double linear_attention_flops(int64_t T, int64_t heads, int64_t head_dim, int64_t chunk = kLinearAttentionChunk);
-
-struct FlopCount {
-  double dense_forward = 0;      // projections, SwiGLU, head
-  double attention_forward = 0;  // attention kernels
-  double train = 0;              // forward + backward with the factors above
-  double forward() const { return dense_forward + attention_forward; }
-};
-// One training step on `batch` sequences of `length` tokens (iFlame pads to a multiple of 9).
-FlopCount train_flops(const ModelConfig& config, int64_t length, int64_t batch);
-
-// The resolutions a model runs its blocks at: (positions T, attention kind, number of blocks).
-struct BlockGroup {
-  int64_t positions;
-  AttnKind kind;
-  int64_t count;
-};
-std::vector<BlockGroup> block_groups(const ModelConfig& config, int64_t length);
-
-// ---------------------------------------------------------------------------------------
-// Matmul rate: torch::matmul of (m x k) @ (k x n) (batched when batch > 1), best of `reps`.
-struct MatmulResult {
-  std::string name;
-  int64_t batch, m, k, n;
-  std::string dtype;  // "bf16" | "fp32"
-  double best_gflops = 0, mean_gflops = 0;
-};
-// With `transposed_b`, b is the transpose of a contiguous (n x k) tensor (as q k^T is).
-MatmulResult measure_matmul(const std::string& name, int64_t batch, int64_t m, int64_t k, int64_t n, bool bf16,
-                            int64_t reps, bool transposed_b = false);
 
 // ---------------------------------------------------------------------------------------
 // One training configuration, run in this process (the child side of `bench train`).

@@ -78,27 +78,27 @@ int run_matmul(int argc, char** argv) {
   if (threads <= 0) threads = bench::hardware_threads();
   bench::set_threads(threads);
 
-  std::vector<bench::MatmulResult> results;
+  std::vector<MatmulResult> results;
   double peak_bf16 = 0, peak_fp32 = 0;
   for (bool bf16 : {true, false}) {
     if (shapes != "model") {
       for (const auto& s : split_commas(sizes)) {
         const int64_t n = parse_int(s, "--sizes");
-        results.push_back(bench::measure_matmul("square " + s, 1, n, n, n, bf16, reps));
+        results.push_back(measure_matmul("square " + s, 1, n, n, n, bf16, reps));
         double& peak = bf16 ? peak_bf16 : peak_fp32;
         peak = std::max(peak, results.back().best_gflops);
       }
     }
     if (shapes != "square") {
       // ref (E = 512, hidden 1365, H = 16, D = 32) at 800 faces: 7218 tokens, attention tiles of 256.
-      results.push_back(bench::measure_matmul("q/k/v/out proj 7218x512x512", 1, 7218, 512, 512, bf16, reps));
-      results.push_back(bench::measure_matmul("SwiGLU up 7218x512x1365", 1, 7218, 512, 1365, bf16, reps));
-      results.push_back(bench::measure_matmul("SwiGLU down 7218x1365x512", 1, 7218, 1365, 512, bf16, reps));
-      results.push_back(bench::measure_matmul("attn tile QK^T 16x(256x32x256)", 16, 256, 32, 256, bf16, reps));
-      results.push_back(bench::measure_matmul("attn tile Q(K^T view) 16x(256x32x256)", 16, 256, 32, 256, bf16, reps, true));
-      results.push_back(bench::measure_matmul("attn tile PV 16x(256x256x32)", 16, 256, 256, 32, bf16, reps));
-      results.push_back(bench::measure_matmul("linear chunk Q(K^T view) 1808x(64x32x64)", 1808, 64, 32, 64, bf16, reps, true));
-      results.push_back(bench::measure_matmul("linear chunk (QK^T)V 1808x(64x64x32)", 1808, 64, 64, 32, bf16, reps));
+      results.push_back(measure_matmul("q/k/v/out proj 7218x512x512", 1, 7218, 512, 512, bf16, reps));
+      results.push_back(measure_matmul("SwiGLU up 7218x512x1365", 1, 7218, 512, 1365, bf16, reps));
+      results.push_back(measure_matmul("SwiGLU down 7218x1365x512", 1, 7218, 1365, 512, bf16, reps));
+      results.push_back(measure_matmul("attn tile QK^T 16x(256x32x256)", 16, 256, 32, 256, bf16, reps));
+      results.push_back(measure_matmul("attn tile Q(K^T view) 16x(256x32x256)", 16, 256, 32, 256, bf16, reps, true));
+      results.push_back(measure_matmul("attn tile PV 16x(256x256x32)", 16, 256, 256, 32, bf16, reps));
+      results.push_back(measure_matmul("linear chunk Q(K^T view) 1808x(64x32x64)", 1808, 64, 32, 64, bf16, reps, true));
+      results.push_back(measure_matmul("linear chunk (QK^T)V 1808x(64x64x32)", 1808, 64, 64, 32, bf16, reps));
     }
   }
 
@@ -392,7 +392,7 @@ int run_train_cmd(int argc, char** argv) {
         const double ffn = p["ffn_fwd_ms"].get<double>() + p["ffn_bwd_ms"].get<double>();
         blocks_ms += n * blk;
         const double ker_rate = p["kernel_fwd_flops"].get<double>() *
-                                (p["kind"] == "full" ? bench::kFullAttentionTrainFactor : bench::kLinearAttentionTrainFactor) /
+                                (p["kind"] == "full" ? kFullAttentionTrainFactor : kLinearAttentionTrainFactor) /
                                 (ker / 1000.0) * 1e-9;
         const double ffn_rate = p["ffn_fwd_flops"].get<double>() * 3.0 / (ffn / 1000.0) * 1e-9;
         md_profile.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces),

@@ -9,13 +9,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "bench/bench.h"
+#include "model/flops.h"
 #include "model/loss.h"
 #include "model/weights.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/distributed.h"
 #include "train/evaluate.h"
+#include "train/matmul_rate.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -67,7 +68,7 @@ double measured_peak_gflops(const torch::Device& device) {
   const int threads = at::get_num_threads();
   auto it = cache.find(threads);
   if (it != cache.end()) return it->second;
-  return cache[threads] = bench::measure_matmul("peak", 1, 2048, 2048, 2048, /*bf16=*/true, /*reps=*/2).best_gflops;
+  return cache[threads] = measure_matmul("peak", 1, 2048, 2048, 2048, /*bf16=*/true, /*reps=*/2).best_gflops;
 }
 
 }  // namespace
@@ -228,7 +229,7 @@ TrainResult train(const TrainConfig& cfg, RunStart start, Distributed* dist) {
       const double weight = double(n) / double(std::max<int64_t>(total_targets, 1));
       (s.loss * weight).backward();
       loss_sum += s.loss.item<double>() * weight;
-      flops += bench::train_flops(mc, tokens.size(1), tokens.size(0)).train;
+      flops += train_flops(mc, tokens.size(1), tokens.size(0)).train;
     }
     if (world > 1) {
       group.all_reduce_gradients(params);

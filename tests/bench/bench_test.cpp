@@ -23,36 +23,36 @@ TEST(BenchFlops, OneFullLayerByHand) {
   //   dense  2 * 9 * (4 * 8 * 8 + 3 * 8 * 16) + head 2 * 9 * 8 * 132 = 11520 + 19008
   //   attn   4 * 8 * (9 * 10 / 2) = 1440 (causal pairs)
   //   train  3 * 30528 + 3.5 * 1440
-  const auto f = bench::train_flops(trivial(Arch::Full), 9, 1);
+  const auto f = train_flops(trivial(Arch::Full), 9, 1);
   EXPECT_DOUBLE_EQ(f.dense_forward, 30528.0);
   EXPECT_DOUBLE_EQ(f.attention_forward, 1440.0);
   EXPECT_DOUBLE_EQ(f.train, 3.0 * 30528.0 + 3.5 * 1440.0);
-  EXPECT_DOUBLE_EQ(bench::train_flops(trivial(Arch::Full), 9, 3).train, 3.0 * f.train);
+  EXPECT_DOUBLE_EQ(train_flops(trivial(Arch::Full), 9, 3).train, 3.0 * f.train);
 }
 
 TEST(BenchFlops, LinearAttentionChunksByHand) {
   // T = 9 pads to one chunk of 64; per head (D = 4): 4*64*64*4 + 2*64*16 + 2*1*1*16 + 2*64*16.
   const double per_head = 4.0 * 64 * 64 * 4 + 2.0 * 64 * 16 + 2.0 * 16 + 2.0 * 64 * 16;
-  EXPECT_DOUBLE_EQ(bench::linear_attention_flops(9, 2, 4), 2 * per_head);
+  EXPECT_DOUBLE_EQ(linear_attention_flops(9, 2, 4), 2 * per_head);
   // Two chunks: the carry matmul is N x N = 2 x 2.
-  EXPECT_DOUBLE_EQ(bench::linear_attention_flops(128, 1, 4),
+  EXPECT_DOUBLE_EQ(linear_attention_flops(128, 1, 4),
                    4.0 * 128 * 64 * 4 + 2.0 * 128 * 16 + 2.0 * 4 * 16 + 2.0 * 128 * 16);
 }
 
 TEST(BenchFlops, IFlameHourglassResolutions) {
   // One block per stage at L, L/3, L/9, L/9, L/3, L: groups merge same (T, kind).
-  const auto groups = bench::block_groups(trivial(Arch::IFlame), 27);
+  const auto groups = block_groups(trivial(Arch::IFlame), 27);
   ASSERT_EQ(groups.size(), 3u);
   EXPECT_EQ(groups[0].positions, 27);
   EXPECT_EQ(groups[0].count, 2);
   EXPECT_EQ(groups[1].positions, 9);
   EXPECT_EQ(groups[2].positions, 3);
   EXPECT_EQ(groups[2].count, 2);
-  const auto f = bench::train_flops(trivial(Arch::IFlame), 27, 1);
+  const auto f = train_flops(trivial(Arch::IFlame), 27, 1);
   const double W = 4 * 64 + 3 * 8 * 16;
   EXPECT_DOUBLE_EQ(f.dense_forward, 2.0 * W * 2 * (27 + 9 + 3) + 2.0 * 8 * 132 * 27);
-  EXPECT_DOUBLE_EQ(f.attention_forward, 2 * (bench::full_attention_flops(27, 8) + bench::full_attention_flops(9, 8) +
-                                             bench::full_attention_flops(3, 8)));
+  EXPECT_DOUBLE_EQ(f.attention_forward, 2 * (full_attention_flops(27, 8) + full_attention_flops(9, 8) +
+                                             full_attention_flops(3, 8)));
 }
 
 TEST(BenchMemoryEstimate, KeptHeapAddsOneRerunBlockWhenRecomputing) {
@@ -82,7 +82,7 @@ TEST(BenchFlops, DenseWeightsMatchTheModel) {
     for (const auto& p : model->named_parameters()) {
       if (p.value().dim() == 2 && p.key() != "embedding.weight") weights += p.value().numel();
     }
-    EXPECT_EQ(weights, bench::block_matmul_weights(c) * c.num_layers() + c.dim * c.vocab) << arch_name(arch);
+    EXPECT_EQ(weights, block_matmul_weights(c) * c.num_layers() + c.dim * c.vocab) << arch_name(arch);
   }
 }
 
@@ -107,7 +107,7 @@ TEST(BenchChild, TinyTrainRunReturnsJson) {
   EXPECT_GT(loss, 3.0);  // about ln(132) = 4.9 at initialization
   EXPECT_LT(loss, 7.0);
   EXPECT_DOUBLE_EQ(r.json.at("flops_per_step").get<double>(),
-                   bench::train_flops(model_preset("tiny", Arch::IFlame), 27, 1).train);
+                   train_flops(model_preset("tiny", Arch::IFlame), 27, 1).train);
 }
 
 TEST(BenchChild, EnvironmentOverridesAndEmptyValuesRemove) {

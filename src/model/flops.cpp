@@ -1,7 +1,7 @@
-// Analytic FLOP counts of a training step (convention in bench.h).
-#include "bench/bench.h"
+// Analytic FLOP counts of a training step (convention in flops.h).
+#include "model/flops.h"
 
-namespace iflame::bench {
+namespace iflame {
 
 int64_t block_matmul_weights(const ModelConfig& c) { return 4 * c.dim * c.dim + 3 * c.dim * c.hidden(); }
 
@@ -61,4 +61,4 @@ FlopCount train_flops(const ModelConfig& c, int64_t length, int64_t batch) {
   return f;
 }
 
-}  // namespace iflame::bench
+}  // namespace iflame

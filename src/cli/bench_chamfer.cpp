@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "bench/bench.h"
-#include "eval/chamfer.h"
 #include "eval/metrics.h"
+#include "mesh/chamfer.h"
 #include "util/args.h"
 #include "util/error.h"
 #include "util/measure.h"
@@ -23,9 +23,9 @@ namespace iflame::cli {
 namespace {
 
 // `count` clouds of uniform points in [-0.5, 0.5]^3 (the kernel does the same work for any points).
-std::vector<eval::PointCloud> random_clouds(size_t count, size_t points, uint64_t seed) {
+std::vector<PointCloud> random_clouds(size_t count, size_t points, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::vector<eval::PointCloud> out(count, eval::PointCloud(points));
+  std::vector<PointCloud> out(count, PointCloud(points));
   for (auto& c : out) {
     for (auto& p : c) {
       for (float& v : p) v = float(double(rng() >> 11) * 0x1p-53 - 0.5);
@@ -37,7 +37,7 @@ std::vector<eval::PointCloud> random_clouds(size_t count, size_t points, uint64_
 }  // namespace
 
 int run_bench_chamfer(int argc, char** argv) {
-  int64_t shapes = 500, points = int64_t(eval::kDefaultPoints), threads = 0, seed = 1, check = 3;
+  int64_t shapes = 500, points = int64_t(kDefaultPoints), threads = 0, seed = 1, check = 3;
   std::string kernels = "auto", format = "md", out_path;
   ArgParser args("bench chamfer",
                  "Times the |A| x |B| squared-Chamfer matrix of `iflame eval` (--shapes x --shapes random clouds\n"
@@ -58,12 +58,12 @@ int run_bench_chamfer(int argc, char** argv) {
   const int jobs = threads > 0 ? int(threads) : hardware_jobs();
   std::vector<std::string> list;
   if (kernels == "all") {
-    list = eval::chamfer_kernels();
+    list = chamfer_kernels();
   } else {
     std::stringstream in(kernels);
     std::string k;
     while (std::getline(in, k, ',')) {
-      if (!k.empty()) list.push_back(eval::resolve_chamfer_kernel(k));
+      if (!k.empty()) list.push_back(resolve_chamfer_kernel(k));
     }
   }
   if (list.empty()) throw Error("bench chamfer: --kernels names no kernel");
@@ -79,21 +79,21 @@ int run_bench_chamfer(int argc, char** argv) {
   md << "| kernel | threads | shapes | points | seconds | CPU s | pairs/s | G point pairs/s | full eval (s) | max rel. error |\n"
      << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const std::string& k : list) {
-    eval::ChamferOptions opt;
+    ChamferOptions opt;
     opt.threads = jobs;
     opt.kernel = k;
     Progress progress("bench chamfer " + k, size_t(pairs));
     opt.progress = &progress;
     const double c0 = cpu_usage().seconds();
     const auto t0 = std::chrono::steady_clock::now();
-    const eval::DistanceMatrix m = eval::pairwise_chamfer(A, B, opt);
+    const DistanceMatrix m = pairwise_chamfer(A, B, opt);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu = cpu_usage().seconds() - c0;
     progress.finish();
     double max_rel = 0;
     for (int64_t c = 0; c < check; ++c) {
       const size_t i = size_t(c * 7919) % size_t(shapes), j = size_t(c * 104729 + 1) % size_t(shapes);
-      const double ref = eval::chamfer_distance(A[i], B[j]);
+      const double ref = chamfer_distance(A[i], B[j]);
       max_rel = std::max(max_rel, std::abs(m.at(i, j) - ref) / ref);
     }
     const double point_pairs = pairs * double(points) * double(points);

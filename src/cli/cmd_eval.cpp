@@ -140,15 +140,15 @@ std::vector<std::string> stats_row(const std::string& name, const eval::SetStats
 struct GenerationArgs {
   std::string samples, reference, nearest, nearest_image, geometry = "tokens", kernel = "auto";
   Split samples_split = Split::kTrain, split = Split::kVal, nearest_split = Split::kTrain;
-  int64_t points = int64_t(eval::kDefaultPoints), seed = 0, nearest_pairs = 24;
+  int64_t points = int64_t(kDefaultPoints), seed = 0, nearest_pairs = 24;
   eval::Subset subset;
   int jobs = 1;
 };
 
-eval::ChamferOptions chamfer_options(const GenerationArgs& a, Progress* progress) {
-  eval::ChamferOptions o;
+ChamferOptions chamfer_options(const GenerationArgs& a, Progress* progress) {
+  ChamferOptions o;
   o.threads = a.jobs;
-  o.kernel = eval::resolve_chamfer_kernel(a.kernel);
+  o.kernel = resolve_chamfer_kernel(a.kernel);
   o.progress = progress;
   return o;
 }
@@ -228,7 +228,7 @@ std::string run_generation(const GenerationArgs& a, json& out) {
 
   const size_t pairs = eval::generation_metric_pairs(S.clouds.size(), R.clouds.size());
   Progress progress("eval chamfer", pairs);
-  const eval::ChamferOptions copt = chamfer_options(a, &progress);
+  const ChamferOptions copt = chamfer_options(a, &progress);
   const auto t_metrics = std::chrono::steady_clock::now();
   const eval::GenerationMetrics m = eval::generation_metrics(S.clouds, R.clouds, copt);
   const double metrics_s = seconds_since(t_metrics);

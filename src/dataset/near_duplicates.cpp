@@ -3,29 +3,29 @@
 #include <algorithm>
 #include <limits>
 
-#include "eval/chamfer.h"
+#include "mesh/chamfer.h"
 #include "util/error.h"
 
 namespace iflame {
 
-double sampling_floor(const eval::PointCloud& a, const eval::PointCloud& b) { return eval::chamfer_distance(a, b); }
+double sampling_floor(const PointCloud& a, const PointCloud& b) { return chamfer_distance(a, b); }
 
-std::vector<ClosePair> close_pairs(const std::vector<eval::PointCloud>& clouds, const std::vector<double>& floors,
+std::vector<ClosePair> close_pairs(const std::vector<PointCloud>& clouds, const std::vector<double>& floors,
                                    const NearDuplicateOptions& options) {
   if (!(options.max_excess > 0)) throw Error("near-duplicate threshold must be positive");
   if (!(options.relative >= 0)) throw Error("near-duplicate relative tolerance must be 0 or positive");
   if (!floors.empty() && floors.size() != clouds.size()) throw Error("close_pairs: one floor per cloud, or none");
   auto floor_of = [&](size_t i) { return floors.empty() ? 0.0 : floors[i]; };
   const size_t n = clouds.size(), block = std::max<size_t>(options.block, 1);
-  eval::ChamferOptions chamfer;
+  ChamferOptions chamfer;
   chamfer.threads = options.threads;
   std::vector<ClosePair> pairs;
   // Row block [b, e) against the clouds [b, n): each unordered pair once, block x n memory.
   for (size_t b = 0; b < n; b += block) {
     const size_t e = std::min(n, b + block);
-    const std::vector<eval::PointCloud> rows(clouds.begin() + std::ptrdiff_t(b), clouds.begin() + std::ptrdiff_t(e));
-    const std::vector<eval::PointCloud> cols(clouds.begin() + std::ptrdiff_t(b), clouds.end());
-    const eval::DistanceMatrix d = eval::pairwise_chamfer(rows, cols, chamfer);
+    const std::vector<PointCloud> rows(clouds.begin() + std::ptrdiff_t(b), clouds.begin() + std::ptrdiff_t(e));
+    const std::vector<PointCloud> cols(clouds.begin() + std::ptrdiff_t(b), clouds.end());
+    const DistanceMatrix d = pairwise_chamfer(rows, cols, chamfer);
     for (size_t r = 0; r < rows.size(); ++r) {
       for (size_t c = r + 1; c < cols.size(); ++c) {
         const double floor = 0.5 * (floor_of(b + r) + floor_of(b + c)), excess = d.at(r, c) - floor;

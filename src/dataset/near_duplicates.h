@@ -2,8 +2,8 @@
 // with slightly moved vertices and the same prop shipped by two games survive the exact dedup
 // (identical face rows), and would put copies of training meshes into the validation split.
 //
-// Each mesh becomes a surface point cloud (eval/sampling.h, the evaluation normalization) and
-// every pair is compared by the Chamfer distance of the generation metrics (eval/chamfer.h).
+// Each mesh becomes a surface point cloud (mesh/sampling.h, the evaluation normalization) and
+// every pair is compared by the Chamfer distance of the generation metrics (mesh/chamfer.h).
 // Two samplings of one surface are already apart by a floor that grows with the surface's area
 // over the number of points (about 0.008 for a cube at 512 points), so a pair is judged by its
 // excess over the pair's floors: d(a, b) - (floor(a) + floor(b)) / 2, where floor(x) is the
@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "eval/sampling.h"
+#include "mesh/sampling.h"
 
 namespace iflame {
 
@@ -43,11 +43,11 @@ struct ClosePair {
   double distance = 0;  // the raw Chamfer distance
   double excess = 0;    // distance minus the mean of the two floors
 };
-std::vector<ClosePair> close_pairs(const std::vector<eval::PointCloud>& clouds, const std::vector<double>& floors,
+std::vector<ClosePair> close_pairs(const std::vector<PointCloud>& clouds, const std::vector<double>& floors,
                                    const NearDuplicateOptions& options);
 
 // The Chamfer distance between two independent samplings of one surface: `a` and `b`.
-double sampling_floor(const eval::PointCloud& a, const eval::PointCloud& b);
+double sampling_floor(const PointCloud& a, const PointCloud& b);
 
 // The greedy pass. `order` is a permutation of [0, count): earlier meshes are preferred. Returns
 // the removed meshes in `order`'s order; each names its closest (by excess) kept mesh that came

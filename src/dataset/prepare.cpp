@@ -15,8 +15,8 @@
 
 #include "dataset/isolated_load.h"
 #include "dataset/near_duplicates.h"
-#include "eval/sampling.h"
 #include "mesh/load.h"
+#include "mesh/sampling.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -459,7 +459,7 @@ size_t remove_near_duplicates(std::vector<Processed>& done, const std::vector<In
     if (done[i].reason == SkipReason::kNone) alive.push_back(i);
   }
   // Two independent samplings per mesh: one to compare, one for its floor.
-  std::vector<eval::PointCloud> clouds(alive.size());
+  std::vector<PointCloud> clouds(alive.size());
   std::vector<double> floors(alive.size(), -1);
   parallel_for(alive.size(), jobs, [&](size_t k) {
     const Processed& p = done[alive[k]];
@@ -473,14 +473,14 @@ size_t remove_near_duplicates(std::vector<Processed>& done, const std::vector<In
     }
     try {
       const size_t n = size_t(opt.near_dup_points);
-      clouds[k] = eval::sample_normalized(mesh, n, eval::item_seed(1, 2, alive[k]));
-      floors[k] = sampling_floor(clouds[k], eval::sample_normalized(mesh, n, eval::item_seed(1, 3, alive[k])));
+      clouds[k] = sample_normalized(mesh, n, item_seed(1, 2, alive[k]));
+      floors[k] = sampling_floor(clouds[k], sample_normalized(mesh, n, item_seed(1, 3, alive[k])));
     } catch (const Error&) {  // no area in float: never a near-duplicate of anything
       clouds[k].clear();
     }
   });
   std::vector<size_t> of;  // comparable cloud -> position in alive[]
-  std::vector<eval::PointCloud> comparable;
+  std::vector<PointCloud> comparable;
   std::vector<double> comparable_floors;
   for (size_t k = 0; k < alive.size(); ++k) {
     if (clouds[k].empty()) continue;

@@ -6,8 +6,8 @@
 
 #include "dataset/format.h"
 #include "eval/mesh_stats.h"
-#include "eval/sampling.h"
 #include "mesh/mesh.h"
+#include "mesh/sampling.h"
 
 namespace iflame::eval {
 

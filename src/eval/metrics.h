@@ -4,7 +4,7 @@
 #pragma once
 #include <vector>
 
-#include "eval/chamfer.h"
+#include "mesh/chamfer.h"
 
 namespace iflame::eval {
 

@@ -10,7 +10,7 @@
 #include "dataset/dataset_test_util.h"
 #include "dataset/format.h"
 #include "dataset/prepare.h"
-#include "eval/chamfer.h"
+#include "mesh/chamfer.h"
 #include "test_paths.h"
 #include "util/error.h"
 
@@ -48,22 +48,22 @@ Mesh box_mesh(int n, double sx = 1, double sy = 1, double sz = 1) {
   return m;
 }
 
-eval::PointCloud random_cloud(uint64_t seed, float shift) {
+PointCloud random_cloud(uint64_t seed, float shift) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  eval::PointCloud c(64);
+  PointCloud c(64);
   for (auto& p : c) p = {u(rng) + shift, u(rng), u(rng)};
   return c;
 }
 
 TEST(NearDuplicates, ClosePairsAreTheSameForAnyBlockSize) {
-  std::vector<eval::PointCloud> clouds;
+  std::vector<PointCloud> clouds;
   for (uint64_t s = 0; s < 7; ++s) clouds.push_back(random_cloud(s % 3, float(s / 3) * 0.004f));
   NearDuplicateOptions o;
   o.max_excess = 1e-3;
   o.block = 256;
   const auto whole = close_pairs(clouds, {}, o);
-  const eval::DistanceMatrix d = eval::self_chamfer(clouds);
+  const DistanceMatrix d = self_chamfer(clouds);
   size_t expected = 0;
   for (size_t i = 0; i < clouds.size(); ++i) {
     for (size_t j = i + 1; j < clouds.size(); ++j) expected += d.at(i, j) < o.max_excess;
@@ -94,8 +94,8 @@ TEST(NearDuplicates, ClosePairsAreTheSameForAnyBlockSize) {
 
 TEST(NearDuplicates, TheFloorOfASurfaceShrinksWithMorePoints) {
   const Mesh box = box_mesh(2);
-  const double f512 = sampling_floor(eval::sample_normalized(box, 512, 1), eval::sample_normalized(box, 512, 2));
-  const double f2048 = sampling_floor(eval::sample_normalized(box, 2048, 1), eval::sample_normalized(box, 2048, 2));
+  const double f512 = sampling_floor(sample_normalized(box, 512, 1), sample_normalized(box, 512, 2));
+  const double f2048 = sampling_floor(sample_normalized(box, 2048, 1), sample_normalized(box, 2048, 2));
   EXPECT_GT(f512, 0.004);  // about 0.008: area 6 over 512 points
   EXPECT_LT(f512, 0.016);
   EXPECT_NEAR(f2048 / f512, 0.25, 0.08);  // the floor scales as area / points

@@ -3,8 +3,8 @@
 #include <random>
 #include <vector>
 
-#include "eval/sampling.h"
 #include "mesh/mesh.h"
+#include "mesh/sampling.h"
 
 namespace iflame::test {
 
@@ -22,10 +22,10 @@ inline Mesh cube_mesh(double sx = 1, double sy = 1, double sz = 1) {
 
 // `count` clouds of `points` uniform points in a box of random extents (0.3..1 per axis)
 // centered at `center`: many draws of one distribution.
-inline std::vector<eval::PointCloud> random_box_clouds(size_t count, size_t points, uint64_t seed, float center = 0) {
+inline std::vector<PointCloud> random_box_clouds(size_t count, size_t points, uint64_t seed, float center = 0) {
   std::mt19937_64 rng(seed);
   auto u = [&] { return float(double(rng() >> 11) * 0x1p-53); };
-  std::vector<eval::PointCloud> out(count);
+  std::vector<PointCloud> out(count);
   for (auto& c : out) {
     const float ex = 0.3f + 0.7f * u(), ey = 0.3f + 0.7f * u(), ez = 0.3f + 0.7f * u();
     c.resize(points);

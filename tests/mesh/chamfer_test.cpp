@@ -2,7 +2,8 @@
 // (cloud sizes that are not multiples of the vector width included), symmetry, determinism.
 #include <gtest/gtest.h>
 
-#include "eval/chamfer.h"
+#include "mesh/chamfer.h"
+
 #include "eval/eval_test_util.h"
 #include "util/error.h"
 

@@ -1,4 +1,4 @@
-#include "eval/sampling.h"
+#include "mesh/sampling.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "util/error.h"
 
-namespace iflame::eval {
+namespace iflame {
 
 namespace {
 
@@ -98,4 +98,4 @@ PointCloud sample_normalized(const Mesh& mesh, size_t count, uint64_t seed) {
   return sample_surface(normalize_for_eval(mesh), count, seed);
 }
 
-}  // namespace iflame::eval
+}  // namespace iflame

@@ -11,13 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "eval/sampling.h"
+#include "mesh/sampling.h"
 
 namespace iflame {
-class Progress;
-}
 
-namespace iflame::eval {
+class Progress;
 
 // Row-major |rows| x |cols| matrix of float64.
 struct DistanceMatrix {
@@ -50,4 +48,4 @@ DistanceMatrix pairwise_chamfer(const std::vector<PointCloud>& a, const std::vec
 // |A| x |A| symmetric matrix: each unordered pair computed once; the diagonal is 0 (not computed).
 DistanceMatrix self_chamfer(const std::vector<PointCloud>& a, const ChamferOptions& options = {});
 
-}  // namespace iflame::eval
+}  // namespace iflame

@@ -1,4 +1,4 @@
-#include "eval/chamfer.h"
+#include "mesh/chamfer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +15,7 @@
 #define IFLAME_X86 1
 #endif
 
-namespace iflame::eval {
+namespace iflame {
 
 namespace {
 
@@ -289,4 +289,4 @@ DistanceMatrix self_chamfer(const std::vector<PointCloud>& a, const ChamferOptio
   return out;
 }
 
-}  // namespace iflame::eval
+}  // namespace iflame

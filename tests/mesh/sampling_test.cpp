@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "eval/eval_test_util.h"
-#include "eval/sampling.h"
+#include "mesh/sampling.h"
 #include "util/error.h"
 
 namespace iflame::eval {

@@ -7,7 +7,7 @@
 
 #include "mesh/mesh.h"
 
-namespace iflame::eval {
+namespace iflame {
 
 using Point3f = std::array<float, 3>;
 using PointCloud = std::vector<Point3f>;
@@ -37,4 +37,4 @@ PointCloud sample_normalized(const Mesh& mesh, size_t count, uint64_t seed);
 // mesh's points are independent of the order and threads they are computed in.
 uint64_t item_seed(uint64_t seed, uint64_t stream, uint64_t index);
 
-}  // namespace iflame::eval
+}  // namespace iflame

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "generate/decode_cache.h"
 #include "generate/decoder.h"
 #include "generate/fast_decode.h"
 #include "util/error.h"
@@ -101,7 +102,7 @@ Batcher::Batcher(IFlameModel model, TokenizerConfig tokenizer, BatcherOptions op
   }
   // Room for the BOS row, max_faces faces in all and the EOS row.
   const int64_t capacity = int64_t(sequence_tokens(size_t(options_.max_faces)));
-  cache_ = std::make_unique<HybridCache>(cfg, options_.max_batch, capacity, torch::kCPU,
+  cache_ = std::make_unique<DecodeCache>(cfg, options_.max_batch, capacity, torch::kCPU,
                                          options_.bf16 ? torch::kBFloat16 : torch::kFloat);
   // Touch every page now: the server's memory is the same idle or busy.
   for (auto& layer : cache_->layers) {
@@ -224,7 +225,7 @@ void Batcher::admit(std::vector<std::shared_ptr<GenerationJob>>& incoming) {
       finish_slot(slot, Finish::kCancelled);
       continue;
     }
-    HybridCache single(model_->config, 1, P, torch::kCPU, cache_->kv_dtype());
+    DecodeCache single(model_->config, 1, P, torch::kCPU, cache_->kv_dtype());
     const torch::Tensor prompt = torch::tensor(request.prompt, torch::kLong).unsqueeze(0);  // (1, P)
     slot.logits = prefill(*model_, single, prompt).select(1, P - 1);                         // (1, V)
     cache_->copy_row_from(single, 0, int64_t(next_free));

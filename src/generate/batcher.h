@@ -23,6 +23,8 @@
 
 namespace iflame {
 
+struct DecodeCache;  // generate/decode_cache.h
+
 struct BatcherOptions {
   int64_t max_batch = 16;   // sequence slots decoded together
   int64_t max_queue = 64;   // requests waiting while every slot is busy; submit() refuses more
@@ -120,7 +122,7 @@ class Batcher {
   IFlameModel model_;
   const TokenizerConfig tokenizer_;
   const BatcherOptions options_;
-  std::unique_ptr<HybridCache> cache_;
+  std::unique_ptr<DecodeCache> cache_;
   std::vector<Slot> slots_;  // only the loop's thread touches these
 
   mutable std::mutex mutex_;  // guards queue_, busy_, stop_, tokens_

@@ -7,7 +7,7 @@ namespace iflame {
 
 using torch::Tensor;
 
-torch::Tensor prefill(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& prompt) {
+torch::Tensor prefill(IFlameModelImpl& model, DecodeCache& cache, const torch::Tensor& prompt) {
   torch::NoGradGuard no_grad;
   cache.reset();
   return model.forward(prompt, nullptr, &cache);
@@ -16,7 +16,7 @@ torch::Tensor prefill(IFlameModelImpl& model, HybridCache& cache, const torch::T
 namespace {
 
 // Runs blocks [first, first + count) of the flattened block list on one position.
-Tensor run_blocks(std::vector<std::pair<std::string, Block>>& blocks, HybridCache& cache, int64_t first,
+Tensor run_blocks(std::vector<std::pair<std::string, Block>>& blocks, DecodeCache& cache, int64_t first,
                   int64_t count, Tensor x, const RopeTable& rope, int64_t position) {
   Tensor cos = rope.cos.narrow(0, position, 1), sin = rope.sin.narrow(0, position, 1);
   for (int64_t i = first; i < first + count; ++i) x = blocks[size_t(i)].second->step(x, cos, sin, cache.layers[size_t(i)]);
@@ -25,7 +25,7 @@ Tensor run_blocks(std::vector<std::pair<std::string, Block>>& blocks, HybridCach
 
 }  // namespace
 
-torch::Tensor decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token) {
+torch::Tensor decode_step(IFlameModelImpl& model, DecodeCache& cache, const torch::Tensor& token) {
   torch::NoGradGuard no_grad;
   if (fast_decode_supported(model, cache)) return fast_decode_step(model, cache, token);
   const int64_t p = cache.position;
@@ -77,7 +77,7 @@ torch::Tensor cached_logits(IFlameModelImpl& model, const torch::Tensor& tokens,
   if (prompt_tokens <= 0 || prompt_tokens % 9 != 0 || prompt_tokens > L) {
     throw Error("the prompt must be a positive multiple of 9 tokens, at most the sequence length");
   }
-  HybridCache cache(model.config, B, (L + 8) / 9 * 9, tokens.device());
+  DecodeCache cache(model.config, B, (L + 8) / 9 * 9, tokens.device());
   std::vector<Tensor> out = {prefill(model, cache, tokens.narrow(1, 0, prompt_tokens))};
   for (int64_t p = prompt_tokens; p < L; ++p) out.push_back(decode_step(model, cache, tokens.select(1, p)).unsqueeze(1));
   return torch::cat(out, 1);  // (B, L, V)

@@ -168,7 +168,7 @@ struct FastDecodeState {
 
 namespace {
 
-FastDecodeState& ensure_state(IFlameModelImpl& model, HybridCache& cache) {
+FastDecodeState& ensure_state(IFlameModelImpl& model, DecodeCache& cache) {
   const bool bf16 = cache.kv_dtype() == torch::kBFloat16;
   auto& st = cache.fast;
   if (!st || st->model != &model) {
@@ -273,7 +273,7 @@ struct RowSet {
 
 }  // namespace
 
-bool fast_decode_supported(const IFlameModelImpl& model, const HybridCache& cache) {
+bool fast_decode_supported(const IFlameModelImpl& model, const DecodeCache& cache) {
   if (cache.path != DecodePath::Auto) return false;
   if (cache.kv_dtype() != torch::kFloat && cache.kv_dtype() != torch::kBFloat16) return false;
   const Tensor& w = model.output_proj->weight;
@@ -285,7 +285,7 @@ bool fast_decode_supported(const IFlameModelImpl& model, const HybridCache& cach
   return true;
 }
 
-torch::Tensor fast_decode_rows(IFlameModelImpl& model, HybridCache& cache, const std::vector<int64_t>& rows,
+torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const std::vector<int64_t>& rows,
                                const std::vector<int64_t>& positions, const std::vector<int64_t>& tokens) {
   const int64_t B = int64_t(rows.size());
   if (positions.size() != rows.size() || tokens.size() != rows.size()) {
@@ -380,7 +380,7 @@ torch::Tensor fast_decode_rows(IFlameModelImpl& model, HybridCache& cache, const
   return logits;
 }
 
-torch::Tensor fast_decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token_in) {
+torch::Tensor fast_decode_step(IFlameModelImpl& model, DecodeCache& cache, const torch::Tensor& token_in) {
   const int64_t p = cache.position;
   if (p >= cache.max_tokens()) throw Error("decode_step: the cache holds " + std::to_string(cache.max_tokens()) + " tokens");
   const Tensor token = token_in.to(torch::kCPU, torch::kLong).contiguous();

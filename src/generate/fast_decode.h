@@ -12,24 +12,24 @@
 #pragma once
 #include <vector>
 
-#include "generate/cache.h"
+#include "generate/decode_cache.h"
 #include "model/model.h"
 
 namespace iflame {
 
 // True when decode_step would use the fused kernels for this model and cache: path Auto, the
 // cache on the CPU with float32 or bfloat16 K/V, the model's parameters float32 on the CPU.
-bool fast_decode_supported(const IFlameModelImpl& model, const HybridCache& cache);
+bool fast_decode_supported(const IFlameModelImpl& model, const DecodeCache& cache);
 
 // One decode step on the fused kernels (the contract of decode_step in generate/decoder.h).
-torch::Tensor fast_decode_step(IFlameModelImpl& model, HybridCache& cache, const torch::Tensor& token);
+torch::Tensor fast_decode_step(IFlameModelImpl& model, DecodeCache& cache, const torch::Tensor& token);
 
 // A ragged step for continuous batching: compact row i is the cache's row rows[i], which consumes
 // tokens[i] at its own position positions[i] (rows need not share a position; each runs the
 // hourglass stages its own position completes). Returns the logits (rows.size(), V). Leaves
 // cache.position alone: the caller tracks each row's position. A row's result does not depend
 // on which other rows run with it.
-torch::Tensor fast_decode_rows(IFlameModelImpl& model, HybridCache& cache, const std::vector<int64_t>& rows,
+torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const std::vector<int64_t>& rows,
                                const std::vector<int64_t>& positions, const std::vector<int64_t>& tokens);
 
 // Bytes of the packed weights the fused decoder holds for `model` (0 if none yet).

@@ -67,7 +67,7 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
       gens.push_back(make_generator(options.seed, uint64_t(first + i)));
       results[size_t(first + i)].tokens = prompt;
     }
-    HybridCache cache(model.config, B, capacity, device, options.bf16 ? torch::kBFloat16 : torch::kFloat);
+    DecodeCache cache(model.config, B, capacity, device, options.bf16 ? torch::kBFloat16 : torch::kFloat);
     Tensor prompt_t = torch::tensor(prompt, torch::kLong).to(device).unsqueeze(0).expand({B, P}).contiguous();
     Tensor logits = prefill(model, cache, prompt_t).select(1, P - 1);  // (B, V)
     if (stats) stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());

@@ -1,6 +1,6 @@
 #include "model/layers.h"
 
-#include "generate/cache.h"
+#include "model/cache.h"
 #include "model/kernels.h"
 #include "model/rms_norm.h"
 

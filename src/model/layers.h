@@ -10,7 +10,7 @@
 
 namespace iflame {
 
-struct LayerCache;  // generate/cache.h
+struct LayerCache;  // model/cache.h
 
 // Activations recorded by name during a forward (for per-block parity tests); may be null.
 using Trace = std::map<std::string, torch::Tensor>;

@@ -1,6 +1,6 @@
 #include "model/model.h"
 
-#include "generate/cache.h"
+#include "model/cache.h"
 #include "model/recompute.h"
 #include "util/error.h"
 

@@ -16,7 +16,7 @@
 
 namespace iflame {
 
-class HybridCache;  // generate/cache.h
+class HybridCache;  // model/cache.h
 
 struct IFlameModelImpl : torch::nn::Module {
   explicit IFlameModelImpl(const ModelConfig& config);

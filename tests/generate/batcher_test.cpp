@@ -51,13 +51,13 @@ TEST(DecodeRows, RowsAtDifferentPositionsMatchDecodingEachAlone) {
     want.push_back(cached_logits(*model, tokens, 9)[0]);
   }
   const int64_t L = int64_t(seqs[0].size());
-  HybridCache cache(model->config, 3, L, torch::kCPU);
+  DecodeCache cache(model->config, 3, L, torch::kCPU);
   for (int64_t step = 0; step < L + 7; ++step) {
     std::vector<int64_t> rows, positions, tokens;
     for (int64_t r = 0; r < 3; ++r) {
       const int64_t p = step - start[size_t(r)];  // this row's prompt (the BOS row) enters at p = 0
       if (p == 0) {
-        HybridCache single(model->config, 1, 9, torch::kCPU);
+        DecodeCache single(model->config, 1, 9, torch::kCPU);
         prefill(*model, single, torch::tensor(std::vector<int64_t>(seqs[size_t(r)].begin(), seqs[size_t(r)].begin() + 9)).unsqueeze(0));
         cache.copy_row_from(single, 0, r);
       }

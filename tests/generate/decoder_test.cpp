@@ -51,12 +51,12 @@ TEST(Decoder, CacheHoldsKVOnlyForFullLayersAtTheirResolution) {
   const int64_t L = 36000;  // 4000 faces
   ModelConfig ifl = model_preset("ref");
   ModelConfig full = model_preset("ref", Arch::Full);
-  HybridCache a(ifl, 1, L, torch::kCPU, torch::kHalf), b(full, 1, L, torch::kCPU, torch::kHalf);
+  DecodeCache a(ifl, 1, L, torch::kCPU, torch::kHalf), b(full, 1, L, torch::kCPU, torch::kHalf);
   const int64_t per_position = 2 * 512 * 2;  // K and V, E values each, fp16
   EXPECT_EQ(a.kv_bytes(), per_position * (2 * L + 2 * L / 3 + 2 * L / 9));
   EXPECT_EQ(b.kv_bytes(), per_position * 24 * L);
   EXPECT_NEAR(double(b.kv_bytes()) / double(a.kv_bytes()), 24.0 / (26.0 / 9.0), 1e-9);  // 8.3x
-  HybridCache lin(model_preset("ref", Arch::Linear), 1, L, torch::kCPU);
+  DecodeCache lin(model_preset("ref", Arch::Linear), 1, L, torch::kCPU);
   EXPECT_EQ(lin.kv_bytes(), 0);
   EXPECT_EQ(lin.state_bytes(), 24 * 16 * 32 * 32 * 4);  // one fp32 D x D state per head per layer
 }
@@ -66,7 +66,7 @@ TEST(Decoder, KeepRowsDropsFinishedSequences) {
   torch::manual_seed(6);
   IFlameModel model(model_preset("tiny"));
   Tensor tokens = torch::randint(0, 129, {3, 36}, torch::kLong);
-  HybridCache cache(model->config, 3, 36, torch::kCPU);
+  DecodeCache cache(model->config, 3, 36, torch::kCPU);
   prefill(*model, cache, tokens.narrow(1, 0, 18));
   cache.keep_rows(torch::tensor({0, 2}, torch::kLong));
   Tensor parallel = model->forward(tokens.index_select(0, torch::tensor({0, 2}, torch::kLong)));

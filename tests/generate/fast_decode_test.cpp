@@ -165,7 +165,7 @@ TEST(DecodeKernels, NormRopeAndSiluMatchTheModelLayers) {
 Tensor decode_all(IFlameModelImpl& model, const Tensor& tokens, DecodePath path, torch::ScalarType kv) {
   torch::NoGradGuard no_grad;
   const int64_t B = tokens.size(0), L = tokens.size(1);
-  HybridCache cache(model.config, B, (L + 8) / 9 * 9, torch::kCPU, kv);
+  DecodeCache cache(model.config, B, (L + 8) / 9 * 9, torch::kCPU, kv);
   cache.path = path;
   std::vector<Tensor> out = {prefill(model, cache, tokens.narrow(1, 0, 9))};
   for (int64_t p = 9; p < L; ++p) out.push_back(decode_step(model, cache, tokens.select(1, p)).unsqueeze(1));

@@ -1,4 +1,4 @@
-#include "generate/cache.h"
+#include "model/cache.h"
 
 #include "util/error.h"
 

@@ -2,23 +2,15 @@
 // memory: K/V for the full-attention layers, each at its own resolution (token, vertex or face
 // positions), a D x D float32 state per head for the linear-attention layers, and the small
 // hourglass ring buffers (stage A outputs of the current vertex, stage B outputs of the current
-// face, the latest C and D outputs).
+// face, the latest C and D outputs). Memory only: how the decoders step through it is
+// generate/'s (generate/decode_cache.h).
 #pragma once
-#include <memory>
 #include <vector>
 
 #include "model/config.h"
 #include "model/torch_compat.h"
 
 namespace iflame {
-
-// How decode_step runs one token. Auto: the fused CPU kernels of generate/fast_decode.h when
-// the cache lives on the CPU with float32 or bfloat16 K/V (weights packed in the same
-// precision), else LibTorch's per-op Block::step path. Torch: always the per-op path (the
-// reference the fused kernels are tested against, and `iflame bench decode --path torch`).
-enum class DecodePath { Auto, Torch };
-
-struct FastDecodeState;  // generate/fast_decode.cpp: the packed weights in use, scratch buffers
 
 struct LayerCache {
   AttnKind kind = AttnKind::Linear;
@@ -42,14 +34,12 @@ class HybridCache {
   int64_t max_tokens() const { return max_tokens_; }
   torch::ScalarType kv_dtype() const { return kv_dtype_; }
   int64_t position = 0;  // tokens consumed so far (the same for every sequence in the batch)
-  DecodePath path = DecodePath::Auto;
 
   std::vector<LayerCache> layers;  // one per block, in IFlameModelImpl::named_blocks() order
   torch::Tensor a_ring;    // (B, 3, E): stage A outputs of the current vertex
   torch::Tensor b_ring;    // (B, 3, E): stage B outputs of the current face
   torch::Tensor latest_c;  // (B, E): the last face-level output (zeros before the first face)
   torch::Tensor latest_d;  // (B, E): the last vertex-level output (zeros before the first vertex)
-  std::shared_ptr<FastDecodeState> fast;  // set by the fused decoder on first use
 
   // Bytes held: K/V of full layers, linear states, ring buffers (and their sum).
   int64_t kv_bytes() const;

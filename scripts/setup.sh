@@ -9,6 +9,7 @@ PACKAGES=(
   libgloo-dev                         # torch.distributed (c10d) Gloo backend for CPU data parallel
   libassimp-dev                       # mesh import: OBJ, PLY, STL, OFF, glTF, DAE, AC3D, 3DS, ...
   nlohmann-json3-dev                  # JSON (reports, safetensors headers, configs)
+  zlib1g-dev                          # DEFLATE for the PNG writer
   libcpp-httplib-dev                  # HTTP for `iflame serve` (and its bench and tests)
   libgtest-dev googletest             # unit tests
   clang libclang-rt-14-dev            # the sanitizer build and the libFuzzer harnesses (tests/fuzz)

@@ -1,7 +1,5 @@
-// DEFLATE (RFC 1951) and zlib (RFC 1950) in a few hundred lines, for writing PNGs without a
-// third-party dependency: a hash-chain LZ77 with one-step lazy matching feeding fixed-Huffman
-// blocks (stored blocks when that would be smaller), and an inflater for all three block types
-// (stored, fixed and dynamic Huffman) so tests can read back what we write.
+// DEFLATE (RFC 1951) and zlib (RFC 1950) streams for the PNG writer and its tests, through zlib
+// (render/deflate.cpp says why not our own).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,8 +13,8 @@ uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 // Adler-32 (zlib's trailer), continued the same way; the initial value is 1.
 uint32_t adler32(const uint8_t* data, size_t size, uint32_t adler = 1);
 
-// Raw DEFLATE stream (no header). `effort` bounds the hash-chain walk: 0 emits stored blocks
-// only, 1..9 trade speed for size like zlib's levels (default 6).
+// Raw DEFLATE stream (no header). `effort` is zlib's level: 0 emits stored blocks only, 1..9
+// trade speed for size (default 6).
 std::vector<uint8_t> deflate(const uint8_t* data, size_t size, int effort = 6);
 // zlib stream: 2-byte header, deflate(), big-endian Adler-32.
 std::vector<uint8_t> zlib_compress(const uint8_t* data, size_t size, int effort = 6);

@@ -1,5 +1,5 @@
-// Our DEFLATE/zlib and PNG writer: known checksums, round trips through our inflater (which is
-// itself checked against a stream made by real zlib), chunk CRCs, and corrupt-input handling.
+// DEFLATE/zlib (through zlib) and our PNG writer: known checksums, round trips, a reference
+// stream made by zlib, chunk CRCs, and corrupt-input handling (errors, capped output).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -85,7 +85,8 @@ TEST(Deflate, RoundTripsAtEveryEffort) {
   // Compressible input does compress; incompressible input costs only the stored-block framing.
   EXPECT_LT(zlib_compress(runs.data(), runs.size()).size(), 1000u);
   EXPECT_LT(zlib_compress(mixed.data(), mixed.size()).size(), mixed.size() * 3 / 4);
-  EXPECT_LE(zlib_compress(random.data(), random.size()).size(), random.size() + 6 + 5 * 2);
+  // (zlib stores at most 16 KiB per block, 5 bytes of framing each, plus 6 of header/trailer.)
+  EXPECT_LE(zlib_compress(random.data(), random.size()).size(), random.size() + 6 + 5 * (random.size() / 16384 + 1));
 }
 
 TEST(Deflate, CorruptStreamsThrow) {

@@ -1,5 +1,8 @@
 #include "io/zip.h"
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -31,35 +34,14 @@ size_t find_end_record(const uint8_t* data, size_t size) {
   return size;
 }
 
-struct Crc32Tables {
-  std::array<std::array<uint32_t, 256>, 8> t{};
-  Crc32Tables() {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      t[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; ++i) {
-      for (size_t s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
-    }
-  }
-};
-
 }  // namespace
 
 uint32_t crc32(const uint8_t* p, size_t n, uint32_t crc) {
-  static const Crc32Tables tables;
-  const auto& t = tables.t;
-  uint32_t c = ~crc;
-  while (n >= 8) {  // slicing-by-8
-    const uint32_t lo = c ^ u32(p), hi = u32(p + 4);
-    c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^ t[3][hi & 0xff] ^
-        t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
-    p += 8;
-    n -= 8;
-  }
-  while (n--) c = t[0][(c ^ *p++) & 0xff] ^ (c >> 8);
-  return ~c;
+  // zlib's (its counter is 32-bit: large inputs go in pieces).
+  constexpr size_t kChunk = size_t(1) << 30;
+  uLong c = crc;
+  for (size_t done = 0; done < n; done += kChunk) c = ::crc32(c, p + done, uInt(std::min(n - done, kChunk)));
+  return uint32_t(c);
 }
 
 bool ZipReader::looks_like_zip(const uint8_t* data, size_t size) { return find_end_record(data, size) < size; }

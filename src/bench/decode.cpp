@@ -53,7 +53,7 @@ void op_end(const at::RecordFunction&, at::ObserverContext*) { --g_op_depth; }
 // every full layer filled (at its resolution) with uniform random values, random linear
 // states and hourglass rings. Decoding speed does not depend on the values, and a real
 // prefill of 36k tokens through the full baseline would take minutes on a small CPU.
-void fill_context(DecodeCache& cache, int64_t context, uint64_t seed) {
+void fill_context(HybridCache& cache, int64_t context, uint64_t seed) {
   torch::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);
   for (auto& l : cache.layers) {
@@ -75,7 +75,7 @@ void fill_context(DecodeCache& cache, int64_t context, uint64_t seed) {
 
 std::pair<int64_t, int64_t> cache_bytes_per_sequence(const ModelConfig& config, int64_t tokens, bool bf16_kv) {
   const int64_t capacity = (tokens + 8) / 9 * 9;
-  DecodeCache cache(config, 1, capacity, torch::kCPU, bf16_kv ? torch::kBFloat16 : torch::kFloat);
+  HybridCache cache(config, 1, capacity, torch::kCPU, bf16_kv ? torch::kBFloat16 : torch::kFloat);
   return {cache.kv_bytes(), cache.state_bytes()};
 }
 
@@ -259,7 +259,7 @@ int run_decode_command(int argc, char** argv) {
   bool child = false, count_ops = false;
   ArgParser args("bench decode",
                  "Cached decoding: (a) exact cache bytes per sequence vs length for iflame, full and linear\n"
-                 "(K/V of full-attention layers, fp32 linear states and rings, from the DecodeCache's own\n"
+                 "(K/V of full-attention layers, fp32 linear states and rings, from the HybridCache's own\n"
                  "allocations); (b) decode throughput at a context of --faces faces: the cache is filled with\n"
                  "9 BOS + faces x 9 tokens' worth of random K/V and states (no prefill), then --warmup untimed\n"
                  "and --tokens timed steps of decode_step + sampling, each (arch, faces, batch) in its own\n"
@@ -362,7 +362,7 @@ int run_decode_command(int argc, char** argv) {
                          double(cache_bytes_per_sequence(full, L, base.bf16).first);
     const double expected = (26.0 / 9.0) / 24.0;
     const bool holds = std::abs(ratio - expected) < 1e-9 && full.baseline_layers == 24;
-    DecodeCache ifl16(ifl, 1, L, torch::kCPU, torch::kHalf), full16(full, 1, L, torch::kCPU, torch::kHalf);
+    HybridCache ifl16(ifl, 1, L, torch::kCPU, torch::kHalf), full16(full, 1, L, torch::kCPU, torch::kHalf);
     kv_check = "At 4000 faces (" + std::to_string(L) + " tokens) iFlame's K/V is " + fmt("%.5f", ratio) +
                " of full's; (26/9)/24 = " + fmt("%.5f", expected) + ": " +
                (holds ? "holds exactly (" + fmt("%.2f", 1.0 / ratio) + "x less)" : std::string("DOES NOT HOLD")) +
@@ -501,7 +501,7 @@ int run_decode_command(int argc, char** argv) {
                           (decode::active_isa() == decode::Isa::Avx512Bf16 ? ", inputs rounded to bf16)" : ", fp32 arithmetic)")
                     : std::string(" (weights, K/V and arithmetic in fp32)"))
       << ", path " << path << (path == "fast" ? " (fused CPU kernels)" : " (LibTorch per-op Block::step)") << "\n\n"
-      << "(a) Cache bytes per sequence of faces + 2 rows (BOS and EOS), from the DecodeCache's allocations:\n"
+      << "(a) Cache bytes per sequence of faces + 2 rows (BOS and EOS), from the HybridCache's allocations:\n"
       << "K/V of the full-attention layers in " << kv_type
       << "; state = fp32 linear-attention states (H x D x D per layer) + iFlame's hourglass rings.\n\n"
       << markdown_table({"faces", "tokens", "arch", "K/V MB", "state KB", "total MB", "K/V vs full"}, md_cache) << "\n"

@@ -2,7 +2,7 @@
 // Torch-free header (the CLI includes it without LibTorch's headers).
 //
 //   (a) exact cache bytes per sequence vs length (K/V, linear states + rings), measured from
-//       the DecodeCache's own allocations, and iFlame's K/V against the full baseline's;
+//       the HybridCache's own allocations, and iFlame's K/V against the full baseline's;
 //   (b) decode throughput (tokens/s) at a given context, each (arch, faces, batch) in its own
 //       child process (this binary again, `bench decode --child ...`, one JSON line);
 //       `--mode generate` instead times whole generations from 9 BOS to --faces faces (the
@@ -41,7 +41,7 @@ struct DecodeSpec {
 nlohmann::json run_decode(const DecodeSpec& spec);
 std::vector<std::string> decode_child_arguments(const DecodeSpec& spec);
 
-// Bytes of a DecodeCache for one sequence of `tokens` tokens, as allocated: {kv, state}.
+// Bytes of a HybridCache for one sequence of `tokens` tokens, as allocated: {kv, state}.
 std::pair<int64_t, int64_t> cache_bytes_per_sequence(const ModelConfig& config, int64_t tokens, bool bf16_kv);
 
 // The whole `iflame bench decode` command (arguments after "decode").

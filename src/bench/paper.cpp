@@ -1,7 +1,7 @@
 // iflame bench paper: the paper's five comparisons (spec section 5) of iFlame against the full
 // and linear baselines, side by side in one run and next to the paper's numbers:
 //   (a) generation throughput      bench decode's child (run_decode), one per (arch, context)
-//   (b) cache bytes per sequence   a DecodeCache's own allocations at 4000 faces (this process)
+//   (b) cache bytes per sequence   a HybridCache's own allocations at 4000 faces (this process)
 //   (c) training tokens/s and
 //   (d) training peak memory       bench train's children (run_train), plus an idle child per
 //                                  arch that only builds the model (the memory baseline)
@@ -282,7 +282,7 @@ int run_paper_command(int argc, char** argv) {
                  "paper's numbers and drawn as ratios to full in OUT/paper-bench.png:\n"
                  "  (a) generation tokens/s at each --faces context (as `bench decode`: random-init weights,\n"
                  "      cache filled to the context, decode_step + sampling, batch 1, fp32);\n"
-                 "  (b) cache bytes per sequence at 4000 faces, exact, from the DecodeCache's allocations;\n"
+                 "  (b) cache bytes per sequence at 4000 faces, exact, from the HybridCache's allocations;\n"
                  "  (c) training tokens/s and (d) training peak memory at --train-faces (as `bench train`:\n"
                  "      random tokens, batch 1, bf16 autocast, forward + loss + backward + AdamW);\n"
                  "  (e) validation loss, token accuracy and face accuracy after the same number of training\n"
@@ -609,7 +609,7 @@ int run_paper_command(int argc, char** argv) {
     << "tokens), then " << decode_warmup << " untimed and " << decode_tokens
     << " timed steps of decode_step + sampling, batch 1, fp32; tokens/s over the timed steps. The paper does not "
     << "state its context; its figure is repeated on every (a) row.\n"
-    << "- (b) exact bytes of one sequence's DecodeCache at 4000 faces (" << cache_tokens
+    << "- (b) exact bytes of one sequence's HybridCache at 4000 faces (" << cache_tokens
     << " tokens): 16-bit K/V of the full-attention layers (the paper's fp16) + fp32 linear-attention states and "
     << "iFlame's rings. Paper: 6.6 / 0 / 0.8 GB of K/V at batch 4, divided by 4.\n"
     << "- (c), (d) `bench train` children: random tokens framed as " << train_faces << " faces ("

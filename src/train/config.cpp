@@ -63,10 +63,6 @@ const TrainKey* find_train_key(const std::string& name) {
 
 namespace {
 
-ModelConfig model_preset_config(const std::string& preset, const std::string& arch) {
-  return model_preset(preset, arch_from_name(arch));
-}
-
 int64_t to_int(const std::string& key, const std::string& v) {
   char* end = nullptr;
   errno = 0;
@@ -129,18 +125,23 @@ void TrainConfig::set(const std::string& key, const std::string& raw) {
   if (!valid_device_name(train_device)) {
     throw Error("train.device must be cpu, cuda or cuda:N, got '" + train_device + "'");
   }
-  (void)recompute_from_name(train_recompute);  // these validate
-  (void)model_preset_config(model_preset, model_arch);
-  if (optim_kind != "muon" && optim_kind != "adamw") throw Error("optim.kind must be muon or adamw, got '" + optim_kind + "'");
-  if (model_pattern.empty() || model_pattern.size() > 64 || model_pattern.find_first_not_of("LF") != std::string::npos) {
-    throw Error("model.pattern must be 1 to 64 letters L (linear) or F (full), got '" + model_pattern + "'");
+  (void)recompute_from_name(train_recompute);  // validates
+  // The preset, the architecture and the pattern's letters, checked by the model's own rules.
+  try {
+    ModelConfig model_rules = iflame::model_preset(model_preset, arch_from_name(model_arch));
+    model_rules.stage_pattern = model_pattern;
+    model_rules.validate();
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (setting " + key + " = " + v + ")");
   }
+  if (model_pattern.size() > 64) throw Error("model.pattern must be at most 64 letters, got " + std::to_string(model_pattern.size()));
+  if (optim_kind != "muon" && optim_kind != "adamw") throw Error("optim.kind must be muon or adamw, got '" + optim_kind + "'");
   if (train_peak_gflops < 0) throw Error("config: train.peak_gflops must be >= 0 (0 = measure)");
   if (data_batch_tokens <= 0 || data_batch_size <= 0 || optim_accum <= 0 || train_steps <= 0) {
     throw Error("config: batch sizes, optim.accum and train.steps must be positive");
   }
   auto require = [&](bool ok, const char* what) {
-    if (!ok) throw Error(std::string("config: ") + what + " (setting " + key + " = " + trim(raw) + ")");
+    if (!ok) throw Error(std::string("config: ") + what + " (setting " + key + " = " + v + ")");
   };
   require(std::isfinite(optim_lr) && optim_lr > 0, "optim.lr must be a finite number above 0");
   require(optim_warmup >= 0 && optim_warmup <= 1, "optim.warmup must be a fraction in [0, 1]");

@@ -45,6 +45,12 @@ namespace {
 // Waiting for every rank to join (multi-host starts can be slow), at most.
 constexpr int64_t kMaxStoreTimeoutS = 10 * 60;
 
+void check_timeout(int64_t timeout_s) {
+  if (timeout_s < 1 || timeout_s > 7 * 24 * 3600) {
+    throw Error("IFLAME_DIST_TIMEOUT must be 1 to 604800 seconds, got " + std::to_string(timeout_s));
+  }
+}
+
 std::chrono::milliseconds store_timeout(int64_t timeout_s) {
   return std::chrono::milliseconds(1000 * std::min(timeout_s, kMaxStoreTimeoutS));
 }
@@ -80,9 +86,7 @@ void DistOptions::validate() const {
   if (rank < 0 || rank >= world_size) {
     throw Error("rank " + std::to_string(rank) + " is outside 0.." + std::to_string(world_size - 1));
   }
-  if (timeout_s < 1 || timeout_s > 7 * 24 * 3600) {
-    throw Error("IFLAME_DIST_TIMEOUT must be 1 to 604800 seconds, got " + std::to_string(timeout_s));
-  }
+  check_timeout(timeout_s);
   if (master_port < 0 || master_port > 65535) throw Error("master port " + std::to_string(master_port) + " is not a port");
   if (local_world_size < 1) throw Error("LOCAL_WORLD_SIZE must be at least 1");
   if (local_rank >= local_world_size) {
@@ -309,7 +313,9 @@ int launch_local_workers(int64_t nproc, const std::vector<std::string>& args, co
   so.port = 0;
   so.isServer = true;
   so.waitWorkers = false;
-  so.timeout = store_timeout(env_int("IFLAME_DIST_TIMEOUT", 3600));
+  const int64_t timeout_s = env_int("IFLAME_DIST_TIMEOUT", DistOptions{}.timeout_s);
+  check_timeout(timeout_s);
+  so.timeout = store_timeout(timeout_s);
   auto store = c10::make_intrusive<c10d::TCPStore>(master_addr, so);
   const int port = store->getPort();
   if (port <= 0) throw Error("distributed: the launcher could not open a port for the store");

@@ -63,8 +63,11 @@ void drop_partial_last_line(const std::string& path) {
   const auto size = std::filesystem::file_size(path, ec);
   if (ec || size == 0) return;
   std::ifstream in(path, std::ios::binary);
+  char last = 0;
+  in.seekg(-1, std::ios::end);
+  if (!in.get(last) || last == '\n') return;  // the usual case: nothing read but one byte
+  in.seekg(0);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.empty() || text.back() == '\n') return;
   const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
   std::filesystem::resize_file(path, keep, ec);
   if (ec) throw Error(path, "cannot cut its torn last line: " + ec.message());

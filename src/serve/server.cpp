@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <csignal>
 
 #include "util/error.h"
@@ -17,6 +20,7 @@ struct Server::Impl {
   const ServerOptions options;
   httplib::Server http;
   int port = -1;
+  int listen_fd = -1;  // the socket httplib binds, seen through our socket options
 
   Impl(Batcher& b, TokenizerConfig tk, ServerOptions o) : batcher(b), tokenizer(tk), options(std::move(o)) {}
 
@@ -110,6 +114,15 @@ Server::Server(Batcher& batcher, TokenizerConfig tokenizer, ServerOptions option
   const BatcherOptions& b = batcher.options();
   const int threads = m.options.http_threads > 0 ? m.options.http_threads : int(b.max_batch + b.max_queue + 16);
   m.http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  // httplib's own options set only SO_REUSEPORT, which lets a second server bind a port in use.
+  // Ours: SO_REUSEADDR (a restart need not wait out TIME_WAIT), close-on-exec (the mesh readers
+  // run in forked children), and the fd kept for the backlog below.
+  m.http.set_socket_options([&m](int fd) {
+    const int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    m.listen_fd = fd;
+  });
   m.http.set_payload_max_length(m.options.max_body_bytes);
   m.http.set_read_timeout(10, 0);
   m.http.set_write_timeout(10, 0);
@@ -125,6 +138,10 @@ int Server::bind() {
     throw Error("serve: cannot listen on " + m.options.host + ":" + std::to_string(m.options.port) +
                 " (in use, or not an address of this machine)");
   }
+  // Debian's httplib listens with a backlog of 5, compiled in. A burst of clients overflowed it:
+  // dropped handshakes were retried for seconds, and httplib's 5 s wait for a request closed some
+  // connections unread. Listening again on a listening socket only raises the backlog (Linux).
+  if (m.listen_fd >= 0) ::listen(m.listen_fd, SOMAXCONN);
   return m.port;
 }
 

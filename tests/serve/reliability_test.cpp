@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "bench/bench.h"
@@ -23,6 +24,30 @@ struct Counts {
   std::atomic<int64_t> normal{0}, normal_bad{0}, abandoned{0}, refused{0}, refused_bad{0}, slow{0}, slow_bad{0};
 };
 
+// Why requests failed (the first few), so a failure under load says what went wrong.
+struct Failures {
+  std::mutex mutex;
+  std::vector<std::string> reasons;
+  void add(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (reasons.size() < 8) reasons.push_back(reason);
+  }
+  std::string text() {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::string out;
+    for (const std::string& r : reasons) out += "\n  " + r;
+    return out;
+  }
+};
+Failures failures;
+
+// "" when the reply came with `status`; else what came instead.
+std::string unexpected(const httplib::Result& res, int status) {
+  if (!res) return "no reply: " + httplib::to_string(res.error());
+  if (res->status != status) return "status " + std::to_string(res->status) + ": " + res->body.substr(0, 200);
+  return "";
+}
+
 httplib::Request stream_request(uint64_t seed, int64_t max_faces) {
   httplib::Request req;
   req.method = "POST";
@@ -35,7 +60,7 @@ httplib::Request stream_request(uint64_t seed, int64_t max_faces) {
 // A normal request: 200 with an OBJ that parses and has the face count the reply states.
 bool normal_request(httplib::Client& client, uint64_t seed) {
   auto res = client.Post("/v1/generate", json{{"seed", seed}, {"max_faces", 20}}.dump(), "application/json");
-  if (!res || res->status != 200) return false;
+  if (const std::string why = unexpected(res, 200); !why.empty()) return failures.add("normal: " + why), false;
   const json r = json::parse(res->body);
   const std::string obj = r.at("obj");
   const Mesh mesh = readers::read_obj(std::vector<uint8_t>(obj.begin(), obj.end()), "reply");
@@ -64,14 +89,17 @@ bool slow_stream(httplib::Client& client, uint64_t seed) {
     return true;
   };
   auto res = client.send(req);
+  if (const std::string why = unexpected(res, 200); !why.empty()) return failures.add("slow: " + why), false;
   const size_t last = text.rfind("data: ");
-  return res && res->status == 200 && last != std::string::npos &&
-         json::parse(text.substr(last + 6)).contains("obj");
+  const bool whole = last != std::string::npos && json::parse(text.substr(last + 6)).contains("obj");
+  if (!whole) failures.add("slow: the stream ended without the response: " + text.substr(text.size() - std::min<size_t>(text.size(), 200)));
+  return whole;
 }
 
 bool refused(httplib::Client& client, const std::string& body) {
   auto res = client.Post("/v1/generate", body, "application/json");
-  return res && res->status == 400 && json::parse(res->body).contains("error");
+  if (const std::string why = unexpected(res, 400); !why.empty()) return failures.add("refused: " + why), false;
+  return json::parse(res->body).contains("error");
 }
 
 TEST(ServeReliabilitySlow, SixtyFourClientsForAMinuteLeaveTheServerHealthy) {
@@ -145,9 +173,9 @@ TEST(ServeReliabilitySlow, SixtyFourClientsForAMinuteLeaveTheServerHealthy) {
   const json h = health();
   EXPECT_EQ(h["status"], "ok");
   EXPECT_EQ(h["slots"]["free"], h["slots"]["total"]);
-  EXPECT_EQ(counts.normal_bad.load(), 0);
-  EXPECT_EQ(counts.refused_bad.load(), 0);
-  EXPECT_EQ(counts.slow_bad.load(), 0);
+  EXPECT_EQ(counts.normal_bad.load(), 0) << failures.text();
+  EXPECT_EQ(counts.refused_bad.load(), 0) << failures.text();
+  EXPECT_EQ(counts.slow_bad.load(), 0) << failures.text();
   EXPECT_GT(counts.normal.load(), 64);
   EXPECT_GT(counts.abandoned.load(), 64);
   EXPECT_GT(counts.slow.load(), 64);

@@ -1,14 +1,21 @@
 // `iflame serve` over 127.0.0.1: responses against generate() with the same seed, streamed
-// faces, every refusal (400, 413, 503), and a client that leaves freeing its slot.
+// faces, every refusal (400, 413, 503), a client that leaves freeing its slot, and the listening
+// socket (a port in use is refused; a burst of connections waits instead of being dropped).
 #include "serve/server.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "mesh/readers.h"
 #include "mesh/write.h"
+#include "util/error.h"
 
 namespace iflame::serve {
 namespace {
@@ -218,6 +225,57 @@ TEST_F(ServeTest, AFullQueueAnswers503AndALeavingClientFreesItsSlot) {
   res = client().Post("/v1/generate", R"({"max_faces": 2})", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(ServeTest, ASecondServerOnAPortInUseIsRefused) {
+  start(BatcherOptions{});
+  ServerOptions options;
+  options.port = port_;
+  Server second(*batcher_, TokenizerConfig{}, options);
+  try {
+    second.bind();
+    ADD_FAILURE() << "a second server bound port " << port_ << ", which the first still serves";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(port_)), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(health()["status"], "ok");
+}
+
+// 64 handshakes before the server accepts any: each must complete within a second. With the
+// small backlog httplib listens with, the kernel drops the handshakes past it.
+TEST(ServeListen, ABurstOfConnectionsWaitsInTheBacklog) {
+  torch::manual_seed(21);
+  IFlameModel model(model_preset("tiny"));
+  Batcher batcher(model, TokenizerConfig{}, BatcherOptions{});
+  ServerOptions options;
+  options.port = 0;
+  Server server(batcher, TokenizerConfig{}, options);
+  const int port = server.bind();  // bound and listening; nothing accepts until run()
+  std::vector<pollfd> pending;
+  for (int i = 0; i < 64; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(uint16_t(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));  // EINPROGRESS: poll below
+    pending.push_back({fd, POLLOUT, 0});
+  }
+  ::poll(pending.data(), pending.size(), 0);
+  for (int waited_ms = 0; waited_ms < 1000; waited_ms += 50) {
+    if (std::all_of(pending.begin(), pending.end(), [](const pollfd& p) { return p.revents & POLLOUT; })) break;
+    std::this_thread::sleep_for(50ms);
+    ::poll(pending.data(), pending.size(), 0);
+  }
+  int connected = 0;
+  for (const pollfd& p : pending) {
+    int error = 0;
+    socklen_t len = sizeof(error);
+    if ((p.revents & POLLOUT) && ::getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0) ++connected;
+    ::close(p.fd);
+  }
+  EXPECT_EQ(connected, 64);
 }
 
 }  // namespace

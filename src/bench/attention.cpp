@@ -8,7 +8,7 @@
 #include "bench/bench.h"
 #include "model/kernels.h"
 #include "util/args.h"
-#include "util/cpu_isa.h"
+#include "kernels/cpu_isa.h"
 #include "util/error.h"
 #include "util/measure.h"
 #include "util/memory.h"

@@ -1,16 +1,18 @@
-// Benchmarks of the model on this machine (`iflame bench ...`). Torch-free header (the CLI
-// includes it without LibTorch's headers).
+// Benchmarks on this machine (`iflame bench ...`): their own library (iflame_bench), above
+// everything they measure and below the CLI. Torch-free header (the CLI includes it without
+// LibTorch's headers).
 //
 //   (FLOP counts live in model/flops.h, the matmul rate in train/matmul_rate.h: the trainer
 //   reports MFU with them, and it sits below the benchmarks)
-//   train      one configuration's training steps, run in-process by a child (`--child`)
-//   process    re-executing the binary as an isolated child and reading its peak memory
+//   train.cpp    one configuration's training steps, run in-process by a child (`--child`)
+//   process.cpp  re-executing the binary as an isolated child, reading its JSON and peak memory
 //
 // Peak memory of a configuration is only meaningful in a fresh process, so the parent
 // (`iflame bench train`) spawns one child per (arch, faces) and one idle child per arch that
 // only builds the model; "activation" memory = child peak - idle peak.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -89,13 +91,23 @@ std::map<std::string, std::string> child_environment(int64_t threads, const std:
 // Makes this process the out-of-memory killer's first choice, so that a configuration that
 // does not fit takes down the benchmark child and nothing else on a shared machine.
 void prefer_oom_kill();
+// The child side of every benchmark that runs its configurations in child processes: prefers
+// the OOM killer, runs `measure` and prints its JSON as one line on stdout (run_child's
+// ChildResult::json), or {"error": ...} and returns 1 when it throws.
+int run_as_child(const std::function<nlohmann::json()>& measure);
 
-// `iflame bench paper` (paper.cpp): the paper's five comparisons (spec section 5) of iFlame vs
-// full and linear in one run: a Markdown table with the paper's numbers next to ours and a PNG.
-int run_paper_command(int argc, char** argv);
+// The machine a benchmark ran on, for its JSON output: CPU, CPUs, threads used, memory,
+// LibTorch, date.
+nlohmann::json machine_facts(int64_t threads);
 
-// `iflame bench attention` (attention.cpp): the causal full-attention kernels alone, forward and
-// backward, side by side.
-int run_attention_command(int argc, char** argv);
+// ---------------------------------------------------------------------------------------
+// The commands, one file each: `iflame bench NAME` (src/cli/cmd_bench.cpp dispatches).
+int run_train_command(int argc, char** argv);      // train_command.cpp: training speed, memory, MFU
+int run_decode_command(int argc, char** argv);     // decode.cpp: cache bytes and decoding speed
+int run_matmul_command(int argc, char** argv);     // matmul.cpp: the MFU denominator
+int run_attention_command(int argc, char** argv);  // attention.cpp: the causal attention kernels alone
+int run_chamfer_command(int argc, char** argv);    // chamfer.cpp: the Chamfer matrix of `iflame eval`
+int run_serve_command(int argc, char** argv);      // serve.cpp: `iflame serve` under concurrent clients
+int run_paper_command(int argc, char** argv);      // paper.cpp: the paper's five comparisons
 
 }  // namespace iflame::bench

@@ -16,7 +16,7 @@
 
 #include "bench/bench.h"
 #include "generate/decode_cache.h"
-#include "generate/decode_kernels.h"
+#include "kernels/decode.h"
 #include "generate/decoder.h"
 #include "generate/generate.h"
 #include "generate/sampler.h"
@@ -227,19 +227,6 @@ json run_decode(const DecodeSpec& spec) {
 
 namespace {
 
-int run_child_side(const DecodeSpec& spec) {
-  prefer_oom_kill();
-  try {
-    std::printf("%s\n", run_decode(spec).dump().c_str());
-    std::fflush(stdout);
-    return 0;
-  } catch (const std::exception& e) {
-    std::printf("%s\n", json({{"error", e.what()}}).dump().c_str());
-    std::fflush(stdout);
-    return 1;
-  }
-}
-
 struct Row {
   DecodeSpec spec;
   std::string status = "ok";
@@ -332,7 +319,7 @@ int run_decode_command(int argc, char** argv) {
     base.arch = arch_list[0];
     base.faces = faces_list[0];
     base.batch = batch_list[0];
-    return run_child_side(base);
+    return run_as_child([&] { return run_decode(base); });
   }
 
   // (a) Cache bytes per sequence, in this process (K/V is allocated but never touched).
@@ -481,8 +468,7 @@ int run_decode_command(int argc, char** argv) {
                          {"mode", mode}};
   std::string text;
   if (format == "json") {
-    json j = {{"machine",
-               {{"cpu", cpu_model()}, {"nproc", hardware_threads()}, {"libtorch", libtorch_version()}, {"date", today()}}},
+    json j = {{"machine", machine_facts(base.threads)},
               {"settings", settings},
               {"cache", cache_rows},
               {"kv_check", kv_check},

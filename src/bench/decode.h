@@ -44,7 +44,4 @@ std::vector<std::string> decode_child_arguments(const DecodeSpec& spec);
 // Bytes of a HybridCache for one sequence of `tokens` tokens, as allocated: {kv, state}.
 std::pair<int64_t, int64_t> cache_bytes_per_sequence(const ModelConfig& config, int64_t tokens, bool bf16_kv);
 
-// The whole `iflame bench decode` command (arguments after "decode").
-int run_decode_command(int argc, char** argv);
-
 }  // namespace iflame::bench

@@ -133,57 +133,48 @@ std::vector<std::string> quality_child_arguments(const QualityOptions& q, Arch a
           std::to_string(q.seed), "--out", dir};
 }
 
-// The child side of (e): trains one architecture and prints one JSON line.
-int run_quality_child(const QualityOptions& q, Arch arch, int64_t steps, const std::string& dir) {
-  prefer_oom_kill();
-  try {
-    // A fresh run each time: the trainer appends to an existing log. Only a folder this command
-    // made before (it has a log.jsonl) is removed.
-    if (fs::exists(dir)) {
-      if (!fs::exists(dir + "/log.jsonl") && !fs::is_empty(dir)) {
-        throw Error(dir, "exists and is not an earlier `bench paper` training run; use another --out");
-      }
-      fs::remove_all(dir);
+// The child side of (e): trains one architecture; the JSON line of its result.
+json quality_child(const QualityOptions& q, Arch arch, int64_t steps, const std::string& dir) {
+  // A fresh run each time: the trainer appends to an existing log. Only a folder this command
+  // made before (it has a log.jsonl) is removed.
+  if (fs::exists(dir)) {
+    if (!fs::exists(dir + "/log.jsonl") && !fs::is_empty(dir)) {
+      throw Error(dir, "exists and is not an earlier `bench paper` training run; use another --out");
     }
-    set_threads(q.threads);
-    const auto t0 = std::chrono::steady_clock::now();
-    const TrainResult r = train(quality_config(q, arch, steps, dir), RunStart::kOverwrite);
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // Tokens and time of the steps themselves, from the trainer's log.
-    double targets = 0, train_ms = 0;
-    int64_t params = 0;
-    std::ifstream log(dir + "/log.jsonl");
-    std::string line;
-    while (std::getline(log, line)) {
-      const json j = json::parse(line, nullptr, false);
-      if (j.is_discarded()) continue;
-      if (j.value("event", "") == "start") params = j.value("params", int64_t(0));
-      if (j.contains("tokens_per_s") && j.contains("ms")) {
-        targets += j["tokens_per_s"].get<double>() * j["ms"].get<double>() / 1000.0;
-        train_ms += j["ms"].get<double>();
-      }
-    }
-    json out = {{"arch", arch_name(arch)},
-                {"size", q.size},
-                {"params", params},
-                {"steps", r.steps},
-                {"targets", std::llround(targets)},
-                {"train_ms", train_ms},
-                {"tokens_per_s", train_ms > 0 ? targets / (train_ms / 1000.0) : 0.0},
-                {"final_loss", r.final_loss},
-                {"val_loss", r.val_loss},
-                {"val_token_accuracy", r.val_token_accuracy},
-                {"val_face_accuracy", r.val_face_accuracy},
-                {"wall_s", wall},
-                {"peak_rss_kb", peak_rss_kb()}};
-    std::printf("%s\n", out.dump().c_str());
-    std::fflush(stdout);
-    return 0;
-  } catch (const std::exception& e) {
-    std::printf("%s\n", json({{"error", e.what()}}).dump().c_str());
-    std::fflush(stdout);
-    return 1;
+    fs::remove_all(dir);
   }
+  set_threads(q.threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  const TrainResult r = train(quality_config(q, arch, steps, dir), RunStart::kOverwrite);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Tokens and time of the steps themselves, from the trainer's log.
+  double targets = 0, train_ms = 0;
+  int64_t params = 0;
+  std::ifstream log(dir + "/log.jsonl");
+  std::string line;
+  while (std::getline(log, line)) {
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    if (j.value("event", "") == "start") params = j.value("params", int64_t(0));
+    if (j.contains("tokens_per_s") && j.contains("ms")) {
+      targets += j["tokens_per_s"].get<double>() * j["ms"].get<double>() / 1000.0;
+      train_ms += j["ms"].get<double>();
+    }
+  }
+  json out = {{"arch", arch_name(arch)},
+              {"size", q.size},
+              {"params", params},
+              {"steps", r.steps},
+              {"targets", std::llround(targets)},
+              {"train_ms", train_ms},
+              {"tokens_per_s", train_ms > 0 ? targets / (train_ms / 1000.0) : 0.0},
+              {"final_loss", r.final_loss},
+              {"val_loss", r.val_loss},
+              {"val_token_accuracy", r.val_token_accuracy},
+              {"val_face_accuracy", r.val_face_accuracy},
+              {"wall_s", wall},
+              {"peak_rss_kb", peak_rss_kb()}};
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -321,7 +312,7 @@ int run_paper_command(int argc, char** argv) {
   if (q.precision != "bf16" && q.precision != "fp32") throw Error("--quality-precision must be bf16 or fp32");
   if (!child_quality.empty()) {
     if (quality_steps < 1) throw Error("--child-quality needs --quality-steps >= 1");
-    return run_quality_child(q, arch_from_name(child_quality), quality_steps, out_dir);
+    return run_as_child([&] { return quality_child(q, arch_from_name(child_quality), quality_steps, out_dir); });
   }
   const std::vector<int64_t> faces_list = int_list(faces, "--faces", 1);
   std::string wanted;
@@ -355,10 +346,8 @@ int run_paper_command(int argc, char** argv) {
   const std::string device = torch::cuda::is_available() ? "cpu (CUDA is available, but the decode and training "
                                                            "benchmarks and the trainer run on the CPU)"
                                                          : "cpu";
-  json record = {{"machine",
-                  {{"cpu", cpu_model()}, {"nproc", hardware_threads()}, {"threads", threads},
-                   {"memory_total_mb", double(total_memory_kb()) / 1024.0}, {"libtorch", libtorch_version()},
-                   {"device", device}, {"date", today()}}}};
+  json record = {{"machine", machine_facts(threads)}};
+  record["machine"]["device"] = device;
   std::map<Arch, int64_t> params;
   for (Arch a : kArchs) {
     const ModelConfig cfg = model_preset(size, a);

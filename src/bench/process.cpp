@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -19,6 +20,7 @@
 
 #include "bench/bench.h"
 #include "util/error.h"
+#include "util/report.h"
 
 extern char** environ;
 
@@ -58,6 +60,30 @@ std::map<std::string, std::string> child_environment(int64_t threads, const std:
 void prefer_oom_kill() {
   std::ofstream f("/proc/self/oom_score_adj");
   if (f) f << 1000;
+}
+
+nlohmann::json machine_facts(int64_t threads) {
+  return {{"cpu", cpu_model()},
+          {"nproc", hardware_threads()},
+          {"threads", threads},
+          {"memory_total_mb", double(total_memory_kb()) / 1024.0},
+          {"libtorch", libtorch_version()},
+          {"date", today()}};
+}
+
+int run_as_child(const std::function<nlohmann::json()>& measure) {
+  prefer_oom_kill();
+  int status = 0;
+  nlohmann::json out;
+  try {
+    out = measure();
+  } catch (const std::exception& e) {
+    out = {{"error", e.what()}};
+    status = 1;
+  }
+  std::printf("%s\n", out.dump().c_str());
+  std::fflush(stdout);
+  return status;
 }
 
 int64_t hardware_threads() {

@@ -15,11 +15,14 @@ torch::Tensor prefill(IFlameModelImpl& model, DecodeCache& cache, const torch::T
 
 namespace {
 
-// Runs blocks [first, first + count) of the flattened block list on one position.
-Tensor run_blocks(std::vector<std::pair<std::string, Block>>& blocks, DecodeCache& cache, int64_t first,
-                  int64_t count, Tensor x, const RopeTable& rope, int64_t position) {
+// Runs the blocks of `stage` on its position of token p (the flattened block list, forward order).
+Tensor run_stage(std::vector<std::pair<std::string, Block>>& blocks, DecodeCache& cache, const StageSpec& stage,
+                 Tensor x, const RopeTable& rope, int64_t p) {
+  const int64_t position = stage.position_of(p);
   Tensor cos = rope.cos.narrow(0, position, 1), sin = rope.sin.narrow(0, position, 1);
-  for (int64_t i = first; i < first + count; ++i) x = blocks[size_t(i)].second->step(x, cos, sin, cache.layers[size_t(i)]);
+  for (int64_t i = stage.first_block; i < stage.first_block + stage.blocks; ++i) {
+    x = blocks[size_t(i)].second->step(x, cos, sin, cache.layers[size_t(i)]);
+  }
   return x;
 }
 
@@ -31,41 +34,34 @@ torch::Tensor decode_step(IFlameModelImpl& model, DecodeCache& cache, const torc
   const int64_t p = cache.position;
   if (p >= cache.max_tokens()) throw Error("decode_step: the cache holds " + std::to_string(cache.max_tokens()) + " tokens");
   const int64_t B = token.size(0);
-  // Block lists are cheap handles; keep one per model to avoid rebuilding it every token.
-  thread_local const IFlameModelImpl* blocks_owner = nullptr;
-  thread_local std::vector<std::pair<std::string, Block>> blocks;
-  if (blocks_owner != &model) {
-    blocks = model.named_blocks();
-    blocks_owner = &model;
-  }
+  // A microsecond per token, against the ~1000 LibTorch ops of this path; a list kept between
+  // calls could outlive its model and be taken for another allocated at the same address.
+  std::vector<std::pair<std::string, Block>> blocks = model.named_blocks();
   // The whole capacity at once: the table is rebuilt whenever it grows.
   const RopeTable& rope = model.rope(cache.max_tokens(), token.device());
   Tensor x = model.norm(model.embedding(token.view({B, 1})));  // (B, 1, E)
 
+  const std::vector<StageSpec> stages = model.config.stages();
+  auto run = [&](size_t s, Tensor in) { return run_stage(blocks, cache, stages[s], std::move(in), rope, p); };
   Tensor h;
   if (model.config.arch != Arch::IFlame) {
-    h = run_blocks(blocks, cache, 0, int64_t(blocks.size()), x, rope, p);
+    h = run(0, x);
   } else {
-    const int64_t n = model.config.blocks_per_stage;
-    Tensor a = run_blocks(blocks, cache, 0, n, x, rope, p);  // stage A, token p
-    cache.a_ring.select(1, p % 3).copy_(a.select(1, 0));
-    if ((p + 1) % 3 == 0) {
-      const int64_t j = p / 3;  // the vertex this token completes
-      Tensor b = run_blocks(blocks, cache, n, n, cache.a_ring.mean(1, true).to(a.scalar_type()), rope, j);  // stage B
-      cache.b_ring.select(1, j % 3).copy_(b.select(1, 0));
-      if ((p + 1) % 9 == 0) {
-        const int64_t f = p / 9;  // the face this token completes: C1 + C2 (before D)
-        Tensor c = run_blocks(blocks, cache, 2 * n, 2 * n, cache.b_ring.mean(1, true).to(b.scalar_type()), rope, f);
+    Tensor a = run(kStageA, x);  // (B, 1, E)
+    cache.a_ring.select(1, p % 3).copy_(a.select(1, 0));  // slot: the token within its vertex
+    if (stages[kStageB].runs_at(p)) {
+      Tensor b = run(kStageB, cache.a_ring.mean(1, true).to(a.scalar_type()));
+      cache.b_ring.select(1, stages[kStageB].position_of(p) % 3).copy_(b.select(1, 0));  // the vertex within its face
+      if (stages[kStageC1].runs_at(p)) {  // C1 + C2 on the face p completes (before D)
+        Tensor c = run(kStageC2, run(kStageC1, cache.b_ring.mean(1, true).to(b.scalar_type())));
         cache.latest_c.copy_(c.select(1, 0));
       }
       // Vertex j sees face floor((j-2)/3): the latest C output (zeros before the first face).
-      Tensor d_in = model.skip_weights2[0] * cache.latest_c.unsqueeze(1).to(b.scalar_type()) + b;
-      Tensor d = run_blocks(blocks, cache, 4 * n, n, d_in, rope, j);  // stage D
-      cache.latest_d.copy_(d.select(1, 0));
+      h = run(kStageD, model.skip_weights2[0] * cache.latest_c.unsqueeze(1).to(b.scalar_type()) + b);
+      cache.latest_d.copy_(h.select(1, 0));
     }
     // Token p sees vertex floor((p-2)/3): the latest D output (zeros before the first vertex).
-    Tensor e_in = model.skip_weights2[1] * cache.latest_d.unsqueeze(1).to(a.scalar_type()) + a;
-    h = run_blocks(blocks, cache, 5 * n, n, e_in, rope, p);  // stage E
+    h = run(kStageE, model.skip_weights2[1] * cache.latest_d.unsqueeze(1).to(a.scalar_type()) + a);
   }
   cache.position = p + 1;
   return model.output_proj(h.select(1, 0)).to(torch::kFloat);  // (B, V)

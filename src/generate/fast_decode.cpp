@@ -5,7 +5,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "generate/decode_kernels.h"
+#include "kernels/decode.h"
 #include "util/error.h"
 
 namespace iflame {
@@ -151,13 +151,8 @@ struct FastDecodeState {
   std::shared_ptr<const DecodeWeights> weights;
   int64_t batch = -1;
   std::vector<float> xa, xb, xc, h, qkv, o, up;            // (B, ...) activations
-  std::vector<std::vector<float>> scratch;                 // attention scores, one per thread
 
-  void resize(int64_t B, const DecodeWeights& w, int64_t max_len) {
-    const int threads = std::max(1, at::get_num_threads());
-    if (int(scratch.size()) < threads || (!scratch.empty() && int64_t(scratch[0].size()) < max_len)) {
-      scratch.assign(size_t(threads), std::vector<float>(size_t(std::max<int64_t>(max_len, 1))));
-    }
+  void resize(int64_t B, const DecodeWeights& w) {
     if (B == batch) return;
     batch = B;
     for (auto* v : {&xa, &xb, &xc, &h, &o}) v->assign(size_t(B * w.E), 0.0f);
@@ -203,37 +198,13 @@ void block_step(const PackedBlock& blk, const DecodeWeights& w, LayerCache& laye
     dk::rope(qkv + b * E3, 1, H, D, E3, cos, sin);
     dk::rope(qkv + b * E3 + E, 1, H, D, E3, cos, sin);
   }
-  const int threads = at::get_num_threads();
   if (blk.kind == AttnKind::Full) {
     const int64_t cap = layer.k.size(2);
-    const size_t elem = kv_bf16 ? 2 : 4;
-    char* kb = static_cast<char*>(layer.k.data_ptr());
-    char* vb = static_cast<char*>(layer.v.data_ptr());
-    double work = 0;
     for (int64_t b = 0; b < B; ++b) {
       if (pos[b] >= cap) throw Error("decode: the K/V cache is full (" + std::to_string(cap) + " positions)");
-      for (int64_t hh = 0; hh < H; ++hh) {
-        const size_t at = size_t(((rows[b] * H + hh) * cap + pos[b]) * D) * elem;
-        dk::store_row(qkv + b * E3 + E + hh * D, kb + at, kv_bf16, D);
-        dk::store_row(qkv + b * E3 + 2 * E + hh * D, vb + at, kv_bf16, D);
-      }
       layer.length = std::max(layer.length, pos[b] + 1);
-      work += double(H) * double(pos[b] + 1) * double(D);
     }
-    const float scale = float(1.0 / std::sqrt(double(D)));
-    auto heads = [&](int64_t i0, int64_t i1) {
-      float* s = st.scratch[size_t(at::get_thread_num())].data();
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t b = i / H, hh = i % H;
-        const size_t base = size_t((rows[b] * H + hh) * cap * D) * elem;
-        dk::attend(qkv + b * E3 + hh * D, kb + base, vb + base, kv_bf16, pos[b] + 1, D, scale, s, o + b * E + hh * D);
-      }
-    };
-    if (threads > 1 && work >= 65536.0) {
-      at::parallel_for(0, B * H, (B * H + threads - 1) / threads, heads);
-    } else {
-      heads(0, B * H);
-    }
+    dk::attend_rows(qkv, B, H, D, rows, pos, layer.k.data_ptr(), layer.v.data_ptr(), kv_bf16, cap, o);
   } else {
     float* S = layer.state.data_ptr<float>();
     for (int64_t b = 0; b < B; ++b) {
@@ -293,7 +264,7 @@ torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const
   }
   FastDecodeState& st = ensure_state(model, cache);
   const DecodeWeights& w = *st.weights;
-  st.resize(B, w, cache.max_tokens());
+  st.resize(B, w);
   const bool kv_bf16 = cache.kv_dtype() == torch::kBFloat16;
   const int64_t E = w.E;
   // (T, D/2) float32 for the whole capacity at once (the table is rebuilt whenever it grows).
@@ -312,47 +283,50 @@ torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const
   }
   dk::rmsnorm(xa, w.norm.data(), B, E, w.eps, xa);
 
-  auto run = [&](int64_t first, int64_t count, float* x, const RowSet& set) {
-    for (int64_t i = first; i < first + count; ++i) {
+  const std::vector<StageSpec> stages = model.config.stages();
+  auto run = [&](size_t s, float* x, const RowSet& set) {
+    for (int64_t i = stages[s].first_block; i < stages[s].first_block + stages[s].blocks; ++i) {
       block_step(w.blocks[size_t(i)], w, cache.layers[size_t(i)], x, int64_t(set.rows.size()), set.rows.data(),
                  set.pos.data(), cos0, sin0, st, kv_bf16);
     }
   };
   const RowSet tokens_set{rows, positions};
   if (model.config.arch != Arch::IFlame) {
-    run(0, int64_t(w.blocks.size()), xa, tokens_set);
+    run(0, xa, tokens_set);
   } else {
-    const int64_t n = model.config.blocks_per_stage;
     float* a_ring = cache.a_ring.data_ptr<float>();
     float* b_ring = cache.b_ring.data_ptr<float>();
     float* latest_c = cache.latest_c.data_ptr<float>();
     float* latest_d = cache.latest_d.data_ptr<float>();
-    // The rows whose token completes a vertex (stages B, D) and, of those, a face (stage C).
+    // The rows whose token completes a vertex (stages B, D) and, of those, a face (C1, C2), each
+    // at the position it completes; ring slots: the token within its vertex, the vertex within
+    // its face.
     RowSet vertex_set, face_set;
     std::vector<int64_t> a_slot, b_slot;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t p = positions[b];
       a_slot.push_back(p % 3);
-      if ((p + 1) % 3 != 0) continue;
+      if (!stages[kStageB].runs_at(p)) continue;
       vertex_set.rows.push_back(rows[b]);
-      vertex_set.pos.push_back(p / 3);  // the vertex this token completes
-      b_slot.push_back((p / 3) % 3);
-      if ((p + 1) % 9 == 0) {
+      vertex_set.pos.push_back(stages[kStageB].position_of(p));
+      b_slot.push_back(stages[kStageB].position_of(p) % 3);
+      if (stages[kStageC1].runs_at(p)) {
         face_set.rows.push_back(rows[b]);
-        face_set.pos.push_back(p / 9);  // the face this token completes
+        face_set.pos.push_back(stages[kStageC1].position_of(p));
       }
     }
-    run(0, n, xa, tokens_set);  // stage A
+    run(kStageA, xa, tokens_set);
     ring_put(a_ring, rows, a_slot, xa, E);
     if (!vertex_set.rows.empty()) {
       float* xb = st.xb.data();
       ring_mean(a_ring, vertex_set.rows, E, xb);
-      run(n, n, xb, vertex_set);  // stage B
+      run(kStageB, xb, vertex_set);
       ring_put(b_ring, vertex_set.rows, b_slot, xb, E);
       if (!face_set.rows.empty()) {
         float* xc = st.xc.data();
         ring_mean(b_ring, face_set.rows, E, xc);
-        run(2 * n, 2 * n, xc, face_set);  // C1 + C2 on the face this token completes (before D)
+        run(kStageC1, xc, face_set);  // C1 + C2 on the face this token completes (before D)
+        run(kStageC2, xc, face_set);
         for (size_t i = 0; i < face_set.rows.size(); ++i) {
           std::memcpy(latest_c + face_set.rows[i] * E, xc + int64_t(i) * E, size_t(E) * sizeof(float));
         }
@@ -363,7 +337,7 @@ torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const
         float* x = xb + int64_t(i) * E;
         for (int64_t e = 0; e < E; ++e) x[e] = w.w0 * c[e] + x[e];
       }
-      run(4 * n, n, xb, vertex_set);  // stage D
+      run(kStageD, xb, vertex_set);
       for (size_t i = 0; i < vertex_set.rows.size(); ++i) {
         std::memcpy(latest_d + vertex_set.rows[i] * E, xb + int64_t(i) * E, size_t(E) * sizeof(float));
       }
@@ -373,7 +347,7 @@ torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const
       const float* d = latest_d + rows[b] * E;
       for (int64_t e = 0; e < E; ++e) xa[b * E + e] = w.w1 * d[e] + xa[b * E + e];
     }
-    run(5 * n, n, xa, tokens_set);  // stage E
+    run(kStageE, xa, tokens_set);
   }
   Tensor logits = torch::empty({B, w.V}, torch::kFloat);
   dk::matmul(xa, B, E, w.head, logits.data_ptr<float>(), w.V, false);

@@ -1,5 +1,5 @@
 // The fused CPU decoder: decode_step for a CPU cache in float32 or bfloat16, on the kernels of
-// generate/decode_kernels.h instead of LibTorch ops (one LibTorch op costs microseconds, and a
+// kernels/decode.h instead of LibTorch ops (one LibTorch op costs microseconds, and a
 // token of the `ref` model needs ~1000 of them on the per-op path).
 //
 // Weights are packed once per (model, precision) into panels (fused q/k/v, fused SwiGLU
@@ -8,7 +8,7 @@
 // every in-place change: load_weights, optimizer steps, to()), and repacks when they moved;
 // writes through `.data()` or raw pointers bypass version counting and are not seen.
 // --precision bf16 stores weights and K/V in bfloat16; arithmetic is float32 except the matmuls'
-// inputs on CPUs with AVX512-BF16 (generate/decode_kernels.h).
+// inputs on CPUs with AVX512-BF16 (kernels/decode.h).
 #pragma once
 #include <vector>
 

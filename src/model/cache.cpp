@@ -11,15 +11,12 @@ HybridCache::HybridCache(const ModelConfig& config, int64_t batch, int64_t max_t
   const int64_t H = config.heads, D = config.head_dim(), E = config.dim;
   auto kv_opts = torch::dtype(kv_dtype).device(device);
   auto f32 = torch::dtype(torch::kFloat).device(device);
-  // Resolution of each block, in named_blocks() order: stages A..E are 1, 3, 9, 9, 3, 1.
-  const int64_t stage_res[6] = {1, 3, 9, 9, 3, 1};
   for (int64_t i = 0; i < config.num_layers(); ++i) {
     LayerCache layer;
-    const int64_t in_stage = config.arch == Arch::IFlame ? i % config.blocks_per_stage : i;
-    layer.kind = config.kind_of(in_stage);
-    layer.resolution = config.arch == Arch::IFlame ? stage_res[i / config.blocks_per_stage] : 1;
+    layer.kind = config.block_kind(i);
+    layer.resolution = config.stage_of(i).resolution;
     if (layer.kind == AttnKind::Full) {
-      const int64_t capacity = max_tokens / layer.resolution;
+      const int64_t capacity = config.stage_of(i).positions(max_tokens);
       layer.k = torch::empty({batch, H, capacity, D}, kv_opts);
       layer.v = torch::empty({batch, H, capacity, D}, kv_opts);
     } else {

@@ -48,6 +48,23 @@ AttnKind ModelConfig::kind_of(int64_t index) const {
   return c == 'F' ? AttnKind::Full : AttnKind::Linear;
 }
 
+std::vector<StageSpec> ModelConfig::stages() const {
+  if (arch != Arch::IFlame) return {{"blocks", 1, 0, baseline_layers}};
+  static const std::pair<const char*, int64_t> hourglass[6] = {{"encoder_blocks.0", 1}, {"encoder_blocks.1", 3},
+                                                               {"bottlenecke", 9},      {"bottleneckd", 9},
+                                                               {"decoder_blocks.0", 3}, {"decoder_blocks.1", 1}};
+  std::vector<StageSpec> out;
+  for (int64_t s = 0; s < 6; ++s) out.push_back({hourglass[s].first, hourglass[s].second, s * blocks_per_stage, blocks_per_stage});
+  return out;
+}
+
+StageSpec ModelConfig::stage_of(int64_t block) const {
+  for (const StageSpec& s : stages()) {
+    if (block >= s.first_block && block < s.first_block + s.blocks) return s;
+  }
+  throw Error("model: block " + std::to_string(block) + " outside the " + std::to_string(num_layers()) + " blocks");
+}
+
 void ModelConfig::validate() const {
   if (dim <= 0 || heads <= 0 || dim % heads != 0) {
     throw Error("model: width " + std::to_string(dim) + " is not divisible by " + std::to_string(heads) + " heads");
@@ -69,11 +86,7 @@ int64_t ModelConfig::parameter_count() const {
     return attn + ffn + 2 * E;                                            // + norm1, norm2
   };
   int64_t blocks = 0;
-  if (arch == Arch::IFlame) {
-    for (int64_t i = 0; i < blocks_per_stage; ++i) blocks += 6 * block(kind_of(i));
-  } else {
-    for (int64_t i = 0; i < baseline_layers; ++i) blocks += block(kind_of(i));
-  }
+  for (int64_t i = 0; i < num_layers(); ++i) blocks += block(block_kind(i));
   const int64_t skip = arch == Arch::IFlame ? 2 : 0;  // skip_weights2
   return vocab * E + E + blocks + skip + (E * vocab + vocab);  // embedding, norm, blocks, output_proj
 }

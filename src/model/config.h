@@ -20,6 +20,26 @@ const char* recompute_name(Recompute r);
 Recompute recompute_from_name(const std::string& name);  // none | linear | all; throws iflame::Error
 bool recomputes(Recompute policy, AttnKind kind);         // is a block of this kind recomputed?
 
+// One stage of blocks at one resolution. iFlame's hourglass has six (spec section 2):
+//   A encoder_blocks.0 (token), B encoder_blocks.1 (vertex), C1 bottlenecke, C2 bottleneckd (face),
+//   D decoder_blocks.0 (vertex), E decoder_blocks.1 (token);
+// the baselines have one, `blocks`, at token resolution. Everything that walks the blocks (the
+// forward, both decoders, the cache and the FLOP counter) reads this table.
+struct StageSpec {
+  const char* name;     // state-dict prefix of its blocks
+  int64_t resolution;   // tokens per position: 1 token, 3 vertex, 9 face
+  int64_t first_block;  // index of its first block in forward order (named_blocks())
+  int64_t blocks;
+  // The decode schedule: a stage runs when token p completes one of its positions, and runs
+  // that position. Stage A runs every token; B and D when p ends a vertex; C1, C2 a face.
+  bool runs_at(int64_t p) const { return (p + 1) % resolution == 0; }
+  int64_t position_of(int64_t p) const { return p / resolution; }
+  int64_t positions(int64_t tokens) const { return tokens / resolution; }  // tokens: a multiple of 9
+};
+
+// iFlame's stages by index into ModelConfig::stages().
+enum HourglassStage : size_t { kStageA, kStageB, kStageC1, kStageC2, kStageD, kStageE };
+
 struct ModelConfig {
   Arch arch = Arch::IFlame;
   int64_t dim = 512;         // E
@@ -39,6 +59,11 @@ struct ModelConfig {
   // Attention kind of block `index` within a stage (iFlame) or of layer `index` (baselines).
   AttnKind kind_of(int64_t index) const;
   int64_t num_layers() const { return arch == Arch::IFlame ? 6 * blocks_per_stage : baseline_layers; }
+  // The stages in forward order (six for iFlame, one for the baselines).
+  std::vector<StageSpec> stages() const;
+  // The stage that block `block` (forward order) belongs to, and its attention kind.
+  StageSpec stage_of(int64_t block) const;
+  AttnKind block_kind(int64_t block) const { return kind_of(block - stage_of(block).first_block); }
   // Throws iflame::Error when inconsistent (D not divisible by 4, unknown pattern letter, ...).
   void validate() const;
   // The number of parameters the model of this config has (analytic: nothing is allocated),

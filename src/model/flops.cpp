@@ -1,6 +1,8 @@
 // Analytic FLOP counts of a training step (convention in flops.h).
 #include "model/flops.h"
 
+#include <algorithm>
+
 namespace iflame {
 
 int64_t block_matmul_weights(const ModelConfig& c) { return 4 * c.dim * c.dim + 3 * c.dim * c.hidden(); }
@@ -31,14 +33,9 @@ std::vector<BlockGroup> block_groups(const ModelConfig& c, int64_t length) {
     }
     groups.push_back({T, kind, n});
   };
-  if (c.arch != Arch::IFlame) {
-    for (int64_t i = 0; i < c.baseline_layers; ++i) add(length, c.kind_of(i), 1);
-    return groups;
-  }
-  const int64_t L = (length + 8) / 9 * 9;
-  for (int64_t T : {L, L / 3, L / 9, L / 9, L / 3, L}) {
-    for (int64_t i = 0; i < c.blocks_per_stage; ++i) add(T, c.kind_of(i), 1);
-  }
+  // Baselines run at the given length; iFlame pads it to whole faces.
+  const int64_t L = c.arch == Arch::IFlame ? (length + 8) / 9 * 9 : length;
+  for (int64_t i = 0; i < c.num_layers(); ++i) add(c.stage_of(i).positions(L), c.block_kind(i), 1);
   return groups;
 }
 
@@ -58,6 +55,24 @@ FlopCount train_flops(const ModelConfig& c, int64_t length, int64_t batch) {
   f.dense_forward += 2.0 * double(c.dim) * double(c.vocab) * double(length) * B;
   f.attention_forward = full + linear;
   f.train = kDenseTrainFactor * f.dense_forward + kFullAttentionTrainFactor * full + kLinearAttentionTrainFactor * linear;
+  return f;
+}
+
+FlopCount decode_flops(const ModelConfig& c, int64_t from, int64_t to) {
+  FlopCount f;
+  const double W = double(block_matmul_weights(c)), E = double(c.dim);
+  for (const StageSpec& stage : c.stages()) {
+    int64_t full = 0;
+    for (int64_t i = stage.first_block; i < stage.first_block + stage.blocks; ++i) full += c.block_kind(i) == AttnKind::Full;
+    const double linear = double(stage.blocks - full);
+    for (int64_t p = from; p < to; ++p) {
+      if (!stage.runs_at(p)) continue;
+      f.dense_forward += 2.0 * W * double(stage.blocks);
+      // Full: q.k and p.v over the keys so far; linear: k^T v into the state, then q S.
+      f.attention_forward += double(full) * 4.0 * E * double(stage.position_of(p) + 1) + linear * 4.0 * E * double(c.head_dim());
+    }
+  }
+  f.dense_forward += 2.0 * E * double(c.vocab) * double(std::max<int64_t>(to - from, 0));  // the head, every token
   return f;
 }
 

@@ -38,6 +38,12 @@ struct FlopCount {
 // One training step on `batch` sequences of `length` tokens (iFlame pads to a multiple of 9).
 FlopCount train_flops(const ModelConfig& config, int64_t length, int64_t batch);
 
+// Decoding tokens [from, to) one at a time with the cache, forward only (train = 0). Each token
+// runs the stages its position completes (StageSpec::runs_at): full attention reads the
+// stage's positions so far, linear attention updates and reads its D x D state per head.
+// Over a whole sequence of whole faces the dense and full-attention counts equal the forward's.
+FlopCount decode_flops(const ModelConfig& config, int64_t from, int64_t to);
+
 // The resolutions a model runs its blocks at: (positions T, attention kind, number of blocks).
 struct BlockGroup {
   int64_t positions;

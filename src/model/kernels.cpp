@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "model/flash_attention.h"
+#include "kernels/flash_attention.h"
 
 namespace iflame::kernels {
 
@@ -280,7 +280,7 @@ Tensor causal_attention_tiled(const Tensor& q, const Tensor& k, const Tensor& v,
 }
 
 // ---------------------------------------------------------------------------------------
-// Flash attention (model/flash_attention.h) as a custom autograd function.
+// Flash attention (kernels/flash_attention.h) as a custom autograd function.
 
 namespace {
 

@@ -21,7 +21,7 @@ torch::Tensor linear_attention_recurrent(const torch::Tensor& q, const torch::Te
 torch::Tensor causal_attention_tiled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      int64_t tile = 256, int64_t key_block = 0);
 
-// Fused flash attention (model/flash_attention.h): the same result as the naive kernel from
+// Fused flash attention (kernels/flash_attention.h): the same result as the naive kernel from
 // blocks of 64 queries x 64 keys with the softmax online, no tensor temporaries inside; a
 // custom autograd function whose backward recomputes the scores from the saved log-sum-exp.
 // Arithmetic in float32 (float64 for float64 inputs) whatever the input dtype; results in it.

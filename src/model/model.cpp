@@ -56,16 +56,12 @@ std::vector<torch::nn::ModuleList> IFlameModelImpl::stages() const {
 
 std::vector<std::pair<std::string, Block>> IFlameModelImpl::named_blocks() const {
   std::vector<std::pair<std::string, Block>> out;
-  auto add = [&](const torch::nn::ModuleList& stage, const std::string& prefix) {
-    for (size_t i = 0; i < stage->size(); ++i) out.emplace_back(prefix + "." + std::to_string(i), Block(stage->ptr<BlockImpl>(i)));
-  };
-  if (config.arch == Arch::IFlame) {
-    static const char* names[] = {"encoder_blocks.0", "encoder_blocks.1", "bottlenecke", "bottleneckd",
-                                  "decoder_blocks.0", "decoder_blocks.1"};
-    auto st = stages();
-    for (size_t s = 0; s < st.size(); ++s) add(st[s], names[s]);
-  } else {
-    add(blocks, "blocks");
+  const std::vector<torch::nn::ModuleList> lists = config.arch == Arch::IFlame ? stages() : std::vector{blocks};
+  const std::vector<StageSpec> specs = config.stages();
+  for (size_t s = 0; s < specs.size(); ++s) {
+    for (size_t i = 0; i < lists[s]->size(); ++i) {
+      out.emplace_back(std::string(specs[s].name) + "." + std::to_string(i), Block(lists[s]->ptr<BlockImpl>(i)));
+    }
   }
   return out;
 }
@@ -84,14 +80,15 @@ const RopeTable& IFlameModelImpl::rope(int64_t positions, const torch::Device& d
   return rope_;
 }
 
-Tensor IFlameModelImpl::run_stage(const torch::nn::ModuleList& stage, const std::string& name, Tensor x,
-                                  Trace* trace, HybridCache* capture, int64_t first_layer) {
+Tensor IFlameModelImpl::run_stage(const torch::nn::ModuleList& stage, const StageSpec& spec, Tensor x, Trace* trace,
+                                  HybridCache* capture) {
   const int64_t T = x.size(1);
   const RopeTable& table = rope(T, x.device());
   Tensor cos = table.cos.narrow(0, 0, T), sin = table.sin.narrow(0, 0, T);
+  const std::string name = spec.name;
   if (trace) (*trace)[name + ".0.input"] = x.detach();
   for (size_t i = 0; i < stage->size(); ++i) {
-    LayerCache* layer = capture ? &capture->layers[size_t(first_layer) + i] : nullptr;
+    LayerCache* layer = capture ? &capture->layers[size_t(spec.first_block) + i] : nullptr;
     BlockImpl& block = *stage->ptr<BlockImpl>(i);
     if (!trace && !layer && recomputes(recompute, block.attn->kind)) {
       x = checkpointed_block(block, x, cos, sin);
@@ -108,28 +105,28 @@ Tensor IFlameModelImpl::forward(const Tensor& tokens, Trace* trace, HybridCache*
   if (capture && (L % 9 != 0 || L > capture->max_tokens() || tokens.size(0) != capture->batch())) {
     throw Error("prefill needs a prompt of a multiple of 9 tokens that fits the cache (got " + std::to_string(L) + ")");
   }
-  const int64_t n = config.blocks_per_stage;
+  const std::vector<StageSpec> spec = config.stages();
   Tensor x = norm(embedding(tokens));  // (B, L, E)
   if (trace) (*trace)["embed_norm_out"] = x.detach();
   Tensor h;
   if (config.arch != Arch::IFlame) {
-    h = run_stage(blocks, "blocks", x, trace, capture, 0);
+    h = run_stage(blocks, spec[0], x, trace, capture);
   } else {
     const int64_t padded = (L + 8) / 9 * 9;
     if (padded != L) x = F::pad(x, F::PadFuncOptions({0, 0, 0, padded - L}));
     auto st = stages();
-    Tensor a = run_stage(st[0], "encoder_blocks.0", x, trace, capture, 0);              // (B, L, E)
+    auto run = [&](HourglassStage s, Tensor in) { return run_stage(st[s], spec[s], std::move(in), trace, capture); };
+    Tensor a = run(kStageA, x);  // (B, L, E)
     Tensor a_down = downsample3(a);
     if (trace) (*trace)["downsamplers.0.output_BCL"] = a_down.transpose(1, 2).detach();
-    Tensor b = run_stage(st[1], "encoder_blocks.1", a_down, trace, capture, n);         // (B, L/3, E)
+    Tensor b = run(kStageB, a_down);  // (B, L/3, E)
     Tensor b_down = downsample3(b);
     if (trace) (*trace)["downsamplers.1.output_BCL"] = b_down.transpose(1, 2).detach();
-    Tensor c = run_stage(st[2], "bottlenecke", b_down, trace, capture, 2 * n);              // (B, L/9, E)
-    c = run_stage(st[3], "bottleneckd", c, trace, capture, 3 * n);
+    Tensor c = run(kStageC2, run(kStageC1, b_down));  // (B, L/9, E)
     if (trace) (*trace)["upsamplers.0.output_BCL"] = c.repeat_interleave(3, 1).transpose(1, 2).detach();
-    Tensor d = run_stage(st[4], "decoder_blocks.0", skip_weights2[0] * upsample3_shift2(c) + b, trace, capture, 4 * n);  // (B, L/3, E)
+    Tensor d = run(kStageD, skip_weights2[0] * upsample3_shift2(c) + b);  // (B, L/3, E)
     if (trace) (*trace)["upsamplers.1.output_BCL"] = d.repeat_interleave(3, 1).transpose(1, 2).detach();
-    h = run_stage(st[5], "decoder_blocks.1", skip_weights2[1] * upsample3_shift2(d) + a, trace, capture, 5 * n);  // (B, L, E)
+    h = run(kStageE, skip_weights2[1] * upsample3_shift2(d) + a);  // (B, L, E)
     if (padded != L) h = h.narrow(1, 0, L);
     if (capture) {
       torch::NoGradGuard no_grad;

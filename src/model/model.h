@@ -27,7 +27,8 @@ struct IFlameModelImpl : torch::nn::Module {
   // filled so that decoding can continue at position L.
   torch::Tensor forward(const torch::Tensor& tokens, Trace* trace = nullptr, HybridCache* capture = nullptr);
 
-  // The six iFlame stages in order A, B, C1, C2, D, E (empty for the baselines).
+  // The six iFlame stages' blocks in order A, B, C1, C2, D, E (empty for the baselines); their
+  // names and resolutions are config.stages().
   std::vector<torch::nn::ModuleList> stages() const;
   // All blocks in forward order, and their state-dict prefixes ("encoder_blocks.0.3", ...).
   std::vector<std::pair<std::string, Block>> named_blocks() const;
@@ -49,8 +50,8 @@ struct IFlameModelImpl : torch::nn::Module {
   torch::nn::Linear output_proj{nullptr};
 
  private:
-  torch::Tensor run_stage(const torch::nn::ModuleList& stage, const std::string& name, torch::Tensor x,
-                          Trace* trace, HybridCache* capture, int64_t first_layer);
+  torch::Tensor run_stage(const torch::nn::ModuleList& stage, const StageSpec& spec, torch::Tensor x, Trace* trace,
+                          HybridCache* capture);
   RopeTable rope_;
 };
 TORCH_MODULE(IFlameModel);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "model/flops.h"
@@ -88,223 +89,305 @@ torch::Device training_device(const std::string& name, int64_t local_rank) {
   return torch::Device(torch::kCUDA, c10::DeviceIndex(index));
 }
 
+namespace {
+
+// What one optimizer step did.
+struct StepStats {
+  double loss = 0, lr = 0, grad_norm = 0, ms = 0, flops = 0;
+  int64_t targets = 0;
+  bool finite = true;
+};
+
+// One training run, cut into its parts: the constructor sets everything up (data, model,
+// optimizer, run folder, resume, the other ranks, the MFU denominator, the log); step() is one
+// optimizer step; report() logs and prints it; validate_and_checkpoint() does what is due after it.
+class Trainer {
+ public:
+  Trainer(const TrainConfig& cfg, RunStart start, Distributed& group);
+  bool done() const { return state_.step >= cfg_.train_steps; }
+  StepStats step();
+  void report(const StepStats& s);
+  void validate_and_checkpoint();
+  TrainResult finish();
+
+ private:
+  void resume();
+  void sync_ranks();
+  void print_banner() const;
+  void log_line(const nlohmann::json& j);
+  int64_t targets_of(const Tensor& tokens) const;
+  // Small tensors for collectives live where the backend wants them (NCCL: on the GPU).
+  Tensor comm(Tensor t) const { return t.to(device_); }
+
+  const TrainConfig& cfg_;
+  Distributed& group_;
+  const bool main_;
+  const int64_t world_;
+  DatasetReader data_;
+  TokenizerConfig tk_;
+  ModelConfig mc_;
+  torch::Device device_;
+  IFlameModel model_{nullptr};
+  std::vector<Tensor> params_;
+  std::unique_ptr<Optimizer> optimizer_;
+  bool bf16_;
+  RunFolder run_;
+  TrainState state_;
+  double peak_gflops_ = 0;
+  bool peak_given_ = false;
+  std::vector<size_t> val_idx_;
+  std::unique_ptr<BatchStream> stream_;
+  std::string log_path_;
+  std::ofstream log_;
+  int64_t warmup_ = 0, bad_in_a_row_ = 0;
+  TrainResult result_;
+  std::unique_ptr<Progress> progress_;
+};
+
+const std::string& training_data_path(const TrainConfig& cfg) {
+  if (cfg.data_train.empty()) throw Error("train: data.train is not set (a dataset from `iflame prepare`)");
+  return cfg.data_train;
+}
+
+Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
+    : cfg_(cfg),
+      group_(group),
+      main_(group.is_main()),
+      world_(group.world_size()),
+      data_(training_data_path(cfg)),
+      tk_(data_.tokenizer_config()),
+      mc_(cfg.model_config()),
+      device_(training_device(cfg.train_device, group.local_rank())),
+      bf16_(cfg.train_precision == "bf16") {
+  if (data_.num_train() == 0) throw Error(cfg.data_train, "the dataset has no training meshes");
+  mc_.vocab = tk_.vocab_size();
+  mc_.pad_token = tk_.pad();
+  torch::manual_seed(cfg.train_seed);
+  model_ = IFlameModel(mc_);
+  model_->to(device_);  // before the optimizer allocates its state next to the parameters
+  model_->train();
+  model_->recompute = recompute_from_name(cfg.train_recompute);
+  std::vector<std::pair<std::string, Tensor>> named;
+  for (auto& item : model_->named_parameters()) {
+    named.emplace_back(item.key(), item.value());
+    params_.push_back(item.value());
+  }
+  optimizer_ = std::make_unique<Optimizer>(named, cfg.optimizer_options());
+
+  if (main_) {
+    run_ = claim_run_folder(cfg.out_dir, start);
+    if (!run_.moved_to.empty()) std::fprintf(stderr, "train: --overwrite: moved the old run to %s\n", run_.moved_to.c_str());
+  }
+  state_.config_text = cfg.to_text();
+  if (start == RunStart::kResume && main_) resume();
+  if (world_ > 1) sync_ranks();
+  // MFU denominator: the bf16 matmul rate of every worker together.
+  peak_given_ = cfg.train_peak_gflops > 0;
+  Tensor peak = comm(torch::tensor({peak_given_ ? cfg.train_peak_gflops : measured_peak_gflops(device_)}, torch::kDouble));
+  group_.all_reduce_sum(peak);
+  peak_gflops_ = peak.item<double>();
+  if (main_) print_banner();
+
+  const auto train_idx = data_.indices(Split::kTrain);
+  val_idx_ = data_.indices(Split::kVal);
+  stream_ = std::make_unique<BatchStream>(data_, train_idx,
+                                          BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces},
+                                          cfg.data_augment, cfg.train_seed, state_.data, group_.rank(), world_);
+  log_path_ = cfg.out_dir + "/log.jsonl";
+  if (main_) {
+    drop_partial_last_line(log_path_);
+    log_.open(log_path_, std::ios::app);
+  }
+  if (state_.step == 0) {
+    log_line({{"event", "start"}, {"config", state_.config_text}, {"params", model_->num_parameters()},
+              {"workers", world_}, {"peak_gflops", peak_gflops_}});
+  } else {
+    log_line({{"event", "resume"}, {"step", state_.step}, {"workers", world_}});
+  }
+  warmup_ = int64_t(cfg.optim_warmup * double(cfg.train_steps));
+  progress_ = std::make_unique<Progress>("train", size_t(cfg.train_steps - state_.step), stderr, main_ ? -1 : 0);
+}
+
+// Rank 0: continue from the run's newest complete checkpoint, refusing a changed config.
+void Trainer::resume() {
+  const std::string ckpt = latest_checkpoint(run_);
+  if (ckpt.empty()) {
+    std::fprintf(stderr, "train: --resume: no checkpoint in %s, starting fresh\n", cfg_.out_dir.c_str());
+    return;
+  }
+  state_ = load_checkpoint(ckpt, *model_, *optimizer_);
+  const std::vector<std::string> diff = config_differences(state_.config_text, cfg_.to_text());
+  if (!diff.empty()) {
+    std::string text;
+    for (const std::string& d : diff) text += "\n  " + d;
+    throw Error(cfg_.out_dir, "--resume with a config that differs from the run's (" + ckpt + "):" + text +
+                                  "\nOnly the keys marked 'resumable' in `iflame train --help-config` may change.");
+  }
+  state_.config_text = cfg_.to_text();
+  std::fprintf(stderr, "train: resumed from %s (step %lld)\n", ckpt.c_str(), (long long)state_.step);
+}
+
+// Every rank starts from rank 0's weights, optimizer state and data position.
+void Trainer::sync_ranks() {
+  std::vector<Tensor> tensors = params_;
+  for (const auto& [name, t] : optimizer_->state()) tensors.push_back(t);
+  group_.broadcast_coalesced(tensors);
+  Tensor pos = comm(torch::tensor({state_.step, state_.data.epoch, state_.data.batch, optimizer_->steps()}, torch::kLong));
+  group_.broadcast(pos);
+  state_.step = pos[0].item<int64_t>();
+  state_.data.epoch = pos[1].item<int64_t>();
+  state_.data.batch = pos[2].item<int64_t>();
+  if (!main_) optimizer_->load_state(optimizer_->state(), pos[3].item<int64_t>());
+}
+
+void Trainer::print_banner() const {
+  std::fprintf(stderr, "train: %s\n%s", arch_name(mc_.arch), mc_.describe().c_str());
+  std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\ndevice        = %s\n",
+               double(model_->num_parameters()) / 1e6, cfg_.data_train.c_str(), data_.num_train(), data_.num_val(),
+               device_.str().c_str());
+  if (world_ > 1) {
+    std::fprintf(stderr, "workers       = %lld (%s), %d threads each\n", (long long)world_, group_.backend(),
+                 at::get_num_threads());
+  }
+  std::fprintf(stderr, "peak          = %.1f GFLOP/s (bf16 matmul, %s%s)\n", peak_gflops_,
+               peak_given_ ? "train.peak_gflops" : "measured", world_ > 1 ? ", all workers" : "");
+}
+
+void Trainer::log_line(const nlohmann::json& j) {
+  if (!main_) return;
+  log_ << j.dump() << "\n";
+  log_.flush();
+  if (!log_) throw Error(log_path_, std::string("cannot append to the log: ") + std::strerror(errno));
+}
+
+int64_t Trainer::targets_of(const Tensor& tokens) const {
+  if (tokens.numel() == 0) return 0;  // this rank's share of a small batch was empty
+  return tokens.narrow(1, 9, tokens.size(1) - 9).ne(tk_.pad()).sum().item<int64_t>();
+}
+
+StepStats Trainer::step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  StepStats s;
+  std::vector<Tensor> micro;
+  for (int64_t a = 0; a < cfg_.optim_accum; ++a) {
+    micro.push_back(stream_->next().to(device_));
+    s.targets += targets_of(micro.back());
+  }
+  if (world_ > 1) {  // the weights below are shares of the whole step's targets
+    Tensor t = comm(torch::tensor({s.targets}, torch::kLong));
+    group_.all_reduce_sum(t);
+    s.targets = t.item<int64_t>();
+  }
+  optimizer_->zero_grad();
+  for (const Tensor& tokens : micro) {
+    if (tokens.numel() == 0) continue;
+    LossStats ls;
+    {
+      compat::AutocastGuard autocast(device_.type(), torch::kBFloat16, bf16_);
+      ls = sequence_loss(model_->forward(tokens), tokens, tk_.pad(), /*metrics=*/false);
+    }
+    const double weight = double(targets_of(tokens)) / double(std::max<int64_t>(s.targets, 1));
+    (ls.loss * weight).backward();
+    s.loss += ls.loss.item<double>() * weight;
+    s.flops += train_flops(mc_, tokens.size(1), tokens.size(0)).train;
+  }
+  if (world_ > 1) {
+    group_.all_reduce_gradients(params_);
+    Tensor t = comm(torch::tensor({s.loss, s.flops}, torch::kDouble));
+    group_.all_reduce_sum(t);
+    s.loss = t[0].item<double>();
+    s.flops = t[1].item<double>();
+  }
+  s.lr = scheduled_lr(state_.step, cfg_.train_steps, warmup_, cfg_.optim_lr);
+  s.grad_norm = clip_grad_norm(params_, cfg_.optim_grad_clip);
+  s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
+  if (s.finite) {
+    optimizer_->step(s.lr);
+    bad_in_a_row_ = 0;
+  } else {
+    ++bad_in_a_row_;
+    log_line({{"step", state_.step + 1}, {"skipped", "non-finite loss or gradient"}, {"loss", std::to_string(s.loss)}});
+    if (main_) {
+      std::fprintf(stderr, "train: step %lld skipped: non-finite loss or gradients (%lld in a row)\n",
+                   (long long)(state_.step + 1), (long long)bad_in_a_row_);
+    }
+    if (bad_in_a_row_ >= cfg_.train_max_bad_steps) {
+      throw Error("train: " + std::to_string(bad_in_a_row_) + " non-finite steps in a row; stopping. Lower optim.lr " +
+                  "or use train.precision = fp32");
+    }
+  }
+  ++state_.step;
+  state_.data = stream_->position();
+  s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return s;
+}
+
+void Trainer::report(const StepStats& s) {
+  const double tps = double(s.targets) / (s.ms / 1000.0);
+  const double gflops = s.flops / (s.ms / 1000.0) * 1e-9;
+  const double mfu = peak_gflops_ > 0 ? gflops / peak_gflops_ : 0;
+  if (s.finite) {
+    result_.final_loss = s.loss;
+    log_line({{"step", state_.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm}, {"ms", s.ms},
+              {"tokens_per_s", tps}, {"gflops", gflops}, {"mfu", mfu}, {"epoch", state_.data.epoch}});
+  }
+  if (!main_) return;  // rank 0 alone reports
+  progress_->add(1);
+  if (cfg_.log_every > 0 && (state_.step % cfg_.log_every == 0 || state_.step == cfg_.train_steps)) {
+    progress_->finish();
+    std::fprintf(stderr,
+                 "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | MFU %4.1f%% | epoch %lld\n",
+                 (long long)state_.step, (long long)cfg_.train_steps, s.loss, s.lr, s.grad_norm, s.ms, tps, 100 * mfu,
+                 (long long)state_.data.epoch);
+  }
+}
+
+// Rank 0 alone validates and checkpoints, when due and after the last step.
+void Trainer::validate_and_checkpoint() {
+  if (!main_) return;
+  const bool last = state_.step == cfg_.train_steps;
+  if ((cfg_.eval_every > 0 && state_.step % cfg_.eval_every == 0) || last) {
+    const EvalResult ev = evaluate(*model_, data_, val_idx_, cfg_, bf16_);
+    if (ev.targets > 0) {
+      result_.val_loss = ev.loss;
+      result_.val_token_accuracy = ev.token_accuracy;
+      result_.val_face_accuracy = ev.face_accuracy;
+      log_line({{"step", state_.step}, {"val_loss", ev.loss}, {"val_token_accuracy", ev.token_accuracy},
+                {"val_face_accuracy", ev.face_accuracy}});
+      progress_->finish();
+      std::fprintf(stderr, "val  %6lld | loss %.4f | token acc %.2f%% | face acc %.2f%%\n", (long long)state_.step,
+                   ev.loss, 100 * ev.token_accuracy, 100 * ev.face_accuracy);
+      if (ev.loss < state_.best_val_loss) {
+        state_.best_val_loss = ev.loss;
+        save_best(cfg_.out_dir, *model_, state_);
+        result_.best_weights = cfg_.out_dir + "/best/model.safetensors";
+      }
+    }
+  }
+  if ((cfg_.out_save_every > 0 && state_.step % cfg_.out_save_every == 0) || last) {
+    save_checkpoint(run_, *model_, *optimizer_, state_, cfg_.out_keep_last, cfg_.out_keep_every);
+  }
+}
+
+TrainResult Trainer::finish() {
+  progress_->finish();
+  result_.steps = state_.step;
+  if (main_ && result_.best_weights.empty() && std::filesystem::exists(cfg_.out_dir + "/best/model.safetensors")) {
+    result_.best_weights = cfg_.out_dir + "/best/model.safetensors";
+  }
+  return result_;
+}
+
+}  // namespace
+
 TrainResult train(const TrainConfig& cfg, RunStart start, Distributed* dist) {
   Distributed single{DistOptions{}};  // world size 1: its collectives do nothing
-  Distributed& group = dist ? *dist : single;
-  const bool main = group.is_main();
-  const int64_t world = group.world_size();
-  if (cfg.data_train.empty()) throw Error("train: data.train is not set (a dataset from `iflame prepare`)");
-  DatasetReader data(cfg.data_train);
-  if (data.num_train() == 0) throw Error(cfg.data_train, "the dataset has no training meshes");
-  const TokenizerConfig tk = data.tokenizer_config();
-  ModelConfig mc = cfg.model_config();
-  mc.vocab = tk.vocab_size();
-  mc.pad_token = tk.pad();
-
-  const torch::Device device = training_device(cfg.train_device, group.local_rank());
-  // Small tensors for collectives live where the backend wants them (NCCL: on the GPU).
-  auto comm = [&](Tensor t) { return t.to(device); };
-
-  torch::manual_seed(cfg.train_seed);
-  IFlameModel model(mc);
-  model->to(device);  // before the optimizer allocates its state next to the parameters
-  model->train();
-  model->recompute = recompute_from_name(cfg.train_recompute);
-  std::vector<std::pair<std::string, Tensor>> named;
-  std::vector<Tensor> params;
-  for (auto& item : model->named_parameters()) {
-    named.emplace_back(item.key(), item.value());
-    params.push_back(item.value());
+  Trainer trainer(cfg, start, dist ? *dist : single);
+  while (!trainer.done()) {
+    trainer.report(trainer.step());
+    trainer.validate_and_checkpoint();
   }
-  Optimizer optimizer(named, cfg.optimizer_options());
-  const bool bf16 = cfg.train_precision == "bf16";
-
-  RunFolder run;
-  if (main) {
-    run = claim_run_folder(cfg.out_dir, start);
-    if (!run.moved_to.empty()) std::fprintf(stderr, "train: --overwrite: moved the old run to %s\n", run.moved_to.c_str());
-  }
-  TrainState state;
-  state.config_text = cfg.to_text();
-  if (start == RunStart::kResume && main) {
-    const std::string ckpt = latest_checkpoint(run);
-    if (!ckpt.empty()) {
-      state = load_checkpoint(ckpt, *model, optimizer);
-      const std::vector<std::string> diff = config_differences(state.config_text, cfg.to_text());
-      if (!diff.empty()) {
-        std::string text;
-        for (const std::string& d : diff) text += "\n  " + d;
-        throw Error(cfg.out_dir, "--resume with a config that differs from the run's (" + ckpt + "):" + text +
-                                     "\nOnly the keys marked 'resumable' in `iflame train --help-config` may change.");
-      }
-      state.config_text = cfg.to_text();
-      std::fprintf(stderr, "train: resumed from %s (step %lld)\n", ckpt.c_str(), (long long)state.step);
-    } else {
-      std::fprintf(stderr, "train: --resume: no checkpoint in %s, starting fresh\n", cfg.out_dir.c_str());
-    }
-  }
-  if (world > 1) {
-    // Every rank starts from rank 0's weights, optimizer state and data position.
-    std::vector<Tensor> tensors = params;
-    for (const auto& [name, t] : optimizer.state()) tensors.push_back(t);
-    group.broadcast_coalesced(tensors);
-    Tensor pos = comm(torch::tensor({state.step, state.data.epoch, state.data.batch, optimizer.steps()}, torch::kLong));
-    group.broadcast(pos);
-    state.step = pos[0].item<int64_t>();
-    state.data.epoch = pos[1].item<int64_t>();
-    state.data.batch = pos[2].item<int64_t>();
-    if (!main) optimizer.load_state(optimizer.state(), pos[3].item<int64_t>());
-  }
-  // MFU denominator: the bf16 matmul rate of every worker together.
-  const bool peak_given = cfg.train_peak_gflops > 0;
-  Tensor peak_t = comm(torch::tensor({peak_given ? cfg.train_peak_gflops : measured_peak_gflops(device)}, torch::kDouble));
-  group.all_reduce_sum(peak_t);
-  const double peak_gflops = peak_t.item<double>();
-  if (main) {
-    std::fprintf(stderr, "train: %s\n%s", arch_name(mc.arch), mc.describe().c_str());
-    std::fprintf(stderr, "parameters    = %.2fM\ndataset       = %s (%zu train, %zu val)\ndevice        = %s\n",
-                 double(model->num_parameters()) / 1e6, cfg.data_train.c_str(), data.num_train(), data.num_val(),
-                 device.str().c_str());
-    if (world > 1) {
-      std::fprintf(stderr, "workers       = %lld (%s), %d threads each\n", (long long)world, group.backend(),
-                   at::get_num_threads());
-    }
-    std::fprintf(stderr, "peak          = %.1f GFLOP/s (bf16 matmul, %s%s)\n", peak_gflops,
-                 peak_given ? "train.peak_gflops" : "measured", world > 1 ? ", all workers" : "");
-  }
-
-  const auto train_idx = data.indices(Split::kTrain), val_idx = data.indices(Split::kVal);
-  BatchStream stream(data, train_idx, {cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces},
-                     cfg.data_augment, cfg.train_seed, state.data, group.rank(), world);
-  const std::string log_path = cfg.out_dir + "/log.jsonl";
-  std::ofstream log;
-  if (main) {
-    drop_partial_last_line(log_path);
-    log.open(log_path, std::ios::app);
-  }
-  auto log_line = [&](const nlohmann::json& j) {
-    if (!main) return;
-    log << j.dump() << "\n";
-    log.flush();
-    if (!log) throw Error(log_path, std::string("cannot append to the log: ") + std::strerror(errno));
-  };
-  if (state.step == 0) {
-    log_line({{"event", "start"}, {"config", state.config_text}, {"params", model->num_parameters()},
-              {"workers", world}, {"peak_gflops", peak_gflops}});
-  } else {
-    log_line({{"event", "resume"}, {"step", state.step}, {"workers", world}});
-  }
-
-  auto targets_of = [&](const Tensor& tokens) -> int64_t {
-    if (tokens.numel() == 0) return 0;  // this rank's share of a small batch was empty
-    return tokens.narrow(1, 9, tokens.size(1) - 9).ne(tk.pad()).sum().item<int64_t>();
-  };
-  const int64_t warmup = int64_t(cfg.optim_warmup * double(cfg.train_steps));
-  TrainResult result;
-  int64_t bad_in_a_row = 0;
-  Progress progress("train", size_t(cfg.train_steps - state.step), stderr, main ? -1 : 0);
-  while (state.step < cfg.train_steps) {
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<Tensor> micro;
-    int64_t total_targets = 0;
-    for (int64_t a = 0; a < cfg.optim_accum; ++a) {
-      micro.push_back(stream.next().to(device));
-      total_targets += targets_of(micro.back());
-    }
-    if (world > 1) {  // the weights below are shares of the whole step's targets
-      Tensor t = comm(torch::tensor({total_targets}, torch::kLong));
-      group.all_reduce_sum(t);
-      total_targets = t.item<int64_t>();
-    }
-    optimizer.zero_grad();
-    double loss_sum = 0, flops = 0;
-    for (const Tensor& tokens : micro) {
-      if (tokens.numel() == 0) continue;
-      LossStats s;
-      {
-        compat::AutocastGuard autocast(device.type(), torch::kBFloat16, bf16);
-        s = sequence_loss(model->forward(tokens), tokens, tk.pad(), /*metrics=*/false);
-      }
-      const int64_t n = targets_of(tokens);
-      const double weight = double(n) / double(std::max<int64_t>(total_targets, 1));
-      (s.loss * weight).backward();
-      loss_sum += s.loss.item<double>() * weight;
-      flops += train_flops(mc, tokens.size(1), tokens.size(0)).train;
-    }
-    if (world > 1) {
-      group.all_reduce_gradients(params);
-      Tensor t = comm(torch::tensor({loss_sum, flops}, torch::kDouble));
-      group.all_reduce_sum(t);
-      loss_sum = t[0].item<double>();
-      flops = t[1].item<double>();
-    }
-    const double lr = scheduled_lr(state.step, cfg.train_steps, warmup, cfg.optim_lr);
-    const double norm = clip_grad_norm(params, cfg.optim_grad_clip);
-    const bool finite = std::isfinite(loss_sum) && std::isfinite(norm);
-    if (finite) {
-      optimizer.step(lr);
-      bad_in_a_row = 0;
-    } else {
-      ++bad_in_a_row;
-      log_line({{"step", state.step + 1}, {"skipped", "non-finite loss or gradient"}, {"loss", std::to_string(loss_sum)}});
-      if (main) {
-        std::fprintf(stderr, "train: step %lld skipped: non-finite loss or gradients (%lld in a row)\n",
-                     (long long)(state.step + 1), (long long)bad_in_a_row);
-      }
-      if (bad_in_a_row >= cfg.train_max_bad_steps) {
-        throw Error("train: " + std::to_string(bad_in_a_row) + " non-finite steps in a row; stopping. Lower optim.lr " +
-                    "or use train.precision = fp32");
-      }
-    }
-    ++state.step;
-    state.data = stream.position();
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const double tps = double(total_targets) / (ms / 1000.0);
-    const double gflops = flops / (ms / 1000.0) * 1e-9;
-    const double mfu = peak_gflops > 0 ? gflops / peak_gflops : 0;
-    if (finite) {
-      result.final_loss = loss_sum;
-      log_line({{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", norm}, {"ms", ms},
-                {"tokens_per_s", tps}, {"gflops", gflops}, {"mfu", mfu}, {"epoch", state.data.epoch}});
-    }
-    if (!main) continue;  // rank 0 alone reports, validates and checkpoints
-    progress.add(1);
-    if (cfg.log_every > 0 && (state.step % cfg.log_every == 0 || state.step == cfg.train_steps)) {
-      progress.finish();
-      std::fprintf(stderr,
-                   "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | MFU %4.1f%% | epoch %lld\n",
-                   (long long)state.step, (long long)cfg.train_steps, loss_sum, lr, norm, ms, tps, 100 * mfu,
-                   (long long)state.data.epoch);
-    }
-    const bool last = state.step == cfg.train_steps;
-    if ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || last) {
-      EvalResult ev = evaluate(*model, data, val_idx, cfg, bf16);
-      if (ev.targets > 0) {
-        result.val_loss = ev.loss;
-        result.val_token_accuracy = ev.token_accuracy;
-        result.val_face_accuracy = ev.face_accuracy;
-        log_line({{"step", state.step}, {"val_loss", ev.loss}, {"val_token_accuracy", ev.token_accuracy},
-                  {"val_face_accuracy", ev.face_accuracy}});
-        progress.finish();
-        std::fprintf(stderr, "val  %6lld | loss %.4f | token acc %.2f%% | face acc %.2f%%\n", (long long)state.step,
-                     ev.loss, 100 * ev.token_accuracy, 100 * ev.face_accuracy);
-        if (ev.loss < state.best_val_loss) {
-          state.best_val_loss = ev.loss;
-          save_best(cfg.out_dir, *model, state);
-          result.best_weights = cfg.out_dir + "/best/model.safetensors";
-        }
-      }
-    }
-    if ((cfg.out_save_every > 0 && state.step % cfg.out_save_every == 0) || last) {
-      save_checkpoint(run, *model, optimizer, state, cfg.out_keep_last, cfg.out_keep_every);
-    }
-  }
-  progress.finish();
-  result.steps = state.step;
-  if (main && result.best_weights.empty() && std::filesystem::exists(cfg.out_dir + "/best/model.safetensors")) {
-    result.best_weights = cfg.out_dir + "/best/model.safetensors";
-  }
-  return result;
+  return trainer.finish();
 }
 
 }  // namespace iflame

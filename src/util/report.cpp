@@ -83,4 +83,18 @@ void emit(const std::string& text, const std::string& out_path) {
   f << text;
 }
 
+std::string csv_line(const std::vector<std::string>& cells) {
+  std::string s;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    std::string v = cells[i];
+    if (v.find_first_of(",\"\n") != std::string::npos) {
+      std::string q = "\"";
+      for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+      v = q + "\"";
+    }
+    s += (i ? "," : "") + v;
+  }
+  return s + "\n";
+}
+
 }  // namespace iflame

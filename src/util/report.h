@@ -18,6 +18,8 @@ std::vector<std::string> split_commas(const std::string& s);
 // The integers of a comma-separated option value, each >= min_value; throws iflame::Error
 // naming the option (`what`) on anything else or when there is none.
 std::vector<int64_t> int_list(const std::string& s, const std::string& what, int64_t min_value);
+// One CSV line (cells with commas, quotes or newlines quoted, quotes doubled), newline ended.
+std::string csv_line(const std::vector<std::string>& cells);
 // A command's report: to stdout and, when `out_path` is set, to that file too (throws
 // iflame::Error naming the file when it cannot be written).
 void emit(const std::string& text, const std::string& out_path);

@@ -5,9 +5,9 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include "model/flash_attention.h"
+#include "kernels/flash_attention.h"
 #include "model/model_test_util.h"
-#include "util/cpu_isa.h"
+#include "kernels/cpu_isa.h"
 
 namespace iflame {
 namespace {

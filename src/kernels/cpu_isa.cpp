@@ -1,4 +1,4 @@
-#include "util/cpu_isa.h"
+#include "kernels/cpu_isa.h"
 
 #include <atomic>
 #include <string>

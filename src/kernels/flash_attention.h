@@ -4,7 +4,7 @@
 // recomputes the scores from the saved log-sum-exp (FlashAttention-2's algorithm). No LibTorch
 // here: kernels.cpp wraps these as an autograd function and pads the inputs.
 //
-// float runs AVX-512 code when the CPU has it (util/cpu_isa.h) and D is a multiple of 16 up to
+// float runs AVX-512 code when the CPU has it (kernels/cpu_isa.h) and D is a multiple of 16 up to
 // 128, AVX2 + FMA code on CPUs with only those (D up to 64); everything else (double, for the
 // gradient checks; other CPUs) runs portable C++ with the same blocking. Arithmetic is in S throughout; exp on the AVX-512 path is Cephes' polynomial
 // (about 1 ulp). bfloat16 operands have their own entry points (forward_bf16, backward_bf16)

@@ -1,4 +1,4 @@
-#include "model/flash_attention.h"
+#include "kernels/flash_attention.h"
 
 #include <ATen/Parallel.h>
 
@@ -8,8 +8,8 @@
 #include <limits>
 #include <vector>
 
-#include "util/avx512.h"
-#include "util/cpu_isa.h"
+#include "kernels/simd.h"
+#include "kernels/cpu_isa.h"
 
 namespace iflame::flash {
 
@@ -111,6 +111,7 @@ void score_grads_generic(const S* p, const S* delta, S* dp) {
 // Rows per register tile of the (kB x D) products: R * ND accumulators of 32 registers.
 constexpr int tile_rows(int nd) { return nd <= 2 ? 8 : nd <= 4 ? 4 : 2; }
 
+using simd::exp256;
 using simd::exp512;
 
 // Lanes [16 v, 16 v + 16) of a row that sees `n` keys.
@@ -212,27 +213,6 @@ IFLAME_AVX512 void score_grads_avx512(const float* p, const float* delta, float*
 // ---------------------------------------------------------------------------------------
 // AVX2 + FMA blocks for float, D = 8 ND8 <= 64 (16 ymm registers: tiles keep accumulators
 // and operands under that).
-
-#define IFLAME_AVX2 __attribute__((target("avx2,fma")))
-
-// exp with Cephes' expf polynomial; inputs clamped to [-87.3, 88] so that 2^n stays a normal
-// float built from its exponent bits.
-IFLAME_AVX2 IFLAME_INLINE __m256 exp256(__m256 x) {
-  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
 
 IFLAME_AVX2 IFLAME_INLINE float hmax256(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -1,4 +1,4 @@
-#include "generate/decode_kernels.h"
+#include "kernels/decode.h"
 
 #include <ATen/Parallel.h>
 
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <limits>
 
-#include "util/avx512.h"
+#include "kernels/simd.h"
 
 namespace iflame::decode {
 
@@ -603,6 +603,39 @@ void attend(const float* q, const void* k, const void* v, bool bf16, int64_t len
     attend_generic(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), len, D, scale, scratch, out);
   } else {
     attend_generic(q, static_cast<const float*>(k), static_cast<const float*>(v), len, D, scale, scratch, out);
+  }
+}
+
+void attend_rows(const float* qkv, int64_t B, int64_t H, int64_t D, const int64_t* rows, const int64_t* pos,
+                 void* k_cache, void* v_cache, bool bf16, int64_t cap, float* out) {
+  const int64_t E = H * D, E3 = 3 * E;
+  const size_t elem = bf16 ? 2 : 4;
+  char* kb = static_cast<char*>(k_cache);
+  char* vb = static_cast<char*>(v_cache);
+  double work = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < H; ++h) {
+      const size_t at = size_t(((rows[b] * H + h) * cap + pos[b]) * D) * elem;
+      store_row(qkv + b * E3 + E + h * D, kb + at, bf16, D);
+      store_row(qkv + b * E3 + 2 * E + h * D, vb + at, bf16, D);
+    }
+    work += double(H) * double(pos[b] + 1) * double(D);
+  }
+  const float scale = float(1.0 / std::sqrt(double(D)));
+  auto heads = [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<float> scores;  // one row of attention scores per thread
+    if (int64_t(scores.size()) < cap) scores.resize(size_t(cap));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H;
+      const size_t base = size_t((rows[b] * H + h) * cap * D) * elem;
+      attend(qkv + b * E3 + h * D, kb + base, vb + base, bf16, pos[b] + 1, D, scale, scores.data(), out + b * E + h * D);
+    }
+  };
+  const int threads = at::get_num_threads();
+  if (threads > 1 && work >= 65536.0) {
+    at::parallel_for(0, B * H, (B * H + threads - 1) / threads, heads);
+  } else {
+    heads(0, B * H);
   }
 }
 

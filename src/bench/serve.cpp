@@ -8,14 +8,14 @@
 #include <cstdio>
 #include <thread>
 
-#include "cli/runtime.h"
+#include "bench/bench.h"
 #include "model/weights.h"
 #include "serve/server.h"
 #include "util/args.h"
 #include "util/error.h"
 #include "util/report.h"
 
-namespace iflame::cli {
+namespace iflame::bench {
 namespace {
 
 using Seconds = std::chrono::duration<double>;
@@ -59,7 +59,7 @@ double percentile(std::vector<double> v, double q) {
 
 }  // namespace
 
-int run_bench_serve(int argc, char** argv) {
+int run_serve_command(int argc, char** argv) {
   std::string weights, preset = "small", clients_list = "1,4,16,64";
   int64_t max_faces = 100, max_batch = 16, threads = 0, requests_per_client = 1;
   ArgParser args("bench serve",
@@ -81,7 +81,7 @@ int run_bench_serve(int argc, char** argv) {
   for (const int64_t c : client_counts) {
     if (c > 1024) throw Error("bench serve: --clients: " + std::to_string(c) + " is more than 1024");
   }
-  configure_threads(threads);
+  set_threads(threads);
   IFlameModel model = weights.empty() ? IFlameModel(model_preset(preset)) : load_model(weights);
   model->eval();
   const TokenizerConfig tokenizer;
@@ -144,4 +144,4 @@ int run_bench_serve(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace iflame::cli
+}  // namespace iflame::bench

@@ -17,11 +17,11 @@
 #include <utility>
 #include <vector>
 
-#include "util/cpu_isa.h"
+#include "kernels/cpu_isa.h"
 
 namespace iflame::decode {
 
-// The instruction set the kernels use (util/cpu_isa.h), under the names the decoder's callers
+// The instruction set the kernels use (kernels/cpu_isa.h), under the names the decoder's callers
 // and tests know.
 using cpu::Isa;
 using cpu::active_isa;
@@ -117,6 +117,13 @@ void store_row(const float* x, void* dst, bool bf16, int64_t n);
 // out = softmax(scale * K q) V. `scratch` holds at least `len` floats.
 void attend(const float* q, const void* k, const void* v, bool bf16, int64_t len, int64_t D, float scale,
             float* scratch, float* out);
+// Full attention of B query rows of H heads over a K/V cache of shape (batch, H, cap, D) in
+// float32 or bfloat16 storage. Row b is the cache's row rows[b] at position pos[b] (< cap):
+// its k and v are stored there, then each head's query attends to positions 0..pos[b].
+// qkv: (B, 3E) q | k | v with E = H * D, RoPE applied; out: (B, E). The (row, head) pairs run
+// in parallel (at::parallel_for) when the work is large enough.
+void attend_rows(const float* qkv, int64_t B, int64_t H, int64_t D, const int64_t* rows, const int64_t* pos,
+                 void* k_cache, void* v_cache, bool bf16, int64_t cap, float* out);
 // Linear attention, one head: S <- decay S + k^T v (D x D, float32), out = q S.
 void linear_step(const float* q, const float* k, const float* v, float decay, float* S, int64_t D, float* out);
 

@@ -18,7 +18,7 @@
 #include "util/progress.h"
 #include "util/report.h"
 
-namespace iflame::cli {
+namespace iflame::bench {
 
 namespace {
 
@@ -36,7 +36,7 @@ std::vector<PointCloud> random_clouds(size_t count, size_t points, uint64_t seed
 
 }  // namespace
 
-int run_bench_chamfer(int argc, char** argv) {
+int run_chamfer_command(int argc, char** argv) {
   int64_t shapes = 500, points = int64_t(kDefaultPoints), threads = 0, seed = 1, check = 3;
   std::string kernels = "auto", format = "md", out_path;
   ArgParser args("bench chamfer",
@@ -107,11 +107,11 @@ int run_bench_chamfer(int argc, char** argv) {
 
   std::string text;
   if (format == "json") {
-    nlohmann::json j = {{"cpu", bench::cpu_model()}, {"nproc", bench::hardware_threads()},
+    nlohmann::json j = {{"cpu", cpu_model()}, {"nproc", hardware_threads()},
                         {"load_before", load_before}, {"rows", rows}};
     text = j.dump() + "\n";
   } else {
-    text = "iflame bench chamfer: " + bench::cpu_model() + ", " + std::to_string(bench::hardware_threads()) +
+    text = "iflame bench chamfer: " + cpu_model() + ", " + std::to_string(hardware_threads()) +
            " CPUs, load before " + load_before + "\n" + std::to_string(shapes) + " x " + std::to_string(shapes) +
            " clouds of " + std::to_string(points) + " points (squared Chamfer, row and column minima in one pass)\n\n" +
            md.str();
@@ -126,4 +126,4 @@ int run_bench_chamfer(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace iflame::cli
+}  // namespace iflame::bench

@@ -5,7 +5,7 @@ NEW=${NEW:-build/iflame}; OLD=${OLD:?the trainer to compare against: an iflame b
 rm -rf $OUT; mkdir -p $OUT
 common="--preset cpu --config docs/runs/study/base.conf --set data.train=$D --set eval.every=0 --set eval.batches=1 --set log.every=1000"
 export OMP_WAIT_POLICY=PASSIVE
-# 1. E=128 (docs/training-run.md's width and batch), 1 thread each, both at once
+# 1. E=128 (the width and batch of session 3's run, docs/history.md), 1 thread each, both at once
 $OLD train $common --set model.dim=128 --set model.heads=4 --set train.steps=60 --set out.dir=$OUT/before > $OUT/before.log 2>&1 &
 $NEW train $common --set model.dim=128 --set model.heads=4 --set train.steps=60 --set out.dir=$OUT/after > $OUT/after.log 2>&1 &
 wait

@@ -1,6 +1,6 @@
-// 8-bit RGB/RGBA images and a dependency-free PNG encoder (per-row adaptive filtering + our own
-// DEFLATE), plus a decoder for the non-interlaced 8-bit RGB/RGBA/grey PNGs that such encoders
-// write (used by the tests to read our files back; not a general PNG reader).
+// 8-bit RGB/RGBA images, our PNG encoder (per-row adaptive filtering over zlib; render/png.cpp
+// says why not libpng), and a decoder for the non-interlaced 8-bit RGB/RGBA/grey PNGs that such
+// encoders write (the tests read our files back with it; not a general PNG reader).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,5 +1,9 @@
 // A small command-line parser for the subcommands: typed options with defaults and help text,
 // positionals, `--key value` and `--key=value`, unknown options are errors.
+// Kept instead of CLI11 (Debian's libcli11-dev): each file that parses options would compile in
+// 6 s instead of 0.3 s (about 30 files: minutes a clean build; a demo binary is 317 KB instead
+// of 64 KB, docs/runs/args/), for the same call sites; and our errors are iflame::Error naming
+// the command and option.
 #pragma once
 #include <functional>
 #include <map>

@@ -148,6 +148,12 @@ class Machine::Impl {
   Value run();
 
  private:
+  // One family of opcodes each: true when op_ was one of theirs (and it ran).
+  bool stack_op();
+  bool constant_op();
+  bool container_op();
+  bool object_op();
+  bool memo_op();
   [[noreturn]] void fail(const std::string& what) const {
     const char* name = opcode_name(op_);
     throw Error(path_, record_ + ": " + what + " (" + (name ? std::string(name) + " " : "") + "at byte " + std::to_string(op_pos_) + ")");
@@ -475,6 +481,241 @@ Value Machine::Impl::call(const Value& callable, const Value& args, int depth) {
   return make_object(f);
 }
 
+// Framing and the stack: PROTO, FRAME, MARK, POP, POP_MARK, DUP.
+bool Machine::Impl::stack_op() {
+  switch (op_) {
+    case 0x80: take(1); break;  // PROTO: every protocol's opcodes are understood
+    case 0x95: take(8); break;  // FRAME: framing is only a read-ahead hint
+    case '(': marks_.push_back(stack_.size()); break;
+    case '0': pop(); break;
+    case '1': pop_mark(); break;
+    case '2': {
+      const Value v = top();
+      push(v);
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
+
+// Constants: None, bools, ints, floats, strings and bytes in every encoding.
+bool Machine::Impl::constant_op() {
+  switch (op_) {
+    case 'N': push(Value{}); break;
+    case 0x88: push(make_int(Kind::Bool, 1)); break;
+    case 0x89: push(make_int(Kind::Bool, 0)); break;
+    case 'J': push(make_int(Kind::Int, int32_t(uint32_t(read_uint(4))))); break;
+    case 'K': push(make_int(Kind::Int, int64_t(read_uint(1)))); break;
+    case 'M': push(make_int(Kind::Int, int64_t(read_uint(2)))); break;
+    case 0x8a: push(make_int(Kind::Int, read_long(read_uint(1)))); break;
+    case 0x8b: push(make_int(Kind::Int, read_long(read_uint(4)))); break;
+    case 'I': {
+      const std::string line = read_line();
+      if (line == "01" || line == "00") {
+        push(make_int(Kind::Bool, line == "01"));
+      } else {
+        push(make_int(Kind::Int, parse_decimal(line)));
+      }
+      break;
+    }
+    case 'L': push(make_int(Kind::Int, parse_decimal(read_line()))); break;
+    case 'F': {
+      const std::string line = read_line();
+      char* end = nullptr;
+      Value v;
+      v.kind = Kind::Float;
+      v.f = std::strtod(line.c_str(), &end);
+      if (line.empty() || *end != '\0') fail("bad float '" + line + "'");
+      push(v);
+      break;
+    }
+    case 'G': {
+      const uint8_t* p = take(8);
+      uint64_t bits = 0;
+      for (int k = 0; k < 8; ++k) bits = (bits << 8) | p[k];  // big-endian
+      Value v;
+      v.kind = Kind::Float;
+      std::memcpy(&v.f, &bits, sizeof v.f);
+      push(v);
+      break;
+    }
+    case 'X': push(make_str(Kind::Str, read_string(read_uint(4)))); break;
+    case 0x8c: push(make_str(Kind::Str, read_string(read_uint(1)))); break;
+    case 0x8d: push(make_str(Kind::Str, read_string(read_uint(8)))); break;
+    case 'V': push(make_str(Kind::Str, read_line())); break;
+    case 'T': {
+      const uint64_t n = read_uint(4);
+      if (n > 0x7fffffffu) fail("negative string length");
+      push(make_str(Kind::Str, read_string(n)));
+      break;
+    }
+    case 'U': push(make_str(Kind::Str, read_string(read_uint(1)))); break;
+    case 'S': {
+      std::string line = read_line();
+      if (line.size() >= 2 && (line[0] == '\'' || line[0] == '"') && line.back() == line[0]) {
+        line = line.substr(1, line.size() - 2);
+      }
+      push(make_str(Kind::Str, line));
+      break;
+    }
+    case 'B': push(make_str(Kind::Bytes, read_string(read_uint(4)))); break;
+    case 'C': push(make_str(Kind::Bytes, read_string(read_uint(1)))); break;
+    case 0x8e:
+    case 0x96: push(make_str(Kind::Bytes, read_string(read_uint(8)))); break;
+    default: return false;
+  }
+  return true;
+}
+
+// Containers: empty ones, building them from the stack, adding items.
+bool Machine::Impl::container_op() {
+  switch (op_) {
+    case '}': push(make(Kind::Dict)); break;
+    case ']': push(make(Kind::List)); break;
+    case ')': push(make(Kind::Tuple)); break;
+    case 0x8f: push(make(Kind::Set)); break;
+    case 'd': {
+      std::vector<Value> items = pop_mark();
+      if (items.size() % 2) fail("odd number of items for a dict");
+      Value d = make(Kind::Dict);
+      for (size_t k = 0; k < items.size(); k += 2) set_item(d, items[k], items[k + 1]);
+      push(d);
+      break;
+    }
+    case 'l': push(sequence(Kind::List, pop_mark())); break;
+    case 't': push(sequence(Kind::Tuple, pop_mark())); break;
+    case 0x91: push(sequence(Kind::Set, pop_mark())); break;
+    case 0x85:
+    case 0x86:
+    case 0x87: {
+      const size_t n = size_t(op_ - 0x84);
+      std::vector<Value> items(n);
+      for (size_t k = n; k-- > 0;) items[k] = pop();
+      push(sequence(Kind::Tuple, std::move(items)));
+      break;
+    }
+    case 'a': {
+      Value v = pop();
+      append(top(), v);
+      break;
+    }
+    case 'e':
+    case 0x90: {
+      std::vector<Value> items = pop_mark();
+      Value& target = top();
+      for (const auto& v : items) append(target, v);
+      break;
+    }
+    case 's': {
+      Value v = pop();
+      Value k = pop();
+      set_item(top(), k, v);
+      break;
+    }
+    case 'u': {
+      std::vector<Value> items = pop_mark();
+      if (items.size() % 2) fail("odd number of items for SETITEMS");
+      Value& target = top();
+      for (size_t k = 0; k < items.size(); k += 2) set_item(target, items[k], items[k + 1]);
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
+
+// Globals, calls, objects and their state, persistent ids (torch storages).
+bool Machine::Impl::object_op() {
+  switch (op_) {
+    case 'c': {
+      const std::string module = read_line();
+      const std::string name = read_line();
+      push(global(module, name));
+      break;
+    }
+    case 0x93: {
+      Value name = pop();
+      Value module = pop();
+      if (name.kind != Kind::Str || module.kind != Kind::Str) fail("STACK_GLOBAL needs two strings");
+      push(global(module.o->s, name.o->s));
+      break;
+    }
+    case 'R': {
+      Value args = pop();
+      Value callable = pop();
+      push(call(callable, args, 0));
+      break;
+    }
+    case 0x81:
+    case 0x92: {
+      if (op_ == 0x92) pop();  // kwargs
+      pop();                   // args
+      Value cls = pop();
+      if (cls.kind == Kind::Global && cls.o->s == "collections.OrderedDict") {
+        push(make(Kind::Dict));
+      } else {
+        push(make_object(cls.kind == Kind::Global ? cls.o->s : "(unknown)"));
+      }
+      break;
+    }
+    case 'o': {
+      std::vector<Value> items = pop_mark();
+      if (items.empty()) fail("OBJ without a class");
+      push(make_object(items[0].kind == Kind::Global ? items[0].o->s : "(unknown)"));
+      break;
+    }
+    case 'i': {
+      const std::string module = read_line();
+      const std::string name = read_line();
+      pop_mark();
+      push(make_object(module + "." + name));
+      break;
+    }
+    case 'b': {
+      pop();  // state: attributes (e.g. an OrderedDict's _metadata) carry no tensors we need
+      const Value& target = top();
+      if (target.kind != Kind::Dict && target.kind != Kind::Object && target.kind != Kind::Tensor && target.kind != Kind::List) {
+        fail("BUILD on " + a_kind(target.kind));
+      }
+      break;
+    }
+    case 'Q': {
+      Value pid = pop();
+      push(persistent_load(pid));
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
+
+// The memo: PUT, MEMOIZE and GET in every encoding.
+bool Machine::Impl::memo_op() {
+  switch (op_) {
+    case 'q': memo_put(read_uint(1)); break;
+    case 'r': memo_put(read_uint(4)); break;
+    case 'p': {
+      const int64_t index = parse_decimal(read_line());
+      if (index < 0) fail("negative memo index");
+      memo_put(uint64_t(index));
+      break;
+    }
+    case 0x94: memo_put(memo_.size()); break;
+    case 'h': push(memo_get(read_uint(1))); break;
+    case 'j': push(memo_get(read_uint(4))); break;
+    case 'g': {
+      const int64_t index = parse_decimal(read_line());
+      if (index < 0) fail("negative memo index");
+      push(memo_get(uint64_t(index)));
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
+
+// The machine: reads opcodes until STOP, each run by the family of opcodes it belongs to.
 Value Machine::Impl::run() {
   for (;;) {
     if (pos_ >= size_) {
@@ -484,210 +725,10 @@ Value Machine::Impl::run() {
     }
     op_pos_ = pos_;
     op_ = data_[pos_++];
-    switch (op_) {
-      case 0x80: take(1); break;  // PROTO: every protocol's opcodes are understood
-      case 0x95: take(8); break;  // FRAME: framing is only a read-ahead hint
-      case '.': {
-        Value v = pop();
-        return v;
-      }
-      case '(': marks_.push_back(stack_.size()); break;
-      case '0': pop(); break;
-      case '1': pop_mark(); break;
-      case '2': {
-        const Value v = top();
-        push(v);
-        break;
-      }
-      case 'N': push(Value{}); break;
-      case 0x88: push(make_int(Kind::Bool, 1)); break;
-      case 0x89: push(make_int(Kind::Bool, 0)); break;
-      case 'J': push(make_int(Kind::Int, int32_t(uint32_t(read_uint(4))))); break;
-      case 'K': push(make_int(Kind::Int, int64_t(read_uint(1)))); break;
-      case 'M': push(make_int(Kind::Int, int64_t(read_uint(2)))); break;
-      case 0x8a: push(make_int(Kind::Int, read_long(read_uint(1)))); break;
-      case 0x8b: push(make_int(Kind::Int, read_long(read_uint(4)))); break;
-      case 'I': {
-        const std::string line = read_line();
-        if (line == "01" || line == "00") {
-          push(make_int(Kind::Bool, line == "01"));
-        } else {
-          push(make_int(Kind::Int, parse_decimal(line)));
-        }
-        break;
-      }
-      case 'L': push(make_int(Kind::Int, parse_decimal(read_line()))); break;
-      case 'F': {
-        const std::string line = read_line();
-        char* end = nullptr;
-        Value v;
-        v.kind = Kind::Float;
-        v.f = std::strtod(line.c_str(), &end);
-        if (line.empty() || *end != '\0') fail("bad float '" + line + "'");
-        push(v);
-        break;
-      }
-      case 'G': {
-        const uint8_t* p = take(8);
-        uint64_t bits = 0;
-        for (int k = 0; k < 8; ++k) bits = (bits << 8) | p[k];  // big-endian
-        Value v;
-        v.kind = Kind::Float;
-        std::memcpy(&v.f, &bits, sizeof v.f);
-        push(v);
-        break;
-      }
-      case 'X': push(make_str(Kind::Str, read_string(read_uint(4)))); break;
-      case 0x8c: push(make_str(Kind::Str, read_string(read_uint(1)))); break;
-      case 0x8d: push(make_str(Kind::Str, read_string(read_uint(8)))); break;
-      case 'V': push(make_str(Kind::Str, read_line())); break;
-      case 'T': {
-        const uint64_t n = read_uint(4);
-        if (n > 0x7fffffffu) fail("negative string length");
-        push(make_str(Kind::Str, read_string(n)));
-        break;
-      }
-      case 'U': push(make_str(Kind::Str, read_string(read_uint(1)))); break;
-      case 'S': {
-        std::string line = read_line();
-        if (line.size() >= 2 && (line[0] == '\'' || line[0] == '"') && line.back() == line[0]) {
-          line = line.substr(1, line.size() - 2);
-        }
-        push(make_str(Kind::Str, line));
-        break;
-      }
-      case 'B': push(make_str(Kind::Bytes, read_string(read_uint(4)))); break;
-      case 'C': push(make_str(Kind::Bytes, read_string(read_uint(1)))); break;
-      case 0x8e:
-      case 0x96: push(make_str(Kind::Bytes, read_string(read_uint(8)))); break;
-      case '}': push(make(Kind::Dict)); break;
-      case ']': push(make(Kind::List)); break;
-      case ')': push(make(Kind::Tuple)); break;
-      case 0x8f: push(make(Kind::Set)); break;
-      case 'd': {
-        std::vector<Value> items = pop_mark();
-        if (items.size() % 2) fail("odd number of items for a dict");
-        Value d = make(Kind::Dict);
-        for (size_t k = 0; k < items.size(); k += 2) set_item(d, items[k], items[k + 1]);
-        push(d);
-        break;
-      }
-      case 'l': push(sequence(Kind::List, pop_mark())); break;
-      case 't': push(sequence(Kind::Tuple, pop_mark())); break;
-      case 0x91: push(sequence(Kind::Set, pop_mark())); break;
-      case 0x85:
-      case 0x86:
-      case 0x87: {
-        const size_t n = size_t(op_ - 0x84);
-        std::vector<Value> items(n);
-        for (size_t k = n; k-- > 0;) items[k] = pop();
-        push(sequence(Kind::Tuple, std::move(items)));
-        break;
-      }
-      case 'a': {
-        Value v = pop();
-        append(top(), v);
-        break;
-      }
-      case 'e':
-      case 0x90: {
-        std::vector<Value> items = pop_mark();
-        Value& target = top();
-        for (const auto& v : items) append(target, v);
-        break;
-      }
-      case 's': {
-        Value v = pop();
-        Value k = pop();
-        set_item(top(), k, v);
-        break;
-      }
-      case 'u': {
-        std::vector<Value> items = pop_mark();
-        if (items.size() % 2) fail("odd number of items for SETITEMS");
-        Value& target = top();
-        for (size_t k = 0; k < items.size(); k += 2) set_item(target, items[k], items[k + 1]);
-        break;
-      }
-      case 'c': {
-        const std::string module = read_line();
-        const std::string name = read_line();
-        push(global(module, name));
-        break;
-      }
-      case 0x93: {
-        Value name = pop();
-        Value module = pop();
-        if (name.kind != Kind::Str || module.kind != Kind::Str) fail("STACK_GLOBAL needs two strings");
-        push(global(module.o->s, name.o->s));
-        break;
-      }
-      case 'R': {
-        Value args = pop();
-        Value callable = pop();
-        push(call(callable, args, 0));
-        break;
-      }
-      case 0x81:
-      case 0x92: {
-        if (op_ == 0x92) pop();  // kwargs
-        pop();                   // args
-        Value cls = pop();
-        if (cls.kind == Kind::Global && cls.o->s == "collections.OrderedDict") {
-          push(make(Kind::Dict));
-        } else {
-          push(make_object(cls.kind == Kind::Global ? cls.o->s : "(unknown)"));
-        }
-        break;
-      }
-      case 'o': {
-        std::vector<Value> items = pop_mark();
-        if (items.empty()) fail("OBJ without a class");
-        push(make_object(items[0].kind == Kind::Global ? items[0].o->s : "(unknown)"));
-        break;
-      }
-      case 'i': {
-        const std::string module = read_line();
-        const std::string name = read_line();
-        pop_mark();
-        push(make_object(module + "." + name));
-        break;
-      }
-      case 'b': {
-        pop();  // state: attributes (e.g. an OrderedDict's _metadata) carry no tensors we need
-        const Value& target = top();
-        if (target.kind != Kind::Dict && target.kind != Kind::Object && target.kind != Kind::Tensor && target.kind != Kind::List) {
-          fail("BUILD on " + a_kind(target.kind));
-        }
-        break;
-      }
-      case 'Q': {
-        Value pid = pop();
-        push(persistent_load(pid));
-        break;
-      }
-      case 'q': memo_put(read_uint(1)); break;
-      case 'r': memo_put(read_uint(4)); break;
-      case 'p': {
-        const int64_t index = parse_decimal(read_line());
-        if (index < 0) fail("negative memo index");
-        memo_put(uint64_t(index));
-        break;
-      }
-      case 0x94: memo_put(memo_.size()); break;
-      case 'h': push(memo_get(read_uint(1))); break;
-      case 'j': push(memo_get(read_uint(4))); break;
-      case 'g': {
-        const int64_t index = parse_decimal(read_line());
-        if (index < 0) fail("negative memo index");
-        push(memo_get(uint64_t(index)));
-        break;
-      }
-      default: {
-        const char* name = opcode_name(op_);
-        fail(name ? std::string("unsupported pickle opcode ") + name : "unknown pickle opcode " + hex_byte(op_));
-      }
-    }
+    if (op_ == '.') return pop();  // STOP
+    if (stack_op() || constant_op() || container_op() || object_op() || memo_op()) continue;
+    const char* name = opcode_name(op_);
+    fail(name ? std::string("unsupported pickle opcode ") + name : "unknown pickle opcode " + hex_byte(op_));
   }
 }
 

@@ -517,8 +517,9 @@ size_t remove_near_duplicates(std::vector<Processed>& done, const std::vector<In
 
 // ------------------------------------------------------------------------------------------
 
-PrepareResult prepare_dataset(const PrepareOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+void check_prepare_options(const PrepareOptions& opt) {
   if (opt.inputs.empty()) throw Error("prepare: no --input given");
   if (opt.out.empty()) throw Error("prepare: no --out given");
   if (opt.bits < 2 || opt.bits > 15) throw Error("--bits must be between 2 and 15 (tokens are stored as uint16)");
@@ -531,43 +532,33 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
   }
   if (!(opt.near_dup_relative >= 0 && opt.near_dup_relative <= 10)) throw Error("--near-dup-relative must be between 0 and 10");
   if (opt.near_dup_points < 16 || opt.near_dup_points > 8192) throw Error("--near-dup-points must be between 16 and 8192");
-  const int jobs = opt.jobs > 0 ? opt.jobs : hardware_jobs();
+}
 
-  PrepareResult result;
-  result.dataset_path = opt.out;
-  result.report_path = opt.report.empty() ? opt.out + ".report.json" : opt.report;
-
-  // 1. collect
-  CollectedInputs collected = collect_inputs(opt.inputs, opt.z_up);
-  const std::vector<InputFile>& files = collected.files;
-  if (files.empty()) throw Error("prepare: no mesh files found in the inputs (extensions: see `iflame prepare --help`)");
-  const double collect_s = seconds_since(t0);
-
-  // 2. process, in parallel
-  const auto t1 = std::chrono::steady_clock::now();
+// Step 2: every file read, canonicalized and tokenized, in parallel; a file that fails is
+// skipped as unreadable, never the job.
+std::vector<Processed> process_files(const std::vector<InputFile>& files, const PrepareOptions& opt, int jobs) {
   std::vector<Processed> done(files.size());
-  {
-    IsolatedReaderPool reader_pool;  // reader processes end when this goes
-    IsolatedReaderPool* readers = opt.isolate_assimp ? &reader_pool : nullptr;
-    Progress progress("prepare", files.size(), stderr, opt.progress);
-    parallel_for(files.size(), jobs, [&](size_t i) {
-      try {
-        done[i] = process_file(files[i], opt, readers);
-      } catch (const std::exception& e) {  // never let one mesh stop the job (bad_alloc, ...)
-        done[i] = Processed();
-        done[i].reason = SkipReason::kUnreadable;
-        done[i].detail = std::string("failed: ") + e.what();
-      }
-      progress.add();
-    });
-    progress.finish();
-  }
-  const double process_s = seconds_since(t1);
+  IsolatedReaderPool reader_pool;  // reader processes end when this goes
+  IsolatedReaderPool* readers = opt.isolate_assimp ? &reader_pool : nullptr;
+  Progress progress("prepare", files.size(), stderr, opt.progress);
+  parallel_for(files.size(), jobs, [&](size_t i) {
+    try {
+      done[i] = process_file(files[i], opt, readers);
+    } catch (const std::exception& e) {  // never let one mesh stop the job (bad_alloc, ...)
+      done[i] = Processed();
+      done[i].reason = SkipReason::kUnreadable;
+      done[i].detail = std::string("failed: ") + e.what();
+    }
+    progress.add();
+  });
+  progress.finish();
+  return done;
+}
 
-  // 3. dedup (path order) and 4. split
-  const auto t2 = std::chrono::steady_clock::now();
+// Step 3: a mesh whose face rows equal an earlier one's (path order) is a duplicate of it.
+void drop_exact_duplicates(std::vector<Processed>& done, const std::vector<InputFile>& files,
+                           std::vector<DuplicateOf>& duplicate_of) {
   std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
-  std::vector<DuplicateOf> duplicate_of(files.size());
   for (size_t i = 0; i < files.size(); ++i) {
     Processed& p = done[i];
     if (p.reason != SkipReason::kNone) continue;
@@ -583,40 +574,48 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
     }
     if (p.reason == SkipReason::kNone) same_hash.push_back(i);
   }
-  const auto t_near = std::chrono::steady_clock::now();
-  if (opt.near_dup > 0) remove_near_duplicates(done, files, opt, jobs, duplicate_of);
-  const double near_dup_s = seconds_since(t_near);
+}
 
+// What survived, split into train and val, with the counts the report needs.
+struct Kept {
   std::vector<DatasetEntry> entries;
-  std::map<std::string, json> sources;
+  std::map<std::string, json> sources;  // per source: found, kept, train, val, skipped by reason
   std::map<SkipReason, size_t> skipped_by_reason;
   std::set<std::string> train_groups, val_groups;
-  std::vector<size_t> kept_faces, kept_tokens;
+  std::vector<size_t> faces, tokens;  // of each kept mesh
   json skipped_files = json::array();
-  auto source_entry = [&](const std::string& source) -> json& {
-    json& s = sources[source];
-    if (s.is_null()) {
-      s = json{{"found", 0}, {"kept", 0}, {"train", 0}, {"val", 0}, {"skipped", json::object()}};
-      for (SkipReason r : kSkipReasons) s["skipped"][skip_reason_name(r)] = 0;
-    }
-    return s;
-  };
+};
+
+json& source_entry(Kept& kept, const std::string& source) {
+  json& s = kept.sources[source];
+  if (s.is_null()) {
+    s = json{{"found", 0}, {"kept", 0}, {"train", 0}, {"val", 0}, {"skipped", json::object()}};
+    for (SkipReason r : kSkipReasons) s["skipped"][skip_reason_name(r)] = 0;
+  }
+  return s;
+}
+
+void increment(json& count) { count = count.get<size_t>() + 1; }
+
+// Step 4: the kept meshes become dataset entries (moved out of `done`), the skipped ones report rows.
+Kept keep_meshes(std::vector<Processed>& done, const std::vector<InputFile>& files,
+                 const std::vector<DuplicateOf>& duplicate_of, const PrepareOptions& opt) {
+  Kept kept;
   for (size_t i = 0; i < files.size(); ++i) {
     const InputFile& f = files[i];
     Processed& p = done[i];
-    json& src = source_entry(f.source);
-    src["found"] = src["found"].get<size_t>() + 1;
+    json& src = source_entry(kept, f.source);
+    increment(src["found"]);
     if (p.reason != SkipReason::kNone) {
-      ++skipped_by_reason[p.reason];
-      json& count = src["skipped"][skip_reason_name(p.reason)];
-      count = count.get<size_t>() + 1;
+      ++kept.skipped_by_reason[p.reason];
+      increment(src["skipped"][skip_reason_name(p.reason)]);
       json item = {{"file", f.path}, {"name", f.name}, {"reason", skip_reason_name(p.reason)}, {"detail", p.detail}};
       if (!duplicate_of[i].name.empty()) item["duplicate_of"] = duplicate_of[i].name;
       if (p.reason == SkipReason::kNearDuplicate) {
         item["chamfer"] = duplicate_of[i].distance;
         item["excess"] = duplicate_of[i].excess;
       }
-      skipped_files.push_back(std::move(item));
+      kept.skipped_files.push_back(std::move(item));
       continue;
     }
     DatasetEntry e;
@@ -628,23 +627,19 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
     e.vertices = std::move(p.vertices);
     e.triangles = std::move(p.triangles);
     e.tokens = std::move(p.tokens);
-    (e.split == Split::kVal ? val_groups : train_groups).insert(e.group);
-    src["kept"] = src["kept"].get<size_t>() + 1;
-    json& n = src[split_name(e.split)];
-    n = n.get<size_t>() + 1;
-    kept_faces.push_back(p.faces);
-    kept_tokens.push_back(sequence_tokens(size_t(p.faces)));
-    entries.push_back(std::move(e));
+    (e.split == Split::kVal ? kept.val_groups : kept.train_groups).insert(e.group);
+    increment(src["kept"]);
+    increment(src[split_name(e.split)]);
+    kept.faces.push_back(p.faces);
+    kept.tokens.push_back(sequence_tokens(size_t(p.faces)));
+    kept.entries.push_back(std::move(e));
     p = Processed();
   }
-  done.clear();
-  done.shrink_to_fit();
-  for (const DatasetEntry& e : entries) (e.split == Split::kVal ? result.val : result.train)++;
-  result.found = files.size();
-  result.kept = entries.size();
-  result.skipped = files.size() - entries.size();
+  return kept;
+}
 
-  // 5. write
+// Step 5: the dataset file, with what made it in its metadata.
+void write_prepared(const PrepareOptions& opt, const Kept& kept, const PrepareResult& result) {
   json meta = {{"format", "iflame-dataset"},
                {"tokenizer_bits", opt.bits},
                {"max_faces", opt.max_faces},
@@ -656,18 +651,51 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
                {"near_dup_points", opt.near_dup_points},
                {"inputs", opt.inputs},
                {"z_up", opt.z_up},
-               {"meshes", entries.size()},
+               {"meshes", kept.entries.size()},
                {"train", result.train},
                {"val", result.val}};
   if (const fs::path parent = fs::path(opt.out).parent_path(); !parent.empty()) {
     std::error_code ec;
     fs::create_directories(parent, ec);
   }
-  write_dataset(opt.out, entries, opt.bits, meta.dump());
-  const double write_s = seconds_since(t2);
-  result.seconds = seconds_since(t0);
+  write_dataset(opt.out, kept.entries, opt.bits, meta.dump());
+}
 
-  // The report.
+// Kept meshes by canonical face count, in bins of 50.
+json face_histogram(const std::vector<size_t>& faces) {
+  constexpr size_t kBin = 50;
+  json bins = json::array();
+  if (!faces.empty()) {
+    const size_t top = *std::max_element(faces.begin(), faces.end());
+    std::vector<size_t> counts(top / kBin + 1, 0);
+    for (size_t f : faces) ++counts[f / kBin];
+    for (size_t b = 0; b < counts.size(); ++b) bins.push_back({{"lo", b * kBin}, {"hi", (b + 1) * kBin}, {"count", counts[b]}});
+  }
+  return {{"bin_width", kBin}, {"note", "canonical faces of kept meshes; bin = [lo, hi)"}, {"bins", bins}};
+}
+
+// The ten groups with the most kept meshes, and their split.
+json largest_groups(const std::vector<DatasetEntry>& entries) {
+  std::map<std::string, std::pair<size_t, Split>> group_sizes;
+  for (const DatasetEntry& e : entries) {
+    auto& g = group_sizes[e.group];
+    ++g.first;
+    g.second = e.split;
+  }
+  std::vector<std::pair<std::string, std::pair<size_t, Split>>> largest(group_sizes.begin(), group_sizes.end());
+  std::stable_sort(largest.begin(), largest.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  if (largest.size() > 10) largest.resize(10);
+  json top = json::array();
+  for (const auto& [group, g] : largest) top.push_back({{"group", group}, {"meshes", g.first}, {"split", split_name(g.second)}});
+  return top;
+}
+
+struct PrepareTiming {
+  double collect_s = 0, process_s = 0, near_dup_s = 0, write_s = 0;
+};
+
+json prepare_report(const PrepareOptions& opt, int jobs, const CollectedInputs& collected, Kept& kept,
+                    const PrepareResult& result, const PrepareTiming& timing) {
   json report;
   report["dataset"] = opt.out;
   report["options"] = {{"max_faces", opt.max_faces},      {"min_faces", opt.min_faces},
@@ -677,62 +705,92 @@ PrepareResult prepare_dataset(const PrepareOptions& opt) {
                        {"reader_timeout_s", opt.reader_timeout_s},
                        {"near_dup", opt.near_dup}, {"near_dup_relative", opt.near_dup_relative}, {"near_dup_points", opt.near_dup_points}};
   report["inputs"] = collected.inputs;
-  report["files_found"] = files.size();
+  report["files_found"] = collected.files.size();
   report["kept"] = {{"total", result.kept}, {"train", result.train}, {"val", result.val}};
-  report["groups"] = {{"train", train_groups.size()}, {"val", val_groups.size()}};
+  report["groups"] = {{"train", kept.train_groups.size()}, {"val", kept.val_groups.size()}};
   json skipped = {{"total", result.skipped}};
-  for (SkipReason r : kSkipReasons) skipped[skip_reason_name(r)] = skipped_by_reason[r];
+  for (SkipReason r : kSkipReasons) skipped[skip_reason_name(r)] = kept.skipped_by_reason[r];
   report["skipped"] = skipped;
-  report["sources"] = sources;
-  constexpr size_t kBin = 50;
-  json bins = json::array();
-  if (!kept_faces.empty()) {
-    const size_t top = *std::max_element(kept_faces.begin(), kept_faces.end());
-    std::vector<size_t> counts(top / kBin + 1, 0);
-    for (size_t f : kept_faces) ++counts[f / kBin];
-    for (size_t b = 0; b < counts.size(); ++b) bins.push_back({{"lo", b * kBin}, {"hi", (b + 1) * kBin}, {"count", counts[b]}});
-  }
-  {
-    std::map<std::string, std::pair<size_t, Split>> group_sizes;
-    for (const DatasetEntry& e : entries) {
-      auto& g = group_sizes[e.group];
-      ++g.first;
-      g.second = e.split;
-    }
-    std::vector<std::pair<std::string, std::pair<size_t, Split>>> largest(group_sizes.begin(), group_sizes.end());
-    std::stable_sort(largest.begin(), largest.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-    if (largest.size() > 10) largest.resize(10);
-    json top = json::array();
-    for (const auto& [group, g] : largest) top.push_back({{"group", group}, {"meshes", g.first}, {"split", split_name(g.second)}});
-    report["largest_groups"] = std::move(top);
-  }
-  report["face_histogram"] = {{"bin_width", kBin}, {"note", "canonical faces of kept meshes; bin = [lo, hi)"}, {"bins", bins}};
-  report["faces"] = stats(kept_faces);
-  report["tokens"] = stats(kept_tokens);
+  report["sources"] = kept.sources;
+  report["largest_groups"] = largest_groups(kept.entries);
+  report["face_histogram"] = face_histogram(kept.faces);
+  report["faces"] = stats(kept.faces);
+  report["tokens"] = stats(kept.tokens);
   report["tokens"]["note"] = "sequence length with the BOS and EOS rows: (faces + 2) * 9";
-  report["skipped_files"] = std::move(skipped_files);
+  report["skipped_files"] = std::move(kept.skipped_files);
   report["warnings"] = collected.warnings;
-  report["timing"] = {{"collect_s", collect_s}, {"process_s", process_s}, {"near_dup_s", near_dup_s}, {"write_s", write_s}};
+  report["timing"] = {{"collect_s", timing.collect_s}, {"process_s", timing.process_s},
+                      {"near_dup_s", timing.near_dup_s}, {"write_s", timing.write_s}};
   report["wall_time_s"] = result.seconds;
-  report["meshes_per_s"] = result.seconds > 0 ? double(files.size()) / result.seconds : 0.0;
-  write_file_atomic(result.report_path, report.dump(2) + "\n");
-  result.report = std::move(report);
+  report["meshes_per_s"] = result.seconds > 0 ? double(collected.files.size()) / result.seconds : 0.0;
+  return report;
+}
 
-  // The one-line summary.
+// "prepare: 5,741 kept (5,356 train, 385 val), 9 skipped (...) of 5,750 files in ... -> OUT; report R"
+std::string summary_line(const PrepareOptions& opt, const PrepareResult& result, const Kept& kept, size_t files) {
   std::ostringstream s;
   s << "prepare: " << with_commas(result.kept) << " kept (" << with_commas(result.train) << " train, "
     << with_commas(result.val) << " val), " << with_commas(result.skipped) << " skipped";
   std::string reasons;
   for (SkipReason r : kSkipReasons) {
-    if (skipped_by_reason[r] == 0) continue;
-    reasons += (reasons.empty() ? "" : ", ") + with_commas(skipped_by_reason[r]) + " " + skip_reason_name(r);
+    const auto it = kept.skipped_by_reason.find(r);
+    if (it == kept.skipped_by_reason.end() || it->second == 0) continue;
+    reasons += (reasons.empty() ? "" : ", ") + with_commas(it->second) + " " + skip_reason_name(r);
   }
   if (!reasons.empty()) s << " (" << reasons << ")";
   char timing[96];
-  std::snprintf(timing, sizeof timing, " of %s files in %.1f s (%.0f meshes/s)", with_commas(files.size()).c_str(),
-                result.seconds, result.seconds > 0 ? double(files.size()) / result.seconds : 0.0);
+  std::snprintf(timing, sizeof timing, " of %s files in %.1f s (%.0f meshes/s)", with_commas(files).c_str(),
+                result.seconds, result.seconds > 0 ? double(files) / result.seconds : 0.0);
   s << timing << " -> " << opt.out << "; report " << result.report_path;
-  result.summary = s.str();
+  return s.str();
+}
+
+}  // namespace
+
+PrepareResult prepare_dataset(const PrepareOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_prepare_options(opt);
+  const int jobs = opt.jobs > 0 ? opt.jobs : hardware_jobs();
+  PrepareResult result;
+  result.dataset_path = opt.out;
+  result.report_path = opt.report.empty() ? opt.out + ".report.json" : opt.report;
+  PrepareTiming timing;
+
+  // 1. collect
+  const CollectedInputs collected = collect_inputs(opt.inputs, opt.z_up);
+  const std::vector<InputFile>& files = collected.files;
+  if (files.empty()) throw Error("prepare: no mesh files found in the inputs (extensions: see `iflame prepare --help`)");
+  timing.collect_s = seconds_since(t0);
+
+  // 2. process, in parallel
+  const auto t1 = std::chrono::steady_clock::now();
+  std::vector<Processed> done = process_files(files, opt, jobs);
+  timing.process_s = seconds_since(t1);
+
+  // 3. deduplicate (path order): exact, then near
+  const auto t2 = std::chrono::steady_clock::now();
+  std::vector<DuplicateOf> duplicate_of(files.size());
+  drop_exact_duplicates(done, files, duplicate_of);
+  const auto t_near = std::chrono::steady_clock::now();
+  if (opt.near_dup > 0) remove_near_duplicates(done, files, opt, jobs, duplicate_of);
+  timing.near_dup_s = seconds_since(t_near);
+
+  // 4. split, and 5. write
+  Kept kept = keep_meshes(done, files, duplicate_of, opt);
+  done.clear();
+  done.shrink_to_fit();
+  for (const DatasetEntry& e : kept.entries) (e.split == Split::kVal ? result.val : result.train)++;
+  result.found = files.size();
+  result.kept = kept.entries.size();
+  result.skipped = files.size() - kept.entries.size();
+  write_prepared(opt, kept, result);
+  timing.write_s = seconds_since(t2);
+  result.seconds = seconds_since(t0);
+
+  json report = prepare_report(opt, jobs, collected, kept, result, timing);
+  write_file_atomic(result.report_path, report.dump(2) + "\n");
+  result.report = std::move(report);
+  result.summary = summary_line(opt, result, kept, files.size());
   return result;
 }
 

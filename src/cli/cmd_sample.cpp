@@ -28,6 +28,36 @@ namespace {
 // Bounds that keep a typo from asking for unbounded memory or time.
 constexpr int64_t kMaxSamples = 1000000, kMaxBatch = 4096, kMaxFaces = 100000;
 
+// Is `name` a file `iflame sample` writes (summary.json, grid.png, sample_NNN.obj/ply/glb/png)?
+bool is_sample_output(const std::string& name) {
+  if (name == "summary.json" || name == "grid.png") return true;
+  const size_t dot = name.rfind('.');
+  if (name.rfind("sample_", 0) != 0 || dot == std::string::npos || dot <= 7) return false;
+  const std::string ext = name.substr(dot + 1);
+  const bool digits = std::all_of(name.begin() + 7, name.begin() + long(dot), [](char c) { return c >= '0' && c <= '9'; });
+  return digits && (ext == "obj" || ext == "ply" || ext == "glb" || ext == "png");
+}
+
+// An --out folder that holds an earlier run's samples is refused, or with --overwrite emptied of
+// them first (so that no file of a larger earlier run is left to be taken for this one's).
+void claim_out_dir(const std::string& dir, bool overwrite) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  if (!fs::is_directory(dir, ec)) throw Error(dir, "--out is not a folder");
+  std::vector<fs::path> earlier;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec) && is_sample_output(entry.path().filename().string())) earlier.push_back(entry.path());
+  }
+  if (earlier.empty()) return;
+  if (!overwrite) {
+    throw Error(dir, "holds the samples of an earlier run (" + std::to_string(earlier.size()) +
+                         " files such as " + earlier.front().filename().string() +
+                         "); choose another --out, or --overwrite to replace them");
+  }
+  for (const fs::path& p : earlier) fs::remove(p, ec);
+}
+
 }  // namespace
 
 int run_sample(int argc, char** argv) {
@@ -35,7 +65,7 @@ int run_sample(int argc, char** argv) {
               precision = "fp32";
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
   double temperature = 1.0, top_p = 0.95;
-  bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false;
+  bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false, overwrite = false;
   ArgParser args("sample",
                  "Generates meshes token by token with the cached hybrid decoder. Sequences decode in\n"
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
@@ -69,7 +99,8 @@ int run_sample(int argc, char** argv) {
       .flag("order-constraints", &order_constraints,
             "also keep the tokenizer's canonical order (first vertex of a face the smallest, faces sorted), so "
             "every output re-tokenizes to itself; off by default: samples follow the model's own distribution")
-      .option("out", &out_dir, "output folder")
+      .option("out", &out_dir, "output folder (one that holds an earlier run's samples is refused)")
+      .flag("overwrite", &overwrite, "replace the samples of an earlier run in --out")
       .option("format", &format, "mesh files to write: a comma list of obj, ply, glb (both = obj,ply)")
       .flag("no-previews", &no_previews, "do not write the PNG previews (sample_NNN.png, and grid.png of the first 64)")
       .option("tokens-out", &tokens_out, "also write all token rows, prompt included, as raw int64 [N, L] (PAD-filled)")
@@ -81,10 +112,6 @@ int run_sample(int argc, char** argv) {
       .option("threads", &threads, "CPU threads (0 = all cores)")
       .option("device", &device_name, "cpu, cuda or auto");
   if (!args.parse(argc, argv)) return 0;
-  if (weights.empty()) {
-    weights = default_model_path();
-    std::fprintf(stderr, "sample: the default model %s\n", weights.c_str());
-  }
   if (n <= 0 || n > kMaxSamples) throw Error("sample: --n must be between 1 and " + std::to_string(kMaxSamples));
   if (batch <= 0 || batch > kMaxBatch) throw Error("sample: --batch must be between 1 and " + std::to_string(kMaxBatch));
   if (max_new_tokens < 0) throw Error("sample: --max-new-tokens must be 0 (no limit) or positive");
@@ -100,6 +127,24 @@ int run_sample(int argc, char** argv) {
   if (formats.empty()) throw Error("sample: --format must name at least one of obj, ply, glb");
   if (precision != "fp32" && precision != "bf16") throw Error("sample: --precision must be fp32 or bf16");
   if (order_constraints && no_constraints) throw Error("sample: --order-constraints needs the grammar constraints (drop --no-constraints)");
+  // The sampling options as given, before any model is looked for: a bad value is reported as
+  // such even when there is no model (the model's own defaults are checked again below).
+  if (args.given("max-faces") && (max_faces < 1 || max_faces > kMaxFaces)) {
+    throw Error("sample: --max-faces must be between 1 and " + std::to_string(kMaxFaces));
+  }
+  {
+    SamplingOptions given;
+    given.temperature = temperature;
+    given.top_k = top_k;
+    given.top_p = top_p;
+    TokenizerConfig given_tokenizer;
+    given_tokenizer.bits = int(bits);
+    check_sampling_options(given, given_tokenizer.vocab_size());
+  }
+  if (weights.empty()) {
+    weights = default_model_path();
+    std::fprintf(stderr, "sample: the default model %s\n", weights.c_str());
+  }
   configure_threads(threads);
   const torch::Device device = parse_device(device_name);
 
@@ -147,6 +192,7 @@ int run_sample(int argc, char** argv) {
     std::fprintf(stderr, "sample: prompt %s: %zu faces\n", prompt_path.c_str(), prompt_faces(opts.prompt.size()));
   }
 
+  claim_out_dir(out_dir, overwrite);
   std::filesystem::create_directories(out_dir);
   nlohmann::json summary;
   summary["weights"] = weights;

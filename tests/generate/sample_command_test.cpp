@@ -45,11 +45,9 @@ class ScopedEnv {
   bool had_ = false;
 };
 
-TEST(SampleCommand, RejectsEveryOutOfRangeOptionNamingIt) {
-  IFLAME_REQUIRE_REFERENCE_DATA();
-  const std::string base = "sample --weights " + reference_weights() + " --no-previews --threads 1 --out " +
-                           test::temp_dir() + " ";
-  const std::vector<std::pair<std::string, std::string>> cases = {
+// Options out of range, each with the option its error must name.
+std::vector<std::pair<std::string, std::string>> out_of_range_options() {
+  return {
       {"--temperature -1", "--temperature"}, {"--temperature 0", "--temperature"},
       {"--temperature nan", "--temperature"}, {"--temperature inf", "--temperature"},
       {"--top-p 1.5", "--top-p"},            {"--top-p 0", "--top-p"},
@@ -60,6 +58,13 @@ TEST(SampleCommand, RejectsEveryOutOfRangeOptionNamingIt) {
       {"--seed -1", "--seed"},               {"--threads -1", "--threads"},
       {"--n 99999999999999999999999", "--n"}, {"--greedy --temperature -2", "--temperature"},
   };
+}
+
+TEST(SampleCommand, RejectsEveryOutOfRangeOptionNamingIt) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
+  const std::string base = "sample --weights " + reference_weights() + " --no-previews --threads 1 --out " +
+                           test::temp_dir() + " ";
+  const auto cases = out_of_range_options();
   for (const auto& [args, name] : cases) {
     const auto run = test::run_iflame(base + args);
     EXPECT_EQ(run.code, 1) << args << "\n" << run.out;
@@ -138,6 +143,42 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   EXPECT_EQ(bad.code, 1) << bad.out;
   EXPECT_NE(bad.out.find("sample.max-faces"), std::string::npos) << bad.out;
   EXPECT_NE(bad.out.find("bad.safetensors"), std::string::npos) << bad.out;
+}
+
+// A second run into the same --out is refused and leaves the first's files; with --overwrite
+// it replaces them, leaving none of the earlier run's and nothing else touched.
+TEST(SampleCommand, AnOutFolderWithEarlierSamplesIsRefusedUnlessOverwrite) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
+  namespace fs = std::filesystem;
+  const std::string dir = test::temp_dir();
+  const std::string base = "sample --weights " + reference_weights() + " --max-faces 3 --threads 1 --out " + dir;
+  ASSERT_EQ(test::run_iflame(base + " --n 3").code, 0);
+  ASSERT_TRUE(fs::exists(dir + "/sample_002.obj"));
+  std::ofstream(dir + "/notes.txt") << "mine";
+  const auto refused = test::run_iflame(base + " --n 1");
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_NE(refused.out.find(dir), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("--overwrite"), std::string::npos) << refused.out;
+  EXPECT_TRUE(fs::exists(dir + "/sample_002.obj"));
+  const auto replaced = test::run_iflame(base + " --n 1 --overwrite");
+  ASSERT_EQ(replaced.code, 0) << replaced.out;
+  EXPECT_TRUE(fs::exists(dir + "/sample_000.obj"));
+  EXPECT_FALSE(fs::exists(dir + "/sample_002.obj"));
+  EXPECT_FALSE(fs::exists(dir + "/sample_002.png"));
+  EXPECT_TRUE(fs::exists(dir + "/notes.txt"));
+  EXPECT_EQ(read_json(dir + "/summary.json")["samples"].size(), 1u);
+}
+
+// With no model anywhere, a bad option is still reported as itself, not as the missing model.
+TEST(SampleCommand, OptionsAreCheckedBeforeTheModelIsLookedFor) {
+  const std::string dir = test::temp_dir();
+  ScopedEnv env("IFLAME_MODEL", dir + "/missing.safetensors");
+  for (const auto& [args, name] : out_of_range_options()) {
+    const auto run = test::run_iflame("sample --no-previews --out " + dir + " " + args);
+    EXPECT_EQ(run.code, 1) << args << "\n" << run.out;
+    EXPECT_NE(run.out.find(name), std::string::npos) << args << "\n" << run.out;
+    EXPECT_EQ(run.out.find("missing.safetensors"), std::string::npos) << args << ": the model came first\n" << run.out;
+  }
 }
 
 TEST(SampleCommand, FindsTheModelThroughIflameModelAndNamesWhereItLooked) {

@@ -143,9 +143,11 @@ Distributed::Distributed(const DistOptions& options) : options_(options) {
   try {
     if (options_.cuda) {
 #ifdef IFLAME_WITH_NCCL
+      // The collectives' timeout, as Gloo's below (Options::timeout in LibTorch 1.13 and 2.x).
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = std::chrono::milliseconds(1000 * options_.timeout_s);
       group_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(group_->store, int(options_.rank),
-                                                                int(options_.world_size),
-                                                                c10d::ProcessGroupNCCL::Options::create());
+                                                                int(options_.world_size), no);
       return;
 #else
       throw Error("distributed: CUDA tensors need NCCL; rebuild with -DCMAKE_CXX_FLAGS=-DIFLAME_WITH_NCCL");

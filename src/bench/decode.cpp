@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "bench/bench.h"
@@ -223,27 +224,79 @@ json run_decode(const DecodeSpec& spec) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The command.
+// The command, in three parts: parse_decode_settings (the command line, checked),
+// run_decode_configurations (the cache table in this process, the throughput in children) and
+// decode_report (the text).
 
 namespace {
 
-struct Row {
-  DecodeSpec spec;
-  std::string status = "ok";
-  json result;
-};
-
 double mb(double bytes) { return bytes / 1048576.0; }
 
-}  // namespace
+// ---------------------------------------------------------------------------------------
+// The spec: the command line, checked.
 
-int run_decode_command(int argc, char** argv) {
+// The options as given (the members' initial values are their defaults), and what
+// check_decode_settings derives from them.
+struct DecodeSettings {
   std::string size = "ref", archs = "iflame,full,linear", faces = "800,4000", batches = "1,16", precision = "fp32",
               path = "fast", sampling = "default", cache_faces = "100,800,4000", format = "md", out_path,
               omp_wait = "default", mode = "context";
   int64_t tokens = 27, warmup = 9, threads = 0, seed = 1, repeat = 1;
   double max_mem_mb = 0, timeout_s = 1800;
   bool child = false, count_ops = false;
+
+  // Derived.
+  DecodeSpec base;  // every configuration's spec, but for its arch, face count and batch
+  std::vector<Arch> arch_list;
+  std::vector<int64_t> faces_list, batch_list, cache_list;
+};
+
+// Rejects what cannot run and fills the derived members. The order of the checks is the order
+// in which errors are reported.
+void check_decode_settings(DecodeSettings& s) {
+  if (s.precision != "fp32" && s.precision != "bf16") throw Error("--precision must be fp32 or bf16");
+  if (s.path != "fast" && s.path != "torch") throw Error("--path must be fast or torch");
+  if (s.sampling != "default" && s.sampling != "greedy") throw Error("--sampling must be default or greedy");
+  if (s.format != "md" && s.format != "json") throw Error("--format must be md or json");
+  if (s.mode != "context" && s.mode != "generate") throw Error("--mode must be context or generate");
+  if (s.mode == "generate" && (s.path != "fast" || s.count_ops)) {
+    throw Error("--mode generate times the fast path only (no --path torch, no --count-ops)");
+  }
+  if (s.omp_wait != "default" && s.omp_wait != "passive" && s.omp_wait != "active") {
+    throw Error("--omp-wait must be default, passive or active");
+  }
+  if (s.tokens < 9 || s.tokens % 9 != 0 || s.warmup < 0 || s.warmup % 9 != 0) {
+    throw Error("--tokens must be a positive and --warmup a non-negative multiple of 9 (whole faces: iFlame's "
+                "cost per token depends on the position inside a face)");
+  }
+  if (s.repeat < 1) throw Error("--repeat must be >= 1");
+  require_at_least("threads", s.threads, 0);
+  require_at_least("seed", s.seed, 0);  // a negative seed would not survive the trip to the child
+  require_finite_non_negative("max-mem-mb", s.max_mem_mb);
+  require_finite_non_negative("timeout", s.timeout_s);
+  (void)model_preset(s.size, Arch::IFlame);  // validates --size
+  for (const auto& a : split_commas(s.archs)) s.arch_list.push_back(arch_from_name(a));
+  s.faces_list = int_list(s.faces, "--faces", 0);
+  s.batch_list = int_list(s.batches, "--batch", 1);
+  if (s.arch_list.empty()) throw Error("--archs needs at least one architecture");
+  s.cache_list = int_list(s.cache_faces, "--cache-faces", 0);
+
+  DecodeSpec& base = s.base;
+  base.size = s.size;
+  base.tokens = s.tokens;
+  base.warmup = s.warmup;
+  base.bf16 = s.precision == "bf16";
+  base.torch_path = s.path == "torch";
+  base.greedy = s.sampling == "greedy";
+  base.threads = s.threads == 0 ? hardware_threads() : s.threads;
+  base.count_ops = s.count_ops;
+  base.seed = uint64_t(s.seed);
+  base.generate = s.mode == "generate";
+}
+
+// The checked command line; nothing when --help was given (the help is printed).
+std::optional<DecodeSettings> parse_decode_settings(int argc, char** argv) {
+  DecodeSettings s;
   ArgParser args("bench decode",
                  "Cached decoding: (a) exact cache bytes per sequence vs length for iflame, full and linear\n"
                  "(K/V of full-attention layers, fp32 linear states and rings, from the HybridCache's own\n"
@@ -253,159 +306,182 @@ int run_decode_command(int argc, char** argv) {
                  "child process. --mode generate times whole generations instead: from 9 BOS to --faces\n"
                  "faces (EOS does not stop them), as iflame sample runs them, so the average context is half\n"
                  "the final one. Random-init weights (speed does not depend on them).");
-  args.option("size", &size, "model preset: ref | small | tiny")
-      .option("archs", &archs, "comma-separated: iflame, full, linear")
-      .option("mode", &mode, "context (decode at a fixed context) | generate (whole generations from scratch)")
-      .option("faces", &faces, "comma-separated context lengths in faces (generate: the final lengths)")
-      .option("batch", &batches, "comma-separated batch sizes")
-      .option("tokens", &tokens, "timed decode steps (a multiple of 9: whole faces)")
-      .option("warmup", &warmup, "untimed decode steps first (a multiple of 9)")
-      .option("precision", &precision,
+  args.option("size", &s.size, "model preset: ref | small | tiny")
+      .option("archs", &s.archs, "comma-separated: iflame, full, linear")
+      .option("mode", &s.mode, "context (decode at a fixed context) | generate (whole generations from scratch)")
+      .option("faces", &s.faces, "comma-separated context lengths in faces (generate: the final lengths)")
+      .option("batch", &s.batches, "comma-separated batch sizes")
+      .option("tokens", &s.tokens, "timed decode steps (a multiple of 9: whole faces)")
+      .option("warmup", &s.warmup, "untimed decode steps first (a multiple of 9)")
+      .option("precision", &s.precision,
               "fp32 | bf16 (weights and K/V stored in bf16; matmul inputs rounded to bf16 where the CPU has\n"
               "AVX512-BF16; accumulation in fp32)")
-      .option("path", &path, "fast (fused CPU kernels) | torch (LibTorch per-op Block::step)")
-      .option("sampling", &sampling, "default (iflame sample's: top-k 50, top-p 0.95, grammar mask) | greedy")
-      .option("cache-faces", &cache_faces, "comma-separated lengths in faces for the cache-bytes table")
-      .option("threads", &threads, "LibTorch threads (0: every CPU)")
-      .option("omp-wait", &omp_wait,
+      .option("path", &s.path, "fast (fused CPU kernels) | torch (LibTorch per-op Block::step)")
+      .option("sampling", &s.sampling, "default (iflame sample's: top-k 50, top-p 0.95, grammar mask) | greedy")
+      .option("cache-faces", &s.cache_faces, "comma-separated lengths in faces for the cache-bytes table")
+      .option("threads", &s.threads, "LibTorch threads (0: every CPU)")
+      .option("omp-wait", &s.omp_wait,
               "OMP_WAIT_POLICY for the children: default (unset, as iflame sample usually runs: threads spin a\n"
               "while between parallel regions, then sleep) | passive | active")
-      .option("repeat", &repeat, "run every configuration this many times, interleaved; keep the fastest")
-      .option("max-mem-mb", &max_mem_mb, "skip configurations estimated above this (0: 90% of MemAvailable)")
-      .option("timeout", &timeout_s, "seconds before a child is killed (0: none)")
-      .option("seed", &seed, "random seed (weights, context, sampling)")
-      .flag("count-ops", &count_ops, "count top-level ATen ops per decode step (RecordFunction; slows the run)")
-      .option("format", &format, "md | json")
-      .option("out", &out_path, "also write the output to this file")
-      .flag("child", &child, "(internal) run one configuration in this process and print one JSON line");
-  if (!args.parse(argc, argv)) return 0;
-  if (precision != "fp32" && precision != "bf16") throw Error("--precision must be fp32 or bf16");
-  if (path != "fast" && path != "torch") throw Error("--path must be fast or torch");
-  if (sampling != "default" && sampling != "greedy") throw Error("--sampling must be default or greedy");
-  if (format != "md" && format != "json") throw Error("--format must be md or json");
-  if (mode != "context" && mode != "generate") throw Error("--mode must be context or generate");
-  if (mode == "generate" && (path != "fast" || count_ops)) {
-    throw Error("--mode generate times the fast path only (no --path torch, no --count-ops)");
-  }
-  if (omp_wait != "default" && omp_wait != "passive" && omp_wait != "active") {
-    throw Error("--omp-wait must be default, passive or active");
-  }
-  if (tokens < 9 || tokens % 9 != 0 || warmup < 0 || warmup % 9 != 0) {
-    throw Error("--tokens must be a positive and --warmup a non-negative multiple of 9 (whole faces: iFlame's "
-                "cost per token depends on the position inside a face)");
-  }
-  if (repeat < 1) throw Error("--repeat must be >= 1");
-  (void)model_preset(size, Arch::IFlame);  // validates --size
-  std::vector<Arch> arch_list;
-  for (const auto& a : split_commas(archs)) arch_list.push_back(arch_from_name(a));
-  const std::vector<int64_t> faces_list = int_list(faces, "--faces", 0), batch_list = int_list(batches, "--batch", 1);
-  if (arch_list.empty()) throw Error("--archs needs at least one architecture");
+      .option("repeat", &s.repeat, "run every configuration this many times, interleaved; keep the fastest")
+      .option("max-mem-mb", &s.max_mem_mb, "skip configurations estimated above this (0: 90% of MemAvailable)")
+      .option("timeout", &s.timeout_s, "seconds before a child is killed (0: none)")
+      .option("seed", &s.seed, "random seed (weights, context, sampling)")
+      .flag("count-ops", &s.count_ops, "count top-level ATen ops per decode step (RecordFunction; slows the run)")
+      .option("format", &s.format, "md | json")
+      .option("out", &s.out_path, "also write the output to this file")
+      .flag("child", &s.child, "(internal) run one configuration in this process and print one JSON line");
+  if (!args.parse(argc, argv)) return std::nullopt;
+  check_decode_settings(s);
+  return s;
+}
 
-  DecodeSpec base;
-  base.size = size;
-  base.tokens = tokens;
-  base.warmup = warmup;
-  base.bf16 = precision == "bf16";
-  base.torch_path = path == "torch";
-  base.greedy = sampling == "greedy";
-  base.threads = threads <= 0 ? hardware_threads() : threads;
-  base.count_ops = count_ops;
-  base.seed = uint64_t(seed);
-  base.generate = mode == "generate";
-  if (child) {
-    if (arch_list.size() != 1 || faces_list.size() != 1 || batch_list.size() != 1) {
-      throw Error("--child runs exactly one arch, one face count and one batch size");
-    }
-    base.arch = arch_list[0];
-    base.faces = faces_list[0];
-    base.batch = batch_list[0];
-    return run_as_child([&] { return run_decode(base); });
+// --child: the one configuration the parent asked for, in this process.
+int run_decode_child(const DecodeSettings& s) {
+  if (s.arch_list.size() != 1 || s.faces_list.size() != 1 || s.batch_list.size() != 1) {
+    throw Error("--child runs exactly one arch, one face count and one batch size");
   }
+  DecodeSpec spec = s.base;
+  spec.arch = s.arch_list[0];
+  spec.faces = s.faces_list[0];
+  spec.batch = s.batch_list[0];
+  return run_as_child([&] { return run_decode(spec); });
+}
 
-  // (a) Cache bytes per sequence, in this process (K/V is allocated but never touched).
-  const std::vector<int64_t> cache_list = int_list(cache_faces, "--cache-faces", 0);
-  const std::vector<Arch> all_archs = {Arch::IFlame, Arch::Full, Arch::Linear};
-  json cache_rows = json::array();
-  std::vector<std::vector<std::string>> md_cache;
-  std::string kv_check;
-  for (int64_t f : cache_list) {
+// ---------------------------------------------------------------------------------------
+// The run: (a) cache bytes in this process, (b) throughput in children.
+
+// (a) One sequence's cache bytes at one length, with the full baseline's K/V at that length.
+struct CacheRow {
+  int64_t faces = 0, tokens = 0;
+  Arch arch = Arch::IFlame;
+  int64_t kv = 0, state = 0, full_kv = 0;
+};
+
+// (a) The spec's claim that iFlame's K/V is (26/9) / 24 of the full baseline's (8.3x less), at
+// 4000 faces, and both K/Vs in the paper's setting (fp16).
+struct KvCheck {
+  int64_t tokens = 0;
+  double ratio = 0, expected = 0;
+  bool holds = false;
+  int64_t iflame_fp16_kv = 0, full_fp16_kv = 0;  // one sequence
+};
+
+// (b) One configuration's measurement, or why there is none.
+struct Row {
+  DecodeSpec spec;
+  std::string status = "ok";
+  json result;
+};
+
+struct DecodeResults {
+  std::vector<CacheRow> cache;  // (a), in (faces, arch) order
+  KvCheck kv_check;
+  std::vector<Row> rows;        // (b), in (faces, batch, arch) order
+};
+
+// (a) K/V is allocated but never touched, so this is quick at any length.
+std::vector<CacheRow> measure_cache(const DecodeSettings& s) {
+  std::vector<CacheRow> rows;
+  for (int64_t f : s.cache_list) {
     const int64_t L = 9 * (f + 2);  // 9 BOS + faces + the EOS row
-    const auto full = cache_bytes_per_sequence(model_preset(size, Arch::Full), L, base.bf16);
-    for (Arch arch : all_archs) {
-      const auto [kv, state] = cache_bytes_per_sequence(model_preset(size, arch), L, base.bf16);
-      const double ratio = full.first > 0 ? double(kv) / double(full.first) : 0.0;
-      cache_rows.push_back({{"arch", arch_name(arch)}, {"faces", f}, {"tokens", L}, {"kv_bytes", kv},
-                            {"state_bytes", state}, {"total_bytes", kv + state}, {"kv_vs_full", ratio}});
-      md_cache.push_back({std::to_string(f), std::to_string(L), arch_name(arch), fmt("%.2f", mb(double(kv))),
-                          fmt("%.1f", double(state) / 1024.0), fmt("%.2f", mb(double(kv + state))),
-                          kv > 0 ? fmt("%.4f", ratio) + " (" + fmt("%.2f", 1.0 / ratio) + "x less)" : "no K/V"});
+    const auto full = cache_bytes_per_sequence(model_preset(s.size, Arch::Full), L, s.base.bf16);
+    for (Arch arch : {Arch::IFlame, Arch::Full, Arch::Linear}) {
+      const auto [kv, state] = cache_bytes_per_sequence(model_preset(s.size, arch), L, s.base.bf16);
+      rows.push_back({f, L, arch, kv, state, full.first});
     }
   }
-  {
-    // The spec's claim: iFlame's K/V is (26/9) / 24 of the full baseline's, 8.3x less.
-    const int64_t L = 9 * (4000 + 2);
-    const ModelConfig ifl = model_preset(size, Arch::IFlame), full = model_preset(size, Arch::Full);
-    const double ratio = double(cache_bytes_per_sequence(ifl, L, base.bf16).first) /
-                         double(cache_bytes_per_sequence(full, L, base.bf16).first);
-    const double expected = (26.0 / 9.0) / 24.0;
-    const bool holds = std::abs(ratio - expected) < 1e-9 && full.baseline_layers == 24;
-    HybridCache ifl16(ifl, 1, L, torch::kCPU, torch::kHalf), full16(full, 1, L, torch::kCPU, torch::kHalf);
-    kv_check = "At 4000 faces (" + std::to_string(L) + " tokens) iFlame's K/V is " + fmt("%.5f", ratio) +
-               " of full's; (26/9)/24 = " + fmt("%.5f", expected) + ": " +
-               (holds ? "holds exactly (" + fmt("%.2f", 1.0 / ratio) + "x less)" : std::string("DOES NOT HOLD")) +
-               ".\nThe paper's setting (batch 4, fp16 K/V, 4000 faces): iFlame " +
-               fmt("%.2f", 4.0 * double(ifl16.kv_bytes()) / 1073741824.0) + " GiB, full " +
-               fmt("%.2f", 4.0 * double(full16.kv_bytes()) / 1073741824.0) + " GiB (paper: 0.80 vs 6.6 GB).\n";
-  }
+  return rows;
+}
 
-  // (b) Throughput, one child per configuration; arches interleaved so ratios compare runs
-  // made close together in time.
-  const std::string exe = self_executable();
+KvCheck check_kv_claim(const DecodeSettings& s) {
+  KvCheck c;
+  c.tokens = 9 * (4000 + 2);
+  const ModelConfig ifl = model_preset(s.size, Arch::IFlame), full = model_preset(s.size, Arch::Full);
+  c.ratio = double(cache_bytes_per_sequence(ifl, c.tokens, s.base.bf16).first) /
+            double(cache_bytes_per_sequence(full, c.tokens, s.base.bf16).first);
+  c.expected = (26.0 / 9.0) / 24.0;
+  c.holds = std::abs(c.ratio - c.expected) < 1e-9 && full.baseline_layers == 24;
+  HybridCache ifl16(ifl, 1, c.tokens, torch::kCPU, torch::kHalf), full16(full, 1, c.tokens, torch::kCPU, torch::kHalf);
+  c.iflame_fp16_kv = ifl16.kv_bytes();
+  c.full_fp16_kv = full16.kv_bytes();
+  return c;
+}
+
+// How this run starts its children.
+struct Children {
+  std::string exe;
   std::map<std::string, std::string> env;
-  const std::string n = std::to_string(base.threads);
-  env = {{"OMP_NUM_THREADS", n}, {"OPENBLAS_NUM_THREADS", n}, {"MKL_NUM_THREADS", n}};
-  env["OMP_WAIT_POLICY"] = omp_wait == "default" ? "" : omp_wait == "active" ? "ACTIVE" : "PASSIVE";
-  const double limit_mb = max_mem_mb > 0 ? max_mem_mb : 0.9 * double(available_memory_kb()) / 1024.0;
+  double timeout_s = 0;
+  double limit_mb = 0;  // configurations estimated above this are skipped
+};
 
+// OMP_WAIT_POLICY "default" leaves it unset (an empty value removes it), as iflame sample runs.
+std::map<std::string, std::string> decode_child_environment(int64_t threads, const std::string& omp_wait) {
+  const std::string n = std::to_string(threads);
+  const std::string policy = omp_wait == "default" ? "" : omp_wait == "active" ? "ACTIVE" : "PASSIVE";
+  return {{"OMP_NUM_THREADS", n}, {"OPENBLAS_NUM_THREADS", n}, {"MKL_NUM_THREADS", n}, {"OMP_WAIT_POLICY", policy}};
+}
+
+// A configuration's peak memory, roughly: weights (float32, plus a packed copy for the fused
+// kernels), the cache, the runtime.
+double estimate_mb(const DecodeSpec& spec) {
+  const ModelConfig cfg = model_preset(spec.size, spec.arch);
+  const auto [kv, state] =
+      cache_bytes_per_sequence(cfg, spec.context_tokens() + spec.warmup + spec.tokens, spec.bf16);
+  const double params = double(block_matmul_weights(cfg) * cfg.num_layers() + 2 * cfg.dim * cfg.vocab);
+  return mb(params * (spec.bf16 ? 6.0 : 8.0) + double(spec.batch) * double(kv + state) + 400e6);
+}
+
+// (b) One configuration in its child, unless it would not fit.
+Row run_configuration(const DecodeSpec& spec, const Children& children) {
+  Row row;
+  row.spec = spec;
+  const char* size = spec.size.c_str();
+  const char* arch = arch_name(spec.arch);
+  const double est_mb = estimate_mb(spec);
+  if (est_mb > children.limit_mb) {
+    row.status = "skipped: needs ~" + fmt("%.0f", est_mb) + " MB > " + fmt("%.0f", children.limit_mb) + " MB";
+    std::fprintf(stderr, "bench: %s %s %lld faces batch %lld: %s\n", size, arch, (long long)spec.faces,
+                 (long long)spec.batch, row.status.c_str());
+    return row;
+  }
+  std::fprintf(stderr, "bench: %s %s %lld faces batch %lld (load %s)...\n", size, arch, (long long)spec.faces,
+               (long long)spec.batch, load_average().c_str());
+  auto r = run_child(children.exe, decode_child_arguments(spec), children.env, children.timeout_s);
+  if (!r.ok) {
+    row.status = "failed: " + r.error;
+  } else {
+    row.result = r.json;
+    std::fprintf(stderr, "bench:   %.1f ms/step, %.1f tokens/s\n", r.json.value("mean_ms", 0.0),
+                 r.json.value("tokens_per_s", 0.0));
+  }
+  return row;
+}
+
+// (b) Every configuration in its child; with --repeat the whole sequence runs again, arches
+// interleaved, so that ratios compare runs made close together in time. The fastest run is kept.
+std::vector<Row> run_throughput(const DecodeSettings& s) {
+  const Children children{self_executable(), decode_child_environment(s.base.threads, s.omp_wait), s.timeout_s,
+                          s.max_mem_mb > 0 ? s.max_mem_mb : 0.9 * double(available_memory_kb()) / 1024.0};
   std::vector<Row> rows;
-  for (int64_t round = 0; round < repeat; ++round) {
+  for (int64_t round = 0; round < s.repeat; ++round) {
     size_t index = 0;
-    for (int64_t f : faces_list) {
-      for (int64_t b : batch_list) {
-        for (Arch arch : arch_list) {
-          Row row;
-          row.spec = base;
-          row.spec.arch = arch;
-          row.spec.faces = f;
-          row.spec.batch = b;
+    for (int64_t f : s.faces_list) {
+      for (int64_t b : s.batch_list) {
+        for (Arch arch : s.arch_list) {
           const size_t i = index++;
+          // A configuration that was skipped or failed is not tried again.
           if (round > 0 && rows[i].status != "ok") continue;
-          const ModelConfig cfg = model_preset(size, arch);
-          const auto [kv, state] = cache_bytes_per_sequence(
-              cfg, row.spec.context_tokens() + row.spec.warmup + row.spec.tokens, base.bf16);
-          // Weights (float32, plus a packed copy for the fused kernels), the cache, the runtime.
-          const double params = double(block_matmul_weights(cfg) * cfg.num_layers() + 2 * cfg.dim * cfg.vocab);
-          const double est_mb = mb(params * (base.bf16 ? 6.0 : 8.0) + double(b) * double(kv + state) + 400e6);
-          if (est_mb > limit_mb) {
-            row.status = "skipped: needs ~" + fmt("%.0f", est_mb) + " MB > " + fmt("%.0f", limit_mb) + " MB";
-            std::fprintf(stderr, "bench: %s %s %lld faces batch %lld: %s\n", size.c_str(), arch_name(arch),
-                         (long long)f, (long long)b, row.status.c_str());
-          } else {
-            std::fprintf(stderr, "bench: %s %s %lld faces batch %lld (load %s)...\n", size.c_str(), arch_name(arch),
-                         (long long)f, (long long)b, load_average().c_str());
-            auto r = run_child(exe, decode_child_arguments(row.spec), env, timeout_s);
-            if (!r.ok) {
-              row.status = "failed: " + r.error;
-            } else {
-              row.result = r.json;
-              std::fprintf(stderr, "bench:   %.1f ms/step, %.1f tokens/s\n", r.json.value("mean_ms", 0.0),
-                           r.json.value("tokens_per_s", 0.0));
-            }
-          }
+          DecodeSpec spec = s.base;
+          spec.arch = arch;
+          spec.faces = f;
+          spec.batch = b;
+          Row row = run_configuration(spec, children);
           if (round == 0) {
             rows.push_back(row);
           } else if (row.status != "ok") {
-            rows[i].status = row.status;
+            rows[i].status = row.status;  // a later round failed: report it
           } else if (row.result["tokens_per_s"].get<double>() > rows[i].result["tokens_per_s"].get<double>()) {
             rows[i] = row;
           }
@@ -413,110 +489,194 @@ int run_decode_command(int argc, char** argv) {
       }
     }
   }
+  return rows;
+}
 
-  auto full_row = [&](const Row& r) -> const Row* {
-    for (const auto& o : rows) {
-      if (o.spec.arch == Arch::Full && o.spec.faces == r.spec.faces && o.spec.batch == r.spec.batch && o.status == "ok") {
-        return &o;
-      }
+DecodeResults run_decode_configurations(const DecodeSettings& s) {
+  DecodeResults results;
+  results.cache = measure_cache(s);
+  results.kv_check = check_kv_claim(s);
+  results.rows = run_throughput(s);
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------
+// The report: JSON, or Markdown tables.
+
+json cache_json_row(const CacheRow& c) {
+  const double ratio = c.full_kv > 0 ? double(c.kv) / double(c.full_kv) : 0.0;
+  return {{"arch", arch_name(c.arch)}, {"faces", c.faces},        {"tokens", c.tokens},      {"kv_bytes", c.kv},
+          {"state_bytes", c.state},    {"total_bytes", c.kv + c.state}, {"kv_vs_full", ratio}};
+}
+
+std::vector<std::string> cache_table_row(const CacheRow& c) {
+  const double ratio = c.full_kv > 0 ? double(c.kv) / double(c.full_kv) : 0.0;
+  return {std::to_string(c.faces), std::to_string(c.tokens), arch_name(c.arch), fmt("%.2f", mb(double(c.kv))),
+          fmt("%.1f", double(c.state) / 1024.0), fmt("%.2f", mb(double(c.kv + c.state))),
+          c.kv > 0 ? fmt("%.4f", ratio) + " (" + fmt("%.2f", 1.0 / ratio) + "x less)" : "no K/V"};
+}
+
+std::string kv_check_text(const KvCheck& c) {
+  return "At 4000 faces (" + std::to_string(c.tokens) + " tokens) iFlame's K/V is " + fmt("%.5f", c.ratio) +
+         " of full's; (26/9)/24 = " + fmt("%.5f", c.expected) + ": " +
+         (c.holds ? "holds exactly (" + fmt("%.2f", 1.0 / c.ratio) + "x less)" : std::string("DOES NOT HOLD")) +
+         ".\nThe paper's setting (batch 4, fp16 K/V, 4000 faces): iFlame " +
+         fmt("%.2f", 4.0 * double(c.iflame_fp16_kv) / 1073741824.0) + " GiB, full " +
+         fmt("%.2f", 4.0 * double(c.full_fp16_kv) / 1073741824.0) + " GiB (paper: 0.80 vs 6.6 GB).\n";
+}
+
+// The `full` row of the same face count and batch: the baseline of the ratios.
+const Row* full_row(const std::vector<Row>& rows, const Row& r) {
+  for (const auto& o : rows) {
+    if (o.spec.arch == Arch::Full && o.spec.faces == r.spec.faces && o.spec.batch == r.spec.batch && o.status == "ok") {
+      return &o;
     }
-    return nullptr;
-  };
-  // Generate mode: the context grows from 9 BOS to the final length.
-  auto context_label = [](const DecodeSpec& s) {
-    return s.generate ? "9-" + std::to_string(9 * (s.faces + 2)) : std::to_string(s.context_tokens());
-  };
-  json out_rows = json::array();
-  std::vector<std::vector<std::string>> md;
-  std::string ratios;
-  for (const auto& r : rows) {
-    json o = {{"arch", arch_name(r.spec.arch)}, {"faces", r.spec.faces}, {"batch", r.spec.batch}, {"status", r.status}};
-    if (r.status != "ok") {
-      md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), context_label(r.spec),
-                    std::to_string(r.spec.batch), r.status, "-", "-", "-", "-", "-", "-", "-"});
-      out_rows.push_back(o);
-      continue;
-    }
-    const json& j = r.result;
-    o.update(j);
-    std::string vs_full = "-";
-    if (const Row* full = full_row(r)) {
-      const double x = j["tokens_per_s"].get<double>() / full->result["tokens_per_s"].get<double>();
-      o["speed_vs_full"] = x;
-      vs_full = fmt("%.2fx", x);
-      if (r.spec.arch == Arch::IFlame) {
-        ratios += "iflame / full at " + std::to_string(r.spec.faces) + " faces, batch " + std::to_string(r.spec.batch) +
-                  ": " + vs_full + "\n";
-      }
-    }
-    const double cache_mb = mb(double(j["kv_bytes"].get<int64_t>() + j["state_bytes"].get<int64_t>()));
-    md.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), context_label(r.spec),
-                  std::to_string(r.spec.batch),
-                  fmt("%.1f", j["mean_ms"].get<double>()) +
-                      (r.spec.generate ? std::string() : " ± " + fmt("%.1f", j["std_ms"].get<double>())),
-                  fmt("%.1f", j["tokens_per_s"].get<double>()), vs_full,
-                  j.contains("ops_per_step") ? fmt("%.0f", j["ops_per_step"].get<double>()) : "-", fmt("%.0f", cache_mb),
-                  fmt("%.0f", j["peak_rss_kb"].get<double>() / 1024.0),
-                  fmt("%.0f%%", 100.0 * j["cpu_utilization"].get<double>()),
-                  fmt("%.1f", j["tokens_per_cpu_s"].get<double>())});
-    out_rows.push_back(o);
   }
+  return nullptr;
+}
 
-  const json settings = {{"size", size},         {"precision", precision}, {"path", path},
-                         {"sampling", sampling}, {"tokens", tokens},       {"warmup", warmup},
-                         {"threads", base.threads}, {"omp_wait", omp_wait}, {"repeat", repeat},
-                         {"mode", mode}};
-  std::string text;
-  if (format == "json") {
-    json j = {{"machine", machine_facts(base.threads)},
-              {"settings", settings},
-              {"cache", cache_rows},
-              {"kv_check", kv_check},
-              {"rows", out_rows}};
-    text = j.dump(2) + "\n";
+// Generate mode: the context grows from 9 BOS to the final length.
+std::string context_label(const DecodeSpec& s) {
+  return s.generate ? "9-" + std::to_string(9 * (s.faces + 2)) : std::to_string(s.context_tokens());
+}
+
+// (b)'s rows: every row's JSON, the table's rows, and iFlame's speed ratios to full.
+struct Throughput {
+  json rows = json::array();
+  std::vector<std::vector<std::string>> table;
+  std::string ratios;  // one line per iflame row with a full row
+};
+
+void add_throughput_row(const Row& r, const Row* full, Throughput& t) {
+  json o = {{"arch", arch_name(r.spec.arch)}, {"faces", r.spec.faces}, {"batch", r.spec.batch}, {"status", r.status}};
+  if (r.status != "ok") {
+    t.table.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), context_label(r.spec),
+                       std::to_string(r.spec.batch), r.status, "-", "-", "-", "-", "-", "-", "-"});
+    t.rows.push_back(o);
+    return;
+  }
+  const json& j = r.result;
+  o.update(j);
+  std::string vs_full = "-";
+  if (full) {
+    const double x = j["tokens_per_s"].get<double>() / full->result["tokens_per_s"].get<double>();
+    o["speed_vs_full"] = x;
+    vs_full = fmt("%.2fx", x);
+    if (r.spec.arch == Arch::IFlame) {
+      t.ratios += "iflame / full at " + std::to_string(r.spec.faces) + " faces, batch " +
+                  std::to_string(r.spec.batch) + ": " + vs_full + "\n";
+    }
+  }
+  const double cache_mb = mb(double(j["kv_bytes"].get<int64_t>() + j["state_bytes"].get<int64_t>()));
+  t.table.push_back({arch_name(r.spec.arch), std::to_string(r.spec.faces), context_label(r.spec),
+                     std::to_string(r.spec.batch),
+                     fmt("%.1f", j["mean_ms"].get<double>()) +
+                         (r.spec.generate ? std::string() : " ± " + fmt("%.1f", j["std_ms"].get<double>())),
+                     fmt("%.1f", j["tokens_per_s"].get<double>()), vs_full,
+                     j.contains("ops_per_step") ? fmt("%.0f", j["ops_per_step"].get<double>()) : "-",
+                     fmt("%.0f", cache_mb), fmt("%.0f", j["peak_rss_kb"].get<double>() / 1024.0),
+                     fmt("%.0f%%", 100.0 * j["cpu_utilization"].get<double>()),
+                     fmt("%.1f", j["tokens_per_cpu_s"].get<double>())});
+  t.rows.push_back(o);
+}
+
+Throughput throughput(const std::vector<Row>& rows) {
+  Throughput t;
+  for (const auto& r : rows) add_throughput_row(r, full_row(rows, r), t);
+  return t;
+}
+
+std::string json_report(const DecodeSettings& s, const DecodeResults& results, const json& rows) {
+  const json settings = {{"size", s.size},           {"precision", s.precision}, {"path", s.path},
+                         {"sampling", s.sampling},   {"tokens", s.tokens},       {"warmup", s.warmup},
+                         {"threads", s.base.threads}, {"omp_wait", s.omp_wait},  {"repeat", s.repeat},
+                         {"mode", s.mode}};
+  json cache = json::array();
+  for (const CacheRow& c : results.cache) cache.push_back(cache_json_row(c));
+  const json j = {{"machine", machine_facts(s.base.threads)},
+                  {"settings", settings},
+                  {"cache", cache},
+                  {"kv_check", kv_check_text(results.kv_check)},
+                  {"rows", rows}};
+  return j.dump(2) + "\n";
+}
+
+// The Markdown report's first lines: the machine and the settings.
+std::string markdown_header(const DecodeSettings& s) {
+  const decode::Isa isa = decode::active_isa();
+  const std::string bf16_note =
+      std::string(" (weights and K/V in bf16; matmul kernels: ") +
+      decode::isa_name(isa >= decode::Isa::Avx512 ? isa : decode::Isa::Generic) +
+      (isa == decode::Isa::Avx512Bf16 ? ", inputs rounded to bf16)" : ", fp32 arithmetic)");
+  std::ostringstream h;
+  h << "iflame bench decode: " << cpu_model() << " (" << hardware_threads() << " CPUs, " << s.base.threads
+    << " threads, OMP_WAIT_POLICY " << (s.omp_wait == "default" ? std::string("unset") : s.omp_wait) << "), LibTorch "
+    << libtorch_version() << ", " << today() << "\n"
+    << "size " << s.size << ", precision " << s.precision
+    << (s.base.bf16 ? bf16_note : std::string(" (weights, K/V and arithmetic in fp32)")) << ", path " << s.path
+    << (s.path == "fast" ? " (fused CPU kernels)" : " (LibTorch per-op Block::step)") << "\n";
+  return h.str();
+}
+
+// (a): the cache table and the K/V claim.
+std::string markdown_cache_section(const DecodeSettings& s, const DecodeResults& results) {
+  std::vector<std::vector<std::string>> table;
+  for (const CacheRow& c : results.cache) table.push_back(cache_table_row(c));
+  return "(a) Cache bytes per sequence of faces + 2 rows (BOS and EOS), from the HybridCache's allocations:\n"
+         "K/V of the full-attention layers in " + std::string(s.base.bf16 ? "bf16" : "fp32") +
+         "; state = fp32 linear-attention states (H x D x D per layer) + iFlame's hourglass rings.\n\n" +
+         markdown_table({"faces", "tokens", "arch", "K/V MB", "state KB", "total MB", "K/V vs full"}, table) + "\n" +
+         kv_check_text(results.kv_check);
+}
+
+// (b): what was timed, the throughput table and iFlame's ratios to full.
+std::string markdown_throughput_section(const DecodeSettings& s, const Throughput& t) {
+  const std::string step = s.base.greedy ? "greedy argmax"
+                                         : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)";
+  std::ostringstream out;
+  if (s.base.generate) {
+    out << "(b) Generation throughput from scratch: batch sequences generated together from 9 BOS to\n"
+           "faces + 1 rows each (EOS does not stop them) by generate(), as iflame sample runs it: prefill,\n"
+           "decode_step + "
+        << step
+        << ", rule statistics. The context grows from 9 tokens to the final length (half of it\n"
+           "on average). tokens/s = generated tokens / wall time; ms/step = wall time / steps.\n";
   } else {
-    const std::string kv_type = base.bf16 ? "bf16" : "fp32";
-    std::ostringstream s;
-    s << "iflame bench decode: " << cpu_model() << " (" << hardware_threads() << " CPUs, " << base.threads
-      << " threads, OMP_WAIT_POLICY " << (omp_wait == "default" ? std::string("unset") : omp_wait) << "), LibTorch "
-      << libtorch_version() << ", " << today() << "\n"
-      << "size " << size << ", precision " << precision
-      << (base.bf16 ? std::string(" (weights and K/V in bf16; matmul kernels: ") +
-                          decode::isa_name(decode::active_isa() >= decode::Isa::Avx512 ? decode::active_isa()
-                                                                                   : decode::Isa::Generic) +
-                          (decode::active_isa() == decode::Isa::Avx512Bf16 ? ", inputs rounded to bf16)" : ", fp32 arithmetic)")
-                    : std::string(" (weights, K/V and arithmetic in fp32)"))
-      << ", path " << path << (path == "fast" ? " (fused CPU kernels)" : " (LibTorch per-op Block::step)") << "\n\n"
-      << "(a) Cache bytes per sequence of faces + 2 rows (BOS and EOS), from the HybridCache's allocations:\n"
-      << "K/V of the full-attention layers in " << kv_type
-      << "; state = fp32 linear-attention states (H x D x D per layer) + iFlame's hourglass rings.\n\n"
-      << markdown_table({"faces", "tokens", "arch", "K/V MB", "state KB", "total MB", "K/V vs full"}, md_cache) << "\n"
-      << kv_check << "\n"
-      << (base.generate
-              ? "(b) Generation throughput from scratch: batch sequences generated together from 9 BOS to\n"
-                "faces + 1 rows each (EOS does not stop them) by generate(), as iflame sample runs it: prefill,\n"
-                "decode_step + " +
-                    std::string(base.greedy ? "greedy argmax" : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)") +
-                    ", rule statistics. The context grows from 9 tokens to the final length (half of it\n"
-                    "on average). tokens/s = generated tokens / wall time; ms/step = wall time / steps.\n"
-              : "(b) Decode throughput. Context: 9 BOS + faces x 9 tokens already in the cache (filled with random\n"
-                "K/V and states, no prefill); then " +
-                    std::to_string(warmup) + " untimed and " + std::to_string(tokens) + " timed steps, each = decode_step + " +
-                    (base.greedy ? "greedy argmax" : "sampling (top-k 50, top-p 0.95, temperature 1, grammar mask)") +
-                    ".\ntokens/s = batch x timed steps / wall time; ms/step = mean ± std of one step (the whole batch);\n")
-      << "CPU util = CPU time / (wall time x threads): well below 100% means other processes had the cores;\n"
+    out << "(b) Decode throughput. Context: 9 BOS + faces x 9 tokens already in the cache (filled with random\n"
+           "K/V and states, no prefill); then "
+        << s.warmup << " untimed and " << s.tokens << " timed steps, each = decode_step + " << step
+        << ".\ntokens/s = batch x timed steps / wall time; ms/step = mean ± std of one step (the whole batch);\n";
+  }
+  out << "CPU util = CPU time / (wall time x threads): well below 100% means other processes had the cores;\n"
       << "tokens/CPU-s = batch x timed steps / CPU time (all threads), less sensitive to that contention.\n"
-      << (repeat > 1 ? "Fastest of " + std::to_string(repeat) + " interleaved runs.\n" : std::string()) << "\n"
+      << (s.repeat > 1 ? "Fastest of " + std::to_string(s.repeat) + " interleaved runs.\n" : std::string()) << "\n"
       << markdown_table({"arch", "faces", "context", "batch", "ms/step", "tokens/s", "vs full", "ATen ops/step",
                          "cache MB", "peak MB", "CPU util", "tokens/CPU-s"},
-                        md)
+                        t.table)
       << "\n"
-      << ratios;
-    text = s.str();
-  }
-  emit(text, out_path);
-  bool any_failed = false;
-  for (const auto& r : rows) any_failed |= r.status.rfind("failed", 0) == 0;
+      << t.ratios;
+  return out.str();
+}
+
+// The report in --format, to stdout and --out.
+void decode_report(const DecodeSettings& s, const DecodeResults& results) {
+  const Throughput t = throughput(results.rows);
+  const std::string text = s.format == "json" ? json_report(s, results, t.rows)
+                                              : markdown_header(s) + "\n" + markdown_cache_section(s, results) +
+                                                    "\n" + markdown_throughput_section(s, t);
+  emit(text, s.out_path);
+}
+
+}  // namespace
+
+int run_decode_command(int argc, char** argv) {
+  const std::optional<DecodeSettings> settings = parse_decode_settings(argc, argv);
+  if (!settings) return 0;
+  if (settings->child) return run_decode_child(*settings);
+  const DecodeResults results = run_decode_configurations(*settings);
+  decode_report(*settings, results);
+  const bool any_failed = std::any_of(results.rows.begin(), results.rows.end(),
+                                      [](const Row& r) { return r.status.rfind("failed", 0) == 0; });
   return any_failed ? 1 : 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -136,6 +137,18 @@ std::string ArgParser::help() const {
   }
   out << "  --help\n      show this help\n";
   return out.str();
+}
+
+void require_at_least(const std::string& option, int64_t value, int64_t min) {
+  if (value < min) throw Error("--" + option + " must be >= " + std::to_string(min) + ", got " + std::to_string(value));
+}
+
+void require_finite_non_negative(const std::string& option, double value) {
+  if (!(std::isfinite(value) && value >= 0)) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", value);
+    throw Error("--" + option + " must be a finite number >= 0, got " + text);
+  }
 }
 
 }  // namespace iflame

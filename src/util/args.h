@@ -5,6 +5,7 @@
 // of 64 KB, docs/runs/args/), for the same call sites; and our errors are iflame::Error naming
 // the command and option.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
@@ -49,5 +50,10 @@ class ArgParser {
   std::vector<Pos> positionals_;
   std::set<std::string> given_;
 };
+
+// Range checks for option values the parser's types do not cover, naming the option:
+// "--NAME must be >= MIN, got V", "--NAME must be a finite number >= 0, got V" (NaN fails).
+void require_at_least(const std::string& option, int64_t value, int64_t min);
+void require_finite_non_negative(const std::string& option, double value);
 
 }  // namespace iflame

@@ -70,6 +70,22 @@ TEST(BenchChild, EnvironmentOverridesAndEmptyValuesRemove) {
   EXPECT_EQ(r.json.at("added"), "child");
 }
 
+TEST(BenchCommands, OutOfRangeOptionsAreRefusedNamingThem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bench train --timeout -1", "--timeout"},     {"bench train --peak-gflops -5", "--peak-gflops"},
+      {"bench train --max-mem-mb -1", "--max-mem-mb"}, {"bench train --threads -1", "--threads"},
+      {"bench train --steps 0", "--steps"},          {"bench decode --threads -2", "--threads"},
+      {"bench decode --timeout -3", "--timeout"},    {"bench decode --seed -1", "--seed"},
+      {"bench paper --lr -1", "--lr"},               {"bench paper --quality-steps -1", "--quality-steps"},
+      {"bench nope", "train, decode, matmul"},
+  };
+  for (const auto& [args, name] : cases) {
+    const auto run = test::run_iflame(args);
+    EXPECT_EQ(run.code, 1) << args << "\n" << run.out;
+    EXPECT_NE(run.out.find(name), std::string::npos) << args << "\n" << run.out;
+  }
+}
+
 TEST(BenchChild, FailuresAreReportedNotThrown) {
   const auto r = bench::run_child(test::iflame_binary(), {"bench-does-not-exist"}, {}, 60);
   EXPECT_FALSE(r.ok);

@@ -40,35 +40,32 @@ int paeth(int a, int b, int c) {
   return pb <= pc ? b : c;
 }
 
+// The value filter `type` (0..4: none, sub, up, average, Paeth) predicts from the byte to the
+// left (a), above (b) and above-left (c).
+int predict(int type, int a, int b, int c) {
+  switch (type) {
+    case 1: return a;
+    case 2: return b;
+    case 3: return (a + b) / 2;
+    case 4: return paeth(a, b, c);
+    default: return 0;
+  }
+}
+
 // Filters one row with filter type `type` (0..4) into out[0..n). `prior` is the unfiltered row
 // above (all zero for the first row); `bpp` bytes per pixel.
 void filter_row(int type, const uint8_t* row, const uint8_t* prior, size_t n, size_t bpp, uint8_t* out) {
   for (size_t i = 0; i < n; ++i) {
     const int a = i >= bpp ? row[i - bpp] : 0, b = prior[i], c = i >= bpp ? prior[i - bpp] : 0;
-    int pred = 0;
-    switch (type) {
-      case 1: pred = a; break;
-      case 2: pred = b; break;
-      case 3: pred = (a + b) / 2; break;
-      case 4: pred = paeth(a, b, c); break;
-      default: break;
-    }
-    out[i] = uint8_t(row[i] - pred);
+    out[i] = uint8_t(row[i] - predict(type, a, b, c));
   }
 }
 
+// The inverse, in place: row[i] is already unfiltered when row[i + bpp] needs it.
 void unfilter_row(int type, uint8_t* row, const uint8_t* prior, size_t n, size_t bpp) {
   for (size_t i = 0; i < n; ++i) {
     const int a = i >= bpp ? row[i - bpp] : 0, b = prior[i], c = i >= bpp ? prior[i - bpp] : 0;
-    int pred = 0;
-    switch (type) {
-      case 1: pred = a; break;
-      case 2: pred = b; break;
-      case 3: pred = (a + b) / 2; break;
-      case 4: pred = paeth(a, b, c); break;
-      default: break;
-    }
-    row[i] = uint8_t(row[i] + pred);
+    row[i] = uint8_t(row[i] + predict(type, a, b, c));
   }
 }
 

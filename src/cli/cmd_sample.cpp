@@ -127,19 +127,22 @@ int run_sample(int argc, char** argv) {
   if (formats.empty()) throw Error("sample: --format must name at least one of obj, ply, glb");
   if (precision != "fp32" && precision != "bf16") throw Error("sample: --precision must be fp32 or bf16");
   if (order_constraints && no_constraints) throw Error("sample: --order-constraints needs the grammar constraints (drop --no-constraints)");
+  TokenizerConfig tokenizer;
+  tokenizer.bits = int(bits);
+  auto check_max_faces = [&] {
+    if (max_faces < 1 || max_faces > kMaxFaces) {
+      throw Error("sample: --max-faces must be between 1 and " + std::to_string(kMaxFaces));
+    }
+  };
   // The sampling options as given, before any model is looked for: a bad value is reported as
   // such even when there is no model (the model's own defaults are checked again below).
-  if (args.given("max-faces") && (max_faces < 1 || max_faces > kMaxFaces)) {
-    throw Error("sample: --max-faces must be between 1 and " + std::to_string(kMaxFaces));
-  }
+  if (args.given("max-faces")) check_max_faces();
   {
     SamplingOptions given;
     given.temperature = temperature;
     given.top_k = top_k;
     given.top_p = top_p;
-    TokenizerConfig given_tokenizer;
-    given_tokenizer.bits = int(bits);
-    check_sampling_options(given, given_tokenizer.vocab_size());
+    check_sampling_options(given, tokenizer.vocab_size());
   }
   if (weights.empty()) {
     weights = default_model_path();
@@ -148,8 +151,6 @@ int run_sample(int argc, char** argv) {
   configure_threads(threads);
   const torch::Device device = parse_device(device_name);
 
-  TokenizerConfig tokenizer;
-  tokenizer.bits = int(bits);
   std::map<std::string, std::string> metadata;
   IFlameModel model = load_model(weights, heads, &metadata);
   // The model's own sampling defaults, for the options the command line did not set.
@@ -157,9 +158,7 @@ int run_sample(int argc, char** argv) {
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}},
       {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}});
   if (no_constraints && !args.given("order-constraints")) order_constraints = false;
-  if (max_faces < 1 || max_faces > kMaxFaces) {
-    throw Error("sample: --max-faces must be between 1 and " + std::to_string(kMaxFaces));
-  }
+  check_max_faces();
   if (!from_model.empty()) {
     std::string list;
     for (const std::string& o : from_model) list += " --" + o;

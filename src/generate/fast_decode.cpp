@@ -34,6 +34,7 @@ struct DecodeWeights {
   std::vector<float> embedding;  // V x E
   std::vector<float> norm;
   std::vector<PackedBlock> blocks;  // named_blocks() order
+  std::vector<StageSpec> stages;    // the model's config.stages(): which blocks run at each token
   dk::PackedMatrix head;            // float32 whatever the precision (132 rows: cheap, exact argmax)
   int64_t bytes = 0;
 };
@@ -70,6 +71,7 @@ std::shared_ptr<const DecodeWeights> build_weights(const IFlameModelImpl& model,
   w->E = cfg.dim, w->H = cfg.heads, w->D = cfg.head_dim(), w->hidden = cfg.hidden(), w->V = cfg.vocab;
   w->hidden_padded = (w->hidden + 15) / 16 * 16;
   w->eps = float(cfg.rms_eps);
+  w->stages = cfg.stages();
   w->embedding = to_vector(model.embedding->weight);
   w->norm = to_vector(model.norm->weight);
   if (cfg.arch == Arch::IFlame) {
@@ -283,7 +285,7 @@ torch::Tensor fast_decode_rows(IFlameModelImpl& model, DecodeCache& cache, const
   }
   dk::rmsnorm(xa, w.norm.data(), B, E, w.eps, xa);
 
-  const std::vector<StageSpec> stages = model.config.stages();
+  const std::vector<StageSpec>& stages = w.stages;
   auto run = [&](size_t s, float* x, const RowSet& set) {
     for (int64_t i = stages[s].first_block; i < stages[s].first_block + stages[s].blocks; ++i) {
       block_step(w.blocks[size_t(i)], w, cache.layers[size_t(i)], x, int64_t(set.rows.size()), set.rows.data(),

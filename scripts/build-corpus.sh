@@ -16,7 +16,7 @@
 # meshes are out); --light leaves out 0 A.D., FlightGear and OpenArena (1.3 GB). PKGS="..."
 # picks the packages by hand. Everything is idempotent: a package is downloaded once (and its
 # SHA-256 checked against apt's), a source is extracted once (into a temporary folder that is
-# renamed when complete); `iflame prepare` runs every time.
+# renamed when complete); `iflame prepare` runs every time (and replaces the dataset).
 #
 # Defaults passed to prepare: --min-faces 20 --max-faces 800 --split-by stem-prefix (pose and
 # LOD variants share a file-name stem; several games keep hundreds of different objects in one
@@ -65,7 +65,7 @@ W=$(cd "$W" && pwd)
 OUT=${OUT:-$W/corpus.ifds}
 
 # --- 1. download ----------------------------------------------------------------------------
-deb_of() { find "$W/debs" -maxdepth 1 -name "${1}_*.deb" | sort | head -n 1; }
+deb_of() { find "$W/debs/" -maxdepth 1 -name "${1}_*.deb" | sort | head -n 1; }
 
 fetch() {
   local pkg=$1 deb want have
@@ -189,7 +189,7 @@ for pkg in $PKGS; do
   INPUTS+=("$W/meshes/$src")
   case "$src" in ufoai|openarena) ZUP+=("$W/meshes/$src") ;; esac
 done
-CMD=("$IFLAME" prepare --input "${INPUTS[@]}" --out "$OUT" --min-faces 20 --max-faces 800 --split-by stem-prefix --near-dup 0.001)
+CMD=("$IFLAME" prepare --input "${INPUTS[@]}" --out "$OUT" --min-faces 20 --max-faces 800 --split-by stem-prefix --near-dup 0.001 --overwrite)
 [ ${#ZUP[@]} -eq 0 ] || CMD+=(--z-up "${ZUP[@]}")
 CMD+=(${PREPARE_ARGS[@]+"${PREPARE_ARGS[@]}"})
 log "running: ${CMD[*]}"

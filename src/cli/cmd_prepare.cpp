@@ -1,6 +1,7 @@
 // iflame prepare --input DIR_OR_LIST... --out DATASET: folders of meshes -> a training dataset
 // (dataset/format.h) and a JSON report. The work is in dataset/prepare.h.
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,7 @@ int run_prepare(int argc, char** argv) {
   PrepareOptions opt;
   std::string split_by = "dir";
   int64_t jobs = 0, bits = opt.bits;
-  bool no_progress = false;
+  bool no_progress = false, overwrite = false;
   const std::string summary =
       "example: iflame prepare --input ShapeNetCore.v2 --out shapenet.ifds --max-faces 800\n"
       "\n"
@@ -85,7 +86,8 @@ int run_prepare(int argc, char** argv) {
       std::to_string(kDatasetVersion) + "): per mesh its\n"
       "name, group, source, split, normalized float32 vertices and int32 triangles (for augmentation\n"
       "before quantizing, as the reference trains) and uint16 canonical face rows (9 per face), plus\n"
-      "the tokenizer bits; written to a temporary file and renamed into place. The report\n"
+      "the tokenizer bits; written to a temporary file and renamed into place (an existing DATASET is\n"
+      "refused unless --overwrite is given). The report\n"
       "(--report, default DATASET.report.json) holds the inputs, kept (train/val) and skipped counts\n"
       "by reason, every skipped file with its reason, per-source counts, a face-count histogram\n"
       "(bins of 50), token-length statistics, wall time and meshes/s.\n"
@@ -110,7 +112,8 @@ int run_prepare(int argc, char** argv) {
               "drop near-duplicates whose Chamfer distance is less than this above the sampling floor (0 = off)")
       .option("near-dup-relative", &opt.near_dup_relative, "near-duplicate tolerance as a share of the sampling floor")
       .option("near-dup-points", &opt.near_dup_points, "surface points per mesh for --near-dup (16..8192)")
-      .flag("no-progress", &no_progress, "never draw the progress bar");
+      .flag("no-progress", &no_progress, "never draw the progress bar")
+      .flag("overwrite", &overwrite, "replace an existing DATASET (and its report)");
   if (!args.parse(argc, argv)) return 0;
   if (opt.inputs.empty()) throw Error("prepare: --input is required (see `iflame prepare --help`)");
   if (opt.out.empty()) throw Error("prepare: --out is required (see `iflame prepare --help`)");
@@ -120,6 +123,11 @@ int run_prepare(int argc, char** argv) {
   opt.bits = int(bits);
   opt.split_by = parse_split_by(split_by);
   if (no_progress) opt.progress = 0;
+  // A dataset can take an hour to build; one mistyped --out must not replace it unasked.
+  std::error_code ec;
+  if (!overwrite && std::filesystem::exists(opt.out, ec)) {
+    throw Error(opt.out, "exists already; choose another --out, or --overwrite to replace it");
+  }
 
   const PrepareResult result = prepare_dataset(opt);
   std::printf("%s\n", result.summary.c_str());

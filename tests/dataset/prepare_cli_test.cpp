@@ -76,5 +76,26 @@ TEST(PrepareCli, HelpAndUsageErrors) {
   EXPECT_TRUE(fs::exists(dir + "/x.ifds.report.json"));
 }
 
+TEST(PrepareCli, AnExistingDatasetIsReplacedOnlyWithOverwrite) {
+  require_binary();
+  if (testing::Test::IsSkipped()) return;
+  const std::string dir = test::temp_dir();
+  for (int i = 0; i < 3; ++i) test::write_obj(dir + "/a/obj" + std::to_string(i) + "/m.obj", test::random_mesh(30 + i));
+  for (int i = 0; i < 5; ++i) test::write_obj(dir + "/b/obj" + std::to_string(i) + "/m.obj", test::random_mesh(50 + i));
+  const std::string out = dir + "/data.ifds";
+  ASSERT_EQ(run("prepare --input '" + dir + "/a' --out '" + out + "' --jobs 1").code, 0);
+  ASSERT_EQ(DatasetReader(out).size(), 3u);
+
+  const CliRun refused = run("prepare --input '" + dir + "/b' --out '" + out + "' --jobs 1");
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_NE(refused.out.find(out + ": exists already"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("--overwrite"), std::string::npos) << refused.out;
+  EXPECT_EQ(DatasetReader(out).size(), 3u) << "the refused run changed the dataset";
+
+  const CliRun replaced = run("prepare --input '" + dir + "/b' --out '" + out + "' --jobs 1 --overwrite");
+  ASSERT_EQ(replaced.code, 0) << replaced.out;
+  EXPECT_EQ(DatasetReader(out).size(), 5u);
+}
+
 }  // namespace
 }  // namespace iflame

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench.h"
+#include "kernels/threads.h"
 #include "model/kernels.h"
 #include "util/args.h"
 #include "kernels/cpu_isa.h"
@@ -82,7 +83,7 @@ int run_attention_command(int argc, char** argv) {
   }
   if (kernel_list.empty()) throw Error("bench attention: --kernels names no kernel");
   if (threads <= 0) threads = hardware_threads();
-  set_threads(threads);
+  set_compute_threads(threads);
   keep_freed_memory();  // as in training, so that no kernel pays page faults for its temporaries
   const auto type = dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
 

@@ -82,8 +82,6 @@ std::string cpu_model();
 std::string load_average();    // "/proc/loadavg" 1, 5 and 15 minute values
 
 std::string libtorch_version();
-// Threads for LibTorch (intra-op) and OpenMP; interop pinned to 1.
-void set_threads(int64_t threads);
 
 // The environment of a benchmark child: `threads` for OpenMP / OpenBLAS / MKL, OMP_WAIT_POLICY
 // from `omp_wait` ("passive" | "active").

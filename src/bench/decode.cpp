@@ -21,6 +21,7 @@
 #include "generate/decoder.h"
 #include "generate/generate.h"
 #include "generate/sampler.h"
+#include "kernels/threads.h"
 #include "model/model.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -151,7 +152,7 @@ json run_generation(const DecodeSpec& spec, IFlameModelImpl& model) {
 }  // namespace
 
 json run_decode(const DecodeSpec& spec) {
-  set_threads(spec.threads);
+  set_compute_threads(spec.threads);
   c10::InferenceMode inference;
   const ModelConfig cfg = model_preset(spec.size, spec.arch);
   torch::manual_seed(spec.seed);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "bench/bench.h"
+#include "kernels/threads.h"
 #include "util/args.h"
 #include "util/error.h"
 #include "util/report.h"
@@ -29,7 +30,7 @@ int run_matmul_command(int argc, char** argv) {
   if (shapes != "square" && shapes != "model" && shapes != "all") throw Error("--shapes must be square, model or all");
   if (format != "md" && format != "json") throw Error("--format must be md or json");
   if (threads <= 0) threads = hardware_threads();
-  set_threads(threads);
+  set_compute_threads(threads);
 
   std::vector<MatmulResult> results;
   double peak_bf16 = 0, peak_fp32 = 0;

@@ -24,6 +24,7 @@
 #include "bench/bench.h"
 #include "bench/decode.h"
 #include "dataset/format.h"
+#include "kernels/threads.h"
 #include "render/font.h"
 #include "render/plot.h"
 #include "render/png.h"
@@ -146,7 +147,7 @@ json quality_child(const QualityOptions& q, Arch arch, int64_t steps, const std:
     }
     fs::remove_all(dir);
   }
-  set_threads(q.threads);
+  set_compute_threads(q.threads);
   const auto t0 = std::chrono::steady_clock::now();
   const TrainResult r = train(quality_config(q, arch, steps, dir), RunStart::kOverwrite);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

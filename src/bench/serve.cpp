@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bench/bench.h"
+#include "kernels/threads.h"
 #include "model/weights.h"
 #include "serve/server.h"
 #include "util/args.h"
@@ -81,7 +82,7 @@ int run_serve_command(int argc, char** argv) {
   for (const int64_t c : client_counts) {
     if (c > 1024) throw Error("bench serve: --clients: " + std::to_string(c) + " is more than 1024");
   }
-  set_threads(threads);
+  set_compute_threads(threads);
   IFlameModel model = weights.empty() ? IFlameModel(model_preset(preset)) : load_model(weights);
   model->eval();
   const TokenizerConfig tokenizer;

@@ -8,11 +8,11 @@
 
 #include "bench/bench.h"
 
+#include "kernels/threads.h"
 #include "model/kernels.h"
 #include "model/loss.h"
 #include "model/model.h"
 #include "train/optim.h"
-#include "util/blas_threads.h"
 #include "util/error.h"
 #include "util/measure.h"
 
@@ -98,17 +98,6 @@ nlohmann::json profile_blocks(IFlameModel& model, const TrainSpec& spec) {
 
 }  // namespace
 
-void set_threads(int64_t threads) {
-  if (threads <= 0) threads = hardware_threads();
-  at::set_num_threads(int(threads));
-  set_blas_threads(int(threads));  // as iflame's commands do (util/blas_threads.h)
-  try {
-    at::set_num_interop_threads(1);
-  } catch (const std::exception&) {
-    // Already set (the interop pool started): keep it.
-  }
-}
-
 std::string libtorch_version() { return compat::torch_version(); }
 
 ModelConfig TrainSpec::model() const {
@@ -178,7 +167,7 @@ double estimate_peak_bytes(const ModelConfig& cfg, const TrainSpec& spec) {
 }
 
 nlohmann::json run_train(const TrainSpec& spec) {
-  set_threads(spec.threads);
+  set_compute_threads(spec.threads);
   const ModelConfig cfg = spec.model();
   torch::manual_seed(spec.seed);
   IFlameModel model(cfg);

@@ -15,6 +15,7 @@
 #include "dataset/format.h"
 #include "eval/inputs.h"
 #include "eval/metrics.h"
+#include "kernels/threads.h"
 #include "model/weights.h"
 #include "render/png.h"
 #include "render/render.h"
@@ -284,7 +285,7 @@ struct TeacherArgs {
 
 // The model's loss, perplexity and accuracies on a dataset split, next to the unigram baseline.
 std::string run_teacher(const TeacherArgs& a, json& out) {
-  configure_threads(a.threads);
+  set_compute_threads(a.threads);
   const torch::Device device = parse_device(a.device);
   DatasetReader data(a.dataset);
   IFlameModel model = load_model(a.weights, a.heads);

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/runtime.h"
 #include "generate/decoder.h"
+#include "kernels/threads.h"
 #include "model/weights.h"
 #include "util/args.h"
 #include "util/error.h"
@@ -33,7 +34,7 @@ int run_logits(int argc, char** argv) {
       .option("device", &device_name, "cpu, cuda or auto");
   if (!args.parse(argc, argv)) return 0;
   if (weights.empty() || tokens_path.empty() || out_path.empty()) throw Error("logits: --weights, --tokens and --out are required");
-  configure_threads(threads);
+  set_compute_threads(threads);
   const torch::Device device = parse_device(device_name);
 
   const auto bytes = read_file_bytes(tokens_path);

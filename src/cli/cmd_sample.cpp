@@ -12,6 +12,7 @@
 #include "cli/runtime.h"
 #include "generate/generate.h"
 #include "dataset/isolated_load.h"
+#include "kernels/threads.h"
 #include "mesh/write.h"
 #include "model/weights.h"
 #include "render/png.h"
@@ -148,7 +149,7 @@ int run_sample(int argc, char** argv) {
     weights = default_model_path();
     std::fprintf(stderr, "sample: the default model %s\n", weights.c_str());
   }
-  configure_threads(threads);
+  set_compute_threads(threads);
   const torch::Device device = parse_device(device_name);
 
   std::map<std::string, std::string> metadata;

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "kernels/threads.h"
 #include "model/weights.h"
 #include "serve/server.h"
 #include "util/args.h"
@@ -78,7 +79,7 @@ int run_serve(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  configure_threads(threads);
+  set_compute_threads(threads);
   TokenizerConfig tokenizer;
   tokenizer.bits = int(bits);
   std::map<std::string, std::string> metadata;

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "kernels/threads.h"
 #include "train/distributed.h"
 #include "train/trainer.h"
 #include "util/args.h"
@@ -94,7 +95,7 @@ int run_train(int argc, char** argv) {
   if (master_port >= 0) dist.master_port = master_port;
   dist.cuda = cfg.train_device != "cpu";  // gradients live on the GPU: NCCL
   dist.validate();
-  configure_threads(worker_threads(cfg.train_threads, dist.local_world_size));
+  set_compute_threads(worker_threads(cfg.train_threads, dist.local_world_size));
   const bool main = dist.rank == 0;
   if (main) std::fprintf(stderr, "# effective config\n%s\n", cfg.to_text().c_str());
   TrainResult r;

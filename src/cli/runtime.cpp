@@ -2,23 +2,10 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <thread>
 
-#include "util/blas_threads.h"
 #include "util/error.h"
 
 namespace iflame::cli {
-
-void configure_threads(int64_t threads) {
-  if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  at::set_num_threads(int(threads));
-  set_blas_threads(int(threads));  // OpenBLAS's own pool, which at::set_num_threads leaves at every core
-  static bool interop_set = false;  // may only be set once per process
-  if (!interop_set) {
-    at::set_num_interop_threads(1);
-    interop_set = true;
-  }
-}
 
 torch::Device parse_device(const std::string& name) {
   if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);

@@ -1,4 +1,5 @@
-// Shared set-up for the LibTorch subcommands: threads and device.
+// Shared set-up for the LibTorch subcommands: the device and the model's sampling defaults
+// (threads: kernels/threads.h).
 #pragma once
 #include <map>
 #include <string>
@@ -9,10 +10,6 @@
 #include "util/args.h"
 
 namespace iflame::cli {
-
-// LibTorch starts with one intra-op thread here; use every core unless told otherwise
-// (threads <= 0), and one inter-op thread to avoid oversubscription.
-void configure_threads(int64_t threads);
 
 // "cpu", "cuda", "cuda:1" or "auto" (CUDA when available); throws iflame::Error otherwise.
 torch::Device parse_device(const std::string& name);

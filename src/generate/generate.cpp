@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "generate/decoder.h"
+#include "generate/fast_decode.h"
 #include "util/error.h"
 
 namespace iflame {
@@ -43,6 +44,66 @@ bool append_token(GeneratedSequence& seq, int64_t token, const SequenceLimits& l
   return true;
 }
 
+namespace {
+
+using OnDone = std::function<void(int64_t, const GeneratedSequence&)>;
+
+// The fused CPU decoder's path: a fixed pool of `batch` slots; each sample takes a free slot,
+// decodes at its own position (fast_decode_rows) and frees it when it ends, so the batch stays
+// full while samples remain instead of draining to its longest sequence. The prompt is shared:
+// prefilled once, copied into each slot. Sample i draws from make_generator(seed, i) and a
+// row's logits do not depend on its neighbours, so results equal the lockstep path's.
+void generate_continuous(IFlameModelImpl& model, const TokenizerConfig& tokenizer, const GenerateOptions& options,
+                         const std::vector<int64_t>& prompt, const SequenceLimits& limits, DecodeCache& cache,
+                         std::vector<GeneratedSequence>& results, GenerateStats* stats, const OnDone& on_done) {
+  const int64_t P = limits.prompt;
+  DecodeCache prompt_cache(model.config, 1, P, torch::kCPU, cache.kv_dtype());
+  const Tensor prompt_t = torch::tensor(prompt, torch::kLong).unsqueeze(0);                     // (1, P)
+  const Tensor prompt_logits = prefill(model, prompt_cache, prompt_t).select(1, P - 1);  // (1, V)
+
+  struct Slot {
+    int64_t sample = -1;  // -1: free
+    std::vector<at::Generator> generator;
+    Tensor logits;  // (1, V): the next token's
+  };
+  std::vector<Slot> slots(size_t(cache.batch()));
+  int64_t next_sample = 0, busy = 0;
+  for (;;) {
+    for (size_t r = 0; r < slots.size() && next_sample < options.count; ++r) {
+      if (slots[r].sample >= 0) continue;
+      slots[r] = Slot{next_sample, {make_generator(options.seed, uint64_t(next_sample))}, prompt_logits};
+      cache.copy_row_from(prompt_cache, 0, int64_t(r));
+      ++next_sample, ++busy;
+    }
+    if (busy == 0) break;
+    std::vector<int64_t> rows, positions, tokens;
+    for (size_t r = 0; r < slots.size(); ++r) {
+      Slot& slot = slots[r];
+      if (slot.sample < 0) continue;
+      GeneratedSequence& seq = results[size_t(slot.sample)];
+      const int64_t t = int64_t(seq.tokens.size());
+      const int64_t token = sample_tokens(slot.logits, t, options.sampling, tokenizer, slot.generator,
+                                          stats ? &stats->rules : nullptr, {seq.tokens.data()})
+                                .item<int64_t>();
+      if (stats) ++stats->tokens;
+      if (append_token(seq, token, limits, tokenizer)) {
+        if (on_done) on_done(slot.sample, seq);
+        slot = Slot{};
+        --busy;
+        continue;
+      }
+      rows.push_back(int64_t(r));
+      positions.push_back(t);
+      tokens.push_back(token);
+    }
+    if (rows.empty()) continue;
+    const Tensor logits = fast_decode_rows(model, cache, rows, positions, tokens);  // (rows, V)
+    for (size_t i = 0; i < rows.size(); ++i) slots[size_t(rows[i])].logits = logits.narrow(0, int64_t(i), 1);
+  }
+}
+
+}  // namespace
+
 std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerConfig& tokenizer,
                                         const GenerateOptions& options, GenerateStats* stats,
                                         const std::function<void(int64_t, const GeneratedSequence&)>& on_done) {
@@ -58,6 +119,20 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
   const auto start = std::chrono::steady_clock::now();
 
   std::vector<GeneratedSequence> results(size_t(options.count));
+  for (auto& seq : results) seq.tokens = prompt;
+  if (options.continuous && device.is_cpu() && options.count > 0) {
+    DecodeCache cache(model.config, std::min(options.batch, options.count), capacity, device,
+                      options.bf16 ? torch::kBFloat16 : torch::kFloat);
+    if (fast_decode_supported(model, cache)) {
+      generate_continuous(model, tokenizer, options, prompt, limits, cache, results, stats, on_done);
+      if (stats) {
+        stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());
+        stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      }
+      return results;
+    }
+  }
+  // Elsewhere (CUDA, the per-op path): batches in lockstep, each drained to its last sequence.
   for (int64_t first = 0; first < options.count; first += options.batch) {
     const int64_t B = std::min(options.batch, options.count - first);
     std::vector<int64_t> lane_of(static_cast<size_t>(B));  // active lane -> sample index

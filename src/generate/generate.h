@@ -19,6 +19,10 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   std::vector<int64_t> prompt;    // a multiple of 9 tokens; empty = 9 BOS
   bool bf16 = false;              // weights and K/V in bfloat16 (arithmetic stays float32)
+  // On the fused CPU decoder, a finished sequence's slot takes the next sample at once, so the
+  // batch stays full (same results); false, or elsewhere: batches decode in lockstep, each
+  // drained to its longest sequence.
+  bool continuous = true;
 };
 
 // Why a sequence ended: the model wrote EOS itself, or a cap ended it: max_faces (with grammar

@@ -79,6 +79,44 @@ TEST(Sampler, ConstrainedOutputsAlwaysFollowTheGrammarAndEndInAnEosRow) {
   EXPECT_GT(stats.rules.disallowed_mass, 0);  // a random model puts mass on PAD/BOS
 }
 
+// Continuous batching (a finished sample's slot takes the next one at once) gives every sample
+// the tokens of the lockstep batches, on sequences of many lengths.
+TEST(Generate, ContinuousBatchingMatchesLockstepBatches) {
+  torch::manual_seed(3);
+  IFlameModel model(model_preset("tiny"));
+  model->eval();
+  const TokenizerConfig tk;
+  {
+    torch::NoGradGuard no_grad;  // EOS likely enough that meshes end at many lengths
+    model->output_proj->bias[tk.eos()].fill_(4.0);
+  }
+  GenerateOptions opts;
+  opts.count = 11;
+  opts.batch = 3;
+  opts.max_faces = 12;
+  opts.seed = 5;
+  opts.sampling.order = true;
+  std::vector<int64_t> done_order;
+  auto record = [&](int64_t i, const GeneratedSequence&) { done_order.push_back(i); };
+  GenerateStats continuous_stats, lockstep_stats;
+  const auto continuous = generate(*model, tk, opts, &continuous_stats, record);
+  ASSERT_EQ(done_order.size(), size_t(opts.count));
+  EXPECT_EQ(std::set<int64_t>(done_order.begin(), done_order.end()).size(), size_t(opts.count));
+  opts.continuous = false;
+  const auto lockstep = generate(*model, tk, opts, &lockstep_stats);
+
+  std::set<size_t> lengths;
+  for (size_t i = 0; i < continuous.size(); ++i) {
+    EXPECT_EQ(continuous[i].tokens, lockstep[i].tokens) << "sample " << i;
+    EXPECT_EQ(continuous[i].finished, lockstep[i].finished) << "sample " << i;
+    lengths.insert(continuous[i].tokens.size());
+  }
+  EXPECT_GE(lengths.size(), 4u) << "the samples should end at many lengths";
+  EXPECT_EQ(continuous_stats.tokens, lockstep_stats.tokens);
+  EXPECT_EQ(continuous_stats.rules.steps, lockstep_stats.rules.steps);
+  EXPECT_EQ(continuous_stats.rules.order_steps, lockstep_stats.rules.order_steps);
+}
+
 // `finished` says what ended each sequence: the model's EOS, the face cap, or max_new_tokens.
 TEST(Generate, FinishedNamesWhatEndedEachSequence) {
   torch::manual_seed(2);

@@ -67,6 +67,7 @@ int run_sample(int argc, char** argv) {
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
   double temperature = 1.0, top_p = 0.95;
   bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false, overwrite = false;
+  bool distinct_faces = false;
   ArgParser args("sample",
                  "Generates meshes token by token with the cached hybrid decoder. Sequences decode in\n"
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
@@ -82,7 +83,7 @@ int run_sample(int argc, char** argv) {
                  "models/iflame-default.safetensors beside the build folder, in the install prefix\n"
                  "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
                  "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.top-k,\n"
-                 "sample.max-faces, sample.order-constraints); options given here win.\n"
+                 "sample.max-faces, sample.order-constraints, sample.distinct-faces); options given here win.\n"
                  "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
                  "max_new_tokens (a cap).");
   args.option("weights", &weights, "model weights (.safetensors; default: the shipped model, see below)")
@@ -100,6 +101,9 @@ int run_sample(int argc, char** argv) {
       .flag("order-constraints", &order_constraints,
             "also keep the tokenizer's canonical order (first vertex of a face the smallest, faces sorted), so "
             "every output re-tokenizes to itself; off by default: samples follow the model's own distribution")
+      .flag("distinct-faces", &distinct_faces,
+            "faces strictly increasing in the canonical order (implies --order-constraints): no face twice, so a "
+            "sample cannot loop on one face")
       .option("out", &out_dir, "output folder (one that holds an earlier run's samples is refused)")
       .flag("overwrite", &overwrite, "replace the samples of an earlier run in --out")
       .option("format", &format, "mesh files to write: a comma list of obj, ply, glb (both = obj,ply)")
@@ -128,6 +132,7 @@ int run_sample(int argc, char** argv) {
   if (formats.empty()) throw Error("sample: --format must name at least one of obj, ply, glb");
   if (precision != "fp32" && precision != "bf16") throw Error("sample: --precision must be fp32 or bf16");
   if (order_constraints && no_constraints) throw Error("sample: --order-constraints needs the grammar constraints (drop --no-constraints)");
+  if (distinct_faces && no_constraints) throw Error("sample: --distinct-faces needs the grammar constraints (drop --no-constraints)");
   TokenizerConfig tokenizer;
   tokenizer.bits = int(bits);
   auto check_max_faces = [&] {
@@ -157,8 +162,10 @@ int run_sample(int argc, char** argv) {
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}},
-      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}});
+      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}});
   if (no_constraints && !args.given("order-constraints")) order_constraints = false;
+  if (no_constraints && !args.given("distinct-faces")) distinct_faces = false;
+  if (distinct_faces) order_constraints = true;  // a rule of the canonical order
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;
@@ -184,6 +191,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.greedy = greedy;
   opts.sampling.constraints = !no_constraints;
   opts.sampling.order = order_constraints;
+  opts.sampling.distinct_faces = distinct_faces;
   check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
   opts.bf16 = precision == "bf16";
@@ -278,6 +286,7 @@ int run_sample(int argc, char** argv) {
                         {"mean_disallowed_probability", rules.steps ? rules.disallowed_mass / double(rules.steps) : 0}};
   summary["canonical_order"] = {
       {"constraints", order_constraints},
+      {"distinct_faces", distinct_faces},
       {"steps", rules.order_steps},
       {"unconstrained_argmax_violations", rules.order_argmax_violations},
       {"mean_disallowed_probability", rules.order_steps ? rules.order_disallowed_mass / double(rules.order_steps) : 0}};

@@ -31,6 +31,7 @@ void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames
   if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(top_p + " must be in (0, 1] (1 = off), got " + text(o.top_p));
   if (o.order && !o.constraints) throw Error(cli ? "--order-constraints needs the grammar constraints (drop --no-constraints)"
                                            : "order needs constraints");
+  if (o.distinct_faces && !o.order) throw Error(cli ? "--distinct-faces needs --order-constraints" : "distinct_faces needs order");
 }
 
 using torch::Tensor;
@@ -95,7 +96,7 @@ struct KeyRanges {
 }  // namespace
 
 bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
-                          uint8_t* allowed) {
+                          uint8_t* allowed, bool strict) {
   const int64_t levels = tokenizer.quant_max() + 1, max_key = levels * levels * levels - 1;
   std::fill(allowed, allowed + levels, uint8_t(0));
   for (int64_t j = 0; j < i; ++j) {
@@ -111,26 +112,33 @@ bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, co
     has_prev = true;
   }
   // Keys the vertex being written may take so that the row can still be completed in order.
-  // A (first vertex) < B, C; B != C; (A, min(B, C), max(B, C)) >= (P1, P2, P3).
+  // A (first vertex) < B, C; B != C; (A, min(B, C), max(B, C)) >= (P1, P2, P3), or > when strict.
+  const int64_t above = strict ? 1 : 0;
   const int64_t vertex = i / 3;
   const int64_t a = vertex >= 1 ? vertex_key(row, levels) : -1, b = vertex >= 2 ? vertex_key(row + 3, levels) : -1;
   KeyRanges ranges;
+  // A leaves room for two larger vertices; A = P1 needs some (B, C) after (P2, P3), which
+  // strict order does not have when they are the two largest keys.
+  const bool a_may_tie = !(strict && P[1] == max_key - 1);
+  const int64_t a_min = has_prev ? (a_may_tie ? P[0] : P[0] + 1) : 0;
   if (vertex == 0) {
-    ranges.add(has_prev ? P[0] : 0, max_key - 2);  // room for two larger vertices
+    ranges.add(a_min, max_key - 2);
   } else {
-    if (a > max_key - 2 || (has_prev && a < P[0])) return false;
+    if (a > max_key - 2 || a < a_min) return false;
     const bool tied = has_prev && a == P[0];  // the face's order is then decided by B and C
     if (vertex == 1) {
-      ranges.add(tied ? std::max(a + 1, P[1]) : a + 1, max_key);
+      // B = P2 leaves C >= P3 (> P3 when strict), which the largest key may not allow.
+      const bool b_may_tie = P[2] + above <= max_key;
+      ranges.add(tied ? std::max(a + 1, b_may_tie ? P[1] : P[1] + 1) : a + 1, max_key);
     } else {
       if (b <= a || (tied && b < P[1])) return false;
       if (!tied) {
         ranges.add_without(a + 1, max_key, b);
       } else if (b > P[1]) {
         ranges.add_without(P[1] + 1, max_key, b);
-        if (b >= P[2]) ranges.add(P[1], P[1]);
-      } else {  // b == P2: C must be at least P3
-        ranges.add(P[2], max_key);
+        if (b >= P[2] + above) ranges.add(P[1], P[1]);
+      } else {  // b == P2: C must be at least P3 (above it when strict)
+        ranges.add(P[2] + above, max_key);
       }
     }
   }
@@ -152,7 +160,8 @@ bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, co
       }
     }
   }
-  return any;
+  // At a row start nothing allowed means no face can follow the previous one: only EOS.
+  return any || i == 0;
 }
 
 Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_t vocab) {
@@ -184,7 +193,7 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
       row_allowed = allowed;
       const int64_t* row = history[size_t(b)] + row_start;
       const int64_t* prev = row - kTokensPerFace;
-      order_known = canonical_order_mask(row, in_row, prev, tokenizer, row_allowed.data());
+      order_known = canonical_order_mask(row, in_row, prev, tokenizer, row_allowed.data(), options.distinct_faces);
       for (int64_t i = 0; i <= tokenizer.quant_max() && i < V; ++i) row_allowed[size_t(i)] &= allowed[size_t(i)];
     }
     if (stats && order_known) {

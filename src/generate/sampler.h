@@ -21,10 +21,14 @@ struct SamplingOptions {
   // vertices compare by (y, x, z), i.e. by the row's tokens (z, x, y) read backwards. Every
   // output then re-tokenizes to itself. Needs `constraints`.
   bool order = false;
+  // Faces strictly increasing: no face twice in a row of the order, so none twice at all. A
+  // sequence cannot loop on one face and must move on through the order. Needs `order`.
+  bool distinct_faces = false;
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
-// finite and > 0, top_k in [0, vocab], top_p in (0, 1]; order needs constraints. Options are
+// finite and > 0, top_k in [0, vocab], top_p in (0, 1]; order needs constraints, distinct_faces
+// needs order. Options are
 // named as on the command line (--top-p) or as request fields (top_p).
 enum class OptionNames { kCommandLine, kRequestFields };
 void check_sampling_options(const SamplingOptions& options, int64_t vocab, OptionNames names = OptionNames::kCommandLine);
@@ -46,9 +50,11 @@ torch::Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_
 // Canonical-order mask for the coordinate at index i (0..8) of a face row: `row` holds the
 // row's first i tokens, `prev` the previous face row (9 coordinates; null for the first face).
 // allowed[v] (v = 0..quant_max) = 1 when some completion of the row with v is in canonical
-// order. Returns false (and allows nothing) when the row so far, or `prev`, is out of order.
+// order. Returns false (and allows nothing) when the row so far, or `prev`, is out of order; at
+// a row start (i = 0) after an in-order `prev` it returns true, allowing nothing when no face
+// can follow (then only EOS may). strict: the face must come after `prev`, not repeat it.
 bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
-                          uint8_t* allowed);
+                          uint8_t* allowed, bool strict = false);
 
 // Picks one token per row of `logits` (B, V) for sequence index `t`. `generators` has one
 // generator per row (row i always uses its own, whatever the batch). Updates `stats`.

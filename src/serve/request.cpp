@@ -57,6 +57,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
     else if (key == "max_faces") r.max_faces = integer_field(v, key, 1, kMaxInt);
     else if (key == "constraints") r.sampling.constraints = bool_field(v, key);
     else if (key == "order") r.sampling.order = bool_field(v, key);
+    else if (key == "distinct_faces") r.sampling.distinct_faces = bool_field(v, key);
     else if (key == "greedy") r.sampling.greedy = bool_field(v, key);
     else if (key == "stream") out.stream = bool_field(v, key);
     else if (key == "prompt") {
@@ -66,12 +67,17 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
       r.prompt = encode_prompt(canonicalize(mesh, tokenizer), tokenizer);
     } else {
       throw Error("unknown field '" + key +
-                  "' (known: seed, temperature, top_k, top_p, max_faces, constraints, order, greedy, prompt, stream)");
+                  "' (known: seed, temperature, top_k, top_p, max_faces, constraints, order, distinct_faces, greedy, "
+                  "prompt, stream)");
     }
   }
   // Without constraints an order mask is meaningless; a request that turns constraints off and
   // says nothing of order gets none (as `iflame sample --no-constraints` does).
   if (!r.sampling.constraints && !j.contains("order")) r.sampling.order = false;
+  // distinct_faces is a rule of the order: asking for it asks for the order, and a request that
+  // turns the order off without naming it drops it.
+  if (j.contains("distinct_faces") && r.sampling.distinct_faces && !j.contains("order")) r.sampling.order = true;
+  if (!r.sampling.order && !j.contains("distinct_faces")) r.sampling.distinct_faces = false;
   check_sampling_options(r.sampling, tokenizer.vocab_size(), OptionNames::kRequestFields);
   return out;
 }

@@ -10,6 +10,7 @@
 #include "model/model_test_util.h"
 #include "model/weights.h"
 #include "test_paths.h"
+#include "util/error.h"
 
 namespace iflame {
 namespace {
@@ -190,50 +191,95 @@ TEST(Sampler, CanonicalOrderMaskMatchesBruteForce) {
   tk.bits = 1;
   const int64_t levels = 3;
   auto key = [&](const int64_t* v) { return (v[2] * levels + v[1]) * levels + v[0]; };
-  auto in_order = [&](const int64_t* row, const int64_t* prev) {
+  auto in_order = [&](const int64_t* row, const int64_t* prev, bool strict) {
     const int64_t a = key(row), b = key(row + 3), c = key(row + 6);
     if (!(a < b && a < c && b != c)) return false;
     if (!prev) return true;
     int64_t p[3] = {key(prev), key(prev + 3), key(prev + 6)};
     std::sort(p, p + 3);
     const std::array<int64_t, 3> mine = {a, std::min(b, c), std::max(b, c)}, theirs = {p[0], p[1], p[2]};
-    return mine >= theirs;
+    return strict ? mine > theirs : mine >= theirs;
   };
   // Previous faces (z, x, y per vertex): none, an early one, one with a middle first vertex,
-  // and the last face possible (its first vertex is the third-largest key).
-  const std::vector<std::vector<int64_t>> prevs = {
-      {}, {0, 0, 0, 1, 0, 0, 0, 1, 0}, {1, 1, 1, 2, 2, 1, 0, 0, 2}, {0, 2, 2, 1, 2, 2, 2, 2, 2}};
-  for (const auto& prev : prevs) {
-    const int64_t* prev_ptr = prev.empty() ? nullptr : prev.data();
-    // completable[prefix as base-3 number at each length].
-    std::vector<std::vector<uint8_t>> completable(10);
-    for (int64_t len = 0; len <= 9; ++len) completable[size_t(len)].assign(size_t(std::pow(3, len)), 0);
-    int64_t row[9];
-    int64_t total = 0;
-    for (int64_t code = 0; code < 19683; ++code) {
-      int64_t c = code;
-      for (int64_t i = 8; i >= 0; --i) row[i] = c % 3, c /= 3;
-      if (!in_order(row, prev_ptr)) continue;
-      ++total;
-      int64_t prefix = 0;
-      completable[0][0] = 1;
-      for (int64_t i = 0; i < 9; ++i) completable[size_t(i + 1)][size_t(prefix = prefix * 3 + row[i])] = 1;
-    }
-    ASSERT_GT(total, 0);
-    for (int64_t len = 0; len < 9; ++len) {
-      for (int64_t prefix = 0; prefix < int64_t(completable[size_t(len)].size()); ++prefix) {
-        int64_t c = prefix;
-        for (int64_t i = len - 1; i >= 0; --i) row[i] = c % 3, c /= 3;
-        uint8_t allowed[3];
-        const bool any = canonical_order_mask(row, len, prev_ptr, tk, allowed);
-        EXPECT_EQ(any, bool(completable[size_t(len)][size_t(prefix)])) << len << " " << prefix;
-        for (int64_t v = 0; v < 3; ++v) {
-          EXPECT_EQ(bool(allowed[v]), bool(completable[size_t(len + 1)][size_t(prefix * 3 + v)]))
-              << "prev " << prev.size() << " len " << len << " prefix " << prefix << " token " << v;
+  // one whose last two vertices are the two largest keys (strict order cannot tie its first),
+  // and the last face possible (its first vertex is the third-largest key: strict order has
+  // no face after it).
+  const std::vector<std::vector<int64_t>> prevs = {{},
+                                                   {0, 0, 0, 1, 0, 0, 0, 1, 0},
+                                                   {1, 1, 1, 2, 2, 1, 0, 0, 2},
+                                                   {1, 0, 0, 1, 2, 2, 2, 2, 2},
+                                                   {0, 2, 2, 1, 2, 2, 2, 2, 2}};
+  for (const bool strict : {false, true}) {
+    for (const auto& prev : prevs) {
+      const int64_t* prev_ptr = prev.empty() ? nullptr : prev.data();
+      // completable[prefix as base-3 number at each length].
+      std::vector<std::vector<uint8_t>> completable(10);
+      for (int64_t len = 0; len <= 9; ++len) completable[size_t(len)].assign(size_t(std::pow(3, len)), 0);
+      int64_t row[9];
+      int64_t total = 0;
+      for (int64_t code = 0; code < 19683; ++code) {
+        int64_t c = code;
+        for (int64_t i = 8; i >= 0; --i) row[i] = c % 3, c /= 3;
+        if (!in_order(row, prev_ptr, strict)) continue;
+        ++total;
+        int64_t prefix = 0;
+        completable[0][0] = 1;
+        for (int64_t i = 0; i < 9; ++i) completable[size_t(i + 1)][size_t(prefix = prefix * 3 + row[i])] = 1;
+      }
+      EXPECT_EQ(total == 0, strict && prev == prevs.back()) << "strict " << strict;
+      for (int64_t len = 0; len < 9; ++len) {
+        for (int64_t prefix = 0; prefix < int64_t(completable[size_t(len)].size()); ++prefix) {
+          int64_t c = prefix;
+          for (int64_t i = len - 1; i >= 0; --i) row[i] = c % 3, c /= 3;
+          uint8_t allowed[3];
+          const bool known = canonical_order_mask(row, len, prev_ptr, tk, allowed, strict);
+          // A row start is always known after an in-order face (nothing allowed: only EOS).
+          EXPECT_EQ(known, len == 0 || completable[size_t(len)][size_t(prefix)]) << len << " " << prefix;
+          for (int64_t v = 0; v < 3; ++v) {
+            EXPECT_EQ(bool(allowed[v]), bool(completable[size_t(len + 1)][size_t(prefix * 3 + v)]))
+                << "strict " << strict << " prev " << prev.size() << " len " << len << " prefix " << prefix
+                << " token " << v;
+          }
         }
       }
     }
   }
+}
+
+// --distinct-faces: faces strictly increasing, so no face twice, where the plain order lets a
+// model that likes one face repeat it to the cap.
+TEST(Generate, DistinctFacesNeverRepeatAFace) {
+  torch::manual_seed(11);
+  IFlameModel model(model_preset("tiny"));
+  model->eval();
+  const TokenizerConfig tk;
+  GenerateOptions opts;
+  opts.count = 4;
+  opts.batch = 2;
+  opts.max_faces = 20;
+  opts.sampling.greedy = true;  // a random model's argmax keeps choosing the same face
+  opts.sampling.order = true;
+  auto repeats = [&](const GeneratedSequence& s) {
+    std::set<std::vector<int64_t>> seen;
+    int64_t n = 0;
+    for (size_t r = 9; r + 9 < s.tokens.size(); r += 9) n += !seen.insert({s.tokens.begin() + r, s.tokens.begin() + r + 9}).second;
+    return n;
+  };
+  int64_t repeated = 0;
+  for (const auto& s : generate(*model, tk, opts)) repeated += repeats(s);
+  EXPECT_GT(repeated, 0) << "this model should repeat faces under the plain order";
+
+  opts.sampling.distinct_faces = true;
+  for (const auto& s : generate(*model, tk, opts)) {
+    ASSERT_TRUE(s.eos_row);
+    EXPECT_EQ(repeats(s), 0);
+    std::vector<int32_t> rows(s.tokens.begin() + 9, s.tokens.end() - 9);
+    const Mesh mesh = decode_tokens(s.tokens, tk);
+    EXPECT_EQ(mesh.faces.size() * 9, rows.size());  // no degenerate face
+    EXPECT_EQ(face_rows(canonicalize_normalized(mesh, tk)), rows);
+  }
+  opts.sampling.order = false;
+  EXPECT_THROW(check_sampling_options(opts.sampling, tk.vocab_size()), Error);
 }
 
 TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {

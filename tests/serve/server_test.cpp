@@ -65,8 +65,9 @@ class ServeTest : public ::testing::Test {
     }
     return false;
   }
-  std::string expected_obj(uint64_t seed, int64_t max_faces) {
+  std::string expected_obj(uint64_t seed, int64_t max_faces, const SamplingOptions& sampling = {}) {
     GenerateOptions opts;
+    opts.sampling = sampling;
     opts.seed = seed;
     opts.max_faces = max_faces;
     const auto seqs = generate(*model_, TokenizerConfig{}, opts);
@@ -109,6 +110,23 @@ TEST_F(ServeTest, GenerateAnswersTheMeshOfSampleWithTheSameSeed) {
     EXPECT_GE(r["timing"]["total_ms"].get<double>(), r["timing"]["queue_ms"].get<double>());
     const std::string obj = r["obj"];
     EXPECT_EQ(readers::read_obj(std::vector<uint8_t>(obj.begin(), obj.end()), "reply").faces.size(), r["faces"].get<size_t>());
+  }
+  EXPECT_TRUE(idle());
+}
+
+// "distinct_faces": true asks for the strict order (and so the order): the mesh of `iflame
+// sample --distinct-faces` with the same seed.
+TEST_F(ServeTest, DistinctFacesRequestGivesTheStrictlyOrderedMesh) {
+  start(BatcherOptions{});
+  SamplingOptions strict;
+  strict.order = true;
+  strict.distinct_faces = true;
+  for (uint64_t seed : {3, 4}) {
+    auto res = client().Post("/v1/generate", json{{"seed", seed}, {"max_faces", 12}, {"distinct_faces", true}}.dump(),
+                             "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(json::parse(res->body)["obj"], expected_obj(seed, 12, strict)) << seed;
   }
   EXPECT_TRUE(idle());
 }
@@ -172,6 +190,8 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
       {R"({"prompt": 7})", "prompt"},
       {R"({"prompt": "v 0 0 0\nf 1 2 3\n"})", "prompt"},
       {R"({"constraints": false, "order": true})", "order"},
+      {R"({"distinct_faces": 1})", "distinct_faces"},
+      {R"({"order": false, "distinct_faces": true})", "distinct_faces"},
   };
   for (const auto& [body, needle] : cases) {
     auto res = post(body);

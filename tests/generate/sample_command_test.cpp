@@ -200,5 +200,21 @@ TEST(SampleCommand, FindsTheModelThroughIflameModelAndNamesWhereItLooked) {
   }
 }
 
+// The model in models/ (when the repository ships one): found without flags, its sampling
+// defaults read from its metadata, and one mesh sampled from it.
+TEST(SampleCommand, TheShippedModelSamplesWithItsOwnDefaults) {
+  const std::string shipped = std::string(IFLAME_SOURCE_DIR) + "/models/iflame-default.safetensors";
+  if (!std::filesystem::exists(shipped)) GTEST_SKIP() << "no model shipped in models/ yet";
+  ::unsetenv("IFLAME_MODEL");
+  const std::string dir = test::temp_dir();
+  const auto run = test::run_iflame("sample --n 1 --max-faces 3 --no-previews --threads 1 --out " + dir);
+  ASSERT_EQ(run.code, 0) << run.out;
+  EXPECT_NE(run.out.find("the default model "), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("defaults from the model's metadata"), std::string::npos) << run.out;
+  const json summary = read_json(dir + "/summary.json");
+  ASSERT_EQ(summary.at("samples").size(), 1u);
+  EXPECT_LE(summary.at("samples")[0].at("faces").get<int64_t>(), 3);
+}
+
 }  // namespace
 }  // namespace iflame

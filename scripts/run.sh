@@ -20,9 +20,9 @@ IFLAME=$REPO/build/iflame
 WEIGHTS=()
 [ -z "${IFLAME_WEIGHTS:-}" ] || WEIGHTS=(--weights "$IFLAME_WEIGHTS")
 if [ ${#WEIGHTS[@]} -eq 0 ] && [ -z "${IFLAME_MODEL:-}" ] && [ ! -f models/iflame-default.safetensors ]; then
-  # Only while the shipped model is still in training (models/README.md): a small model,
-  # trained here for a few minutes on the light corpus, so that the job still ends in meshes.
-  echo "== no shipped model in models/ yet: training a small stand-in for 300 steps"
+  # Only for a checkout without models/iflame-default.safetensors: a small model, trained here
+  # for a few minutes on the light corpus, so that the job still ends in meshes.
+  echo "== no model in models/: training a small stand-in for 300 steps"
   bash scripts/build-corpus.sh "$WORK/corpus" --light
   OMP_WAIT_POLICY=PASSIVE "$IFLAME" train --preset cpu --data "$WORK/corpus/corpus.ifds" --resume \
     --set train.steps=300 --set eval.every=100 --set out.save_every=100 --set out.dir="$WORK/run" \

@@ -163,9 +163,6 @@ int run_sample(int argc, char** argv) {
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}},
       {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}});
-  if (no_constraints && !args.given("order-constraints")) order_constraints = false;
-  if (no_constraints && !args.given("distinct-faces")) distinct_faces = false;
-  if (distinct_faces) order_constraints = true;  // a rule of the canonical order
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;
@@ -192,6 +189,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.constraints = !no_constraints;
   opts.sampling.order = order_constraints;
   opts.sampling.distinct_faces = distinct_faces;
+  settle_sampling_switches(opts.sampling, {args.given("order-constraints"), args.given("distinct-faces")});
   check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
   opts.bf16 = precision == "bf16";
@@ -285,8 +283,8 @@ int run_sample(int argc, char** argv) {
                         {"unconstrained_argmax_violations", rules.argmax_violations},
                         {"mean_disallowed_probability", rules.steps ? rules.disallowed_mass / double(rules.steps) : 0}};
   summary["canonical_order"] = {
-      {"constraints", order_constraints},
-      {"distinct_faces", distinct_faces},
+      {"constraints", opts.sampling.order},
+      {"distinct_faces", opts.sampling.distinct_faces},
       {"steps", rules.order_steps},
       {"unconstrained_argmax_violations", rules.order_argmax_violations},
       {"mean_disallowed_probability", rules.order_steps ? rules.order_disallowed_mass / double(rules.order_steps) : 0}};
@@ -298,7 +296,7 @@ int run_sample(int argc, char** argv) {
                "sample: and the canonical order at %.2f%% of the %lld steps whose row was in order so far "
                "(mean probability out of order %.2f%%; order constraints %s)\n",
                (long long)written, out_dir.c_str(), (long long)stats.tokens, stats.seconds, tps, viol, mass, order_viol,
-               (long long)rules.order_steps, order_mass, order_constraints ? "on" : "off");
+               (long long)rules.order_steps, order_mass, opts.sampling.order ? "on" : "off");
   return 0;
 }
 

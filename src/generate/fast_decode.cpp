@@ -246,11 +246,15 @@ struct RowSet {
 
 }  // namespace
 
+bool fast_decode_supported(const IFlameModelImpl& model) {
+  const Tensor& w = model.output_proj->weight;
+  return w.device().is_cpu() && w.scalar_type() == torch::kFloat;
+}
+
 bool fast_decode_supported(const IFlameModelImpl& model, const DecodeCache& cache) {
   if (cache.path != DecodePath::Auto) return false;
   if (cache.kv_dtype() != torch::kFloat && cache.kv_dtype() != torch::kBFloat16) return false;
-  const Tensor& w = model.output_proj->weight;
-  if (!w.device().is_cpu() || w.scalar_type() != torch::kFloat) return false;
+  if (!fast_decode_supported(model)) return false;
   for (const auto& l : cache.layers) {
     const Tensor& t = l.kind == AttnKind::Full ? l.k : l.state;
     if (!t.device().is_cpu() || !t.is_contiguous()) return false;

@@ -20,6 +20,9 @@ namespace iflame {
 // True when decode_step would use the fused kernels for this model and cache: path Auto, the
 // cache on the CPU with float32 or bfloat16 K/V, the model's parameters float32 on the CPU.
 bool fast_decode_supported(const IFlameModelImpl& model, const DecodeCache& cache);
+// The model's half of that test (parameters float32 on the CPU): a fresh CPU cache of float32 or
+// bfloat16 K/V on path Auto then passes the whole.
+bool fast_decode_supported(const IFlameModelImpl& model);
 
 // One decode step on the fused kernels (the contract of decode_step in generate/decoder.h).
 torch::Tensor fast_decode_step(IFlameModelImpl& model, DecodeCache& cache, const torch::Tensor& token);

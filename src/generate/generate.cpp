@@ -120,17 +120,15 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
 
   std::vector<GeneratedSequence> results(size_t(options.count));
   for (auto& seq : results) seq.tokens = prompt;
-  if (options.continuous && device.is_cpu() && options.count > 0) {
-    DecodeCache cache(model.config, std::min(options.batch, options.count), capacity, device,
-                      options.bf16 ? torch::kBFloat16 : torch::kFloat);
-    if (fast_decode_supported(model, cache)) {
-      generate_continuous(model, tokenizer, options, prompt, limits, cache, results, stats, on_done);
-      if (stats) {
-        stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());
-        stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      }
-      return results;
+  const auto kv_dtype = options.bf16 ? torch::kBFloat16 : torch::kFloat;
+  if (options.continuous && options.count > 0 && fast_decode_supported(model)) {
+    DecodeCache cache(model.config, std::min(options.batch, options.count), capacity, device, kv_dtype);
+    generate_continuous(model, tokenizer, options, prompt, limits, cache, results, stats, on_done);
+    if (stats) {
+      stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());
+      stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
+    return results;
   }
   // Elsewhere (CUDA, the per-op path): batches in lockstep, each drained to its last sequence.
   for (int64_t first = 0; first < options.count; first += options.batch) {
@@ -140,9 +138,8 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
     for (int64_t i = 0; i < B; ++i) {
       lane_of[size_t(i)] = first + i;
       gens.push_back(make_generator(options.seed, uint64_t(first + i)));
-      results[size_t(first + i)].tokens = prompt;
     }
-    DecodeCache cache(model.config, B, capacity, device, options.bf16 ? torch::kBFloat16 : torch::kFloat);
+    DecodeCache cache(model.config, B, capacity, device, kv_dtype);
     Tensor prompt_t = torch::tensor(prompt, torch::kLong).to(device).unsqueeze(0).expand({B, P}).contiguous();
     Tensor logits = prefill(model, cache, prompt_t).select(1, P - 1);  // (B, V)
     if (stats) stats->peak_cache_bytes = std::max(stats->peak_cache_bytes, cache.bytes());

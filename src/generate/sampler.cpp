@@ -34,6 +34,13 @@ void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames
   if (o.distinct_faces && !o.order) throw Error(cli ? "--distinct-faces needs --order-constraints" : "distinct_faces needs order");
 }
 
+void settle_sampling_switches(SamplingOptions& o, NamedSwitches named) {
+  if (!o.constraints && !named.order) o.order = false;
+  if (!o.constraints && !named.distinct_faces) o.distinct_faces = false;
+  if (o.distinct_faces && !named.order) o.order = true;  // a rule of the canonical order
+  if (!o.order && !named.distinct_faces) o.distinct_faces = false;
+}
+
 using torch::Tensor;
 
 at::Generator make_generator(uint64_t seed, uint64_t index) {

@@ -33,6 +33,18 @@ struct SamplingOptions {
 enum class OptionNames { kCommandLine, kRequestFields };
 void check_sampling_options(const SamplingOptions& options, int64_t vocab, OptionNames names = OptionNames::kCommandLine);
 
+// Which of the dependent switches the caller named itself (on the command line, in a request);
+// the others hold defaults (built in, or a model's metadata), which give way.
+struct NamedSwitches {
+  bool order = false;
+  bool distinct_faces = false;
+};
+// Settles the switches that depend on each other, before check_sampling_options: without
+// constraints, order and distinct_faces are off unless named; distinct_faces brings the order
+// with it unless the order was named; an order that is off drops distinct_faces unless named.
+// What is left contradictory (both named) is for check_sampling_options to report.
+void settle_sampling_switches(SamplingOptions& options, NamedSwitches named);
+
 // How often the unconstrained model would have broken each rule.
 struct RuleStats {
   int64_t steps = 0;

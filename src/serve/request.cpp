@@ -71,13 +71,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
                   "prompt, stream)");
     }
   }
-  // Without constraints an order mask is meaningless; a request that turns constraints off and
-  // says nothing of order gets none (as `iflame sample --no-constraints` does).
-  if (!r.sampling.constraints && !j.contains("order")) r.sampling.order = false;
-  // distinct_faces is a rule of the order: asking for it asks for the order, and a request that
-  // turns the order off without naming it drops it.
-  if (j.contains("distinct_faces") && r.sampling.distinct_faces && !j.contains("order")) r.sampling.order = true;
-  if (!r.sampling.order && !j.contains("distinct_faces")) r.sampling.distinct_faces = false;
+  settle_sampling_switches(r.sampling, {j.contains("order"), j.contains("distinct_faces")});
   check_sampling_options(r.sampling, tokenizer.vocab_size(), OptionNames::kRequestFields);
   return out;
 }

@@ -35,9 +35,7 @@ TEST(Sampler, GreedyReproducesTheReferenceTokens) {
 }
 
 TEST(Sampler, SameSeedSameMeshesAtAnyBatchSize) {
-  torch::manual_seed(0);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(0);
   GenerateOptions opts;
   opts.count = 5;
   opts.max_faces = 4;
@@ -57,9 +55,7 @@ TEST(Sampler, SameSeedSameMeshesAtAnyBatchSize) {
 }
 
 TEST(Sampler, ConstrainedOutputsAlwaysFollowTheGrammarAndEndInAnEosRow) {
-  torch::manual_seed(1);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(1);
   GenerateOptions opts;
   opts.count = 6;
   opts.max_faces = 6;
@@ -83,9 +79,7 @@ TEST(Sampler, ConstrainedOutputsAlwaysFollowTheGrammarAndEndInAnEosRow) {
 // Continuous batching (a finished sample's slot takes the next one at once) gives every sample
 // the tokens of the lockstep batches, on sequences of many lengths.
 TEST(Generate, ContinuousBatchingMatchesLockstepBatches) {
-  torch::manual_seed(3);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(3);
   const TokenizerConfig tk;
   {
     torch::NoGradGuard no_grad;  // EOS likely enough that meshes end at many lengths
@@ -120,9 +114,7 @@ TEST(Generate, ContinuousBatchingMatchesLockstepBatches) {
 
 // `finished` says what ended each sequence: the model's EOS, the face cap, or max_new_tokens.
 TEST(Generate, FinishedNamesWhatEndedEachSequence) {
-  torch::manual_seed(2);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(2);
   const TokenizerConfig tk;
   GenerateOptions opts;
   opts.count = 3;
@@ -246,12 +238,51 @@ TEST(Sampler, CanonicalOrderMaskMatchesBruteForce) {
   }
 }
 
+// The dependent switches, one rule for the command line, the server's defaults and requests:
+// a switch the caller named is kept (a contradiction is left for check_sampling_options), a
+// default gives way.
+TEST(Sampler, SwitchesSettleByWhatWasNamed) {
+  struct Case {
+    bool constraints, order, distinct;  // before settling
+    NamedSwitches named;
+    bool want_order, want_distinct;
+    bool valid;  // passes check_sampling_options afterwards
+  };
+  const Case cases[] = {
+      {true, false, true, {false, false}, true, true, true},     // distinct brings the order
+      {true, false, true, {false, true}, true, true, true},      // ... also when named
+      {true, false, true, {true, true}, false, true, false},     // order named off, distinct named on
+      {true, false, true, {true, false}, false, false, true},    // order named off drops a default distinct
+      {false, true, true, {false, false}, false, false, true},   // no constraints: defaults drop both
+      {false, true, false, {true, false}, true, false, false},   // no constraints yet order named on
+      {true, true, false, {false, false}, true, false, true},    // nothing to settle
+      {true, false, false, {false, false}, false, false, true},
+  };
+  for (const Case& c : cases) {
+    SamplingOptions o;
+    o.constraints = c.constraints;
+    o.order = c.order;
+    o.distinct_faces = c.distinct;
+    settle_sampling_switches(o, c.named);
+    const std::string label = "constraints " + std::to_string(c.constraints) + " order " + std::to_string(c.order) +
+                              " distinct " + std::to_string(c.distinct) + " named " + std::to_string(c.named.order) +
+                              std::to_string(c.named.distinct_faces);
+    EXPECT_EQ(o.order, c.want_order) << label;
+    EXPECT_EQ(o.distinct_faces, c.want_distinct) << label;
+    bool valid = true;
+    try {
+      check_sampling_options(o, 100);
+    } catch (const Error&) {
+      valid = false;
+    }
+    EXPECT_EQ(valid, c.valid) << label;
+  }
+}
+
 // --distinct-faces: faces strictly increasing, so no face twice, where the plain order lets a
 // model that likes one face repeat it to the cap.
 TEST(Generate, DistinctFacesNeverRepeatAFace) {
-  torch::manual_seed(11);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(11);
   const TokenizerConfig tk;
   GenerateOptions opts;
   opts.count = 4;
@@ -283,9 +314,7 @@ TEST(Generate, DistinctFacesNeverRepeatAFace) {
 }
 
 TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {
-  torch::manual_seed(7);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(7);
   GenerateOptions opts;
   opts.count = 6;
   opts.batch = 3;
@@ -317,9 +346,7 @@ TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {
 }
 
 TEST(Generate, WithoutOrderConstraintsARandomModelBreaksTheOrder) {
-  torch::manual_seed(7);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(7);
   GenerateOptions opts;
   opts.count = 4;
   opts.max_faces = 12;

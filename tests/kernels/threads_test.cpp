@@ -2,19 +2,17 @@
 #include "kernels/threads.h"
 
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
 
 #include <thread>
+
+#include "blas_test_util.h"
 
 namespace iflame {
 namespace {
 
 TEST(ComputeThreads, AtenAndBlasPoolsFollowTheRequest) {
-  (void)torch::mm(torch::ones({64, 64}), torch::ones({64, 64}));  // the BLAS is loaded by now
-  using GetThreads = int (*)();
-  auto* blas_threads = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const test::BlasThreadsGetter blas_threads = test::openblas_threads_getter();
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   const int before = at::get_num_threads();
 

@@ -26,4 +26,11 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
 }
 
+IFlameModel random_tiny_model(uint64_t seed) {
+  torch::manual_seed(seed);
+  IFlameModel model(model_preset("tiny"));
+  model->eval();
+  return model;
+}
+
 }  // namespace iflame::test

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "model/model.h"
 #include "model/torch_compat.h"
 
 namespace iflame::test {
@@ -12,5 +13,7 @@ torch::Tensor read_raw(const std::string& path, std::vector<int64_t> shape, torc
 // Shape of a reference binary from meta.json ("binaries" section).
 std::vector<int64_t> reference_shape(const std::string& file_name);
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
+// The `tiny` preset with weights drawn after torch::manual_seed(seed), in eval mode.
+IFlameModel random_tiny_model(uint64_t seed);
 
 }  // namespace iflame::test

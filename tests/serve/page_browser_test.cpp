@@ -11,6 +11,7 @@
 
 #include "browser_util.h"
 #include "mesh/readers.h"
+#include "model/model_test_util.h"
 #include "serve/server.h"
 #include "test_paths.h"
 #include "util/error.h"
@@ -37,9 +38,7 @@ TEST(ServePageBrowserSlow, GenerateStreamsAMeshIntoATileAndOffersDownloads) {
   options.port = 0;
   options.model_name = "tiny";
 
-  torch::manual_seed(31);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(31);
   {
     torch::NoGradGuard no_grad;  // no EOS: the mesh has exactly the 30 faces asked for
     model->output_proj->bias[TokenizerConfig{}.eos()].fill_(-1e4);

@@ -12,6 +12,7 @@
 
 #include "bench/bench.h"
 #include "mesh/readers.h"
+#include "model/model_test_util.h"
 #include "serve/server.h"
 
 namespace iflame::serve {
@@ -103,9 +104,7 @@ bool refused(httplib::Client& client, const std::string& body) {
 }
 
 TEST(ServeReliabilitySlow, SixtyFourClientsForAMinuteLeaveTheServerHealthy) {
-  torch::manual_seed(41);
-  IFlameModel model(model_preset("tiny"));
-  model->eval();
+  IFlameModel model = test::random_tiny_model(41);
   BatcherOptions b;
   b.max_faces = 200;
   Batcher batcher(model, TokenizerConfig{}, b);

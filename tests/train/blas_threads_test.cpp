@@ -2,17 +2,15 @@
 // binary has none): OpenBLAS's pool follows the thread count a command asks for.
 #include "util/blas_threads.h"
 
-#include <dlfcn.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+
+#include "blas_test_util.h"
 
 namespace iflame {
 namespace {
 
 TEST(BlasThreads, OpenBlasPoolFollowsTheRequestedThreads) {
-  (void)torch::mm(torch::ones({64, 64}), torch::ones({64, 64}));  // the BLAS is loaded by now
-  using GetThreads = int (*)();
-  auto* get = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const test::BlasThreadsGetter get = test::openblas_threads_getter();
   if (!get) {
     EXPECT_FALSE(set_blas_threads(1));
     GTEST_SKIP() << "this LibTorch does not use OpenBLAS";

@@ -21,36 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Input {
-  std::string path, caption_name;
-};
-
-// Expands folders (recursively, mesh extensions only, sorted) and keeps files as given. Paths
-// that do not exist are reported and skipped.
-std::vector<Input> collect_inputs(const std::vector<std::string>& args, size_t& missing) {
-  std::vector<Input> out;
-  for (const std::string& a : args) {
-    std::error_code ec;
-    if (fs::is_directory(a, ec)) {
-      std::vector<fs::path> found;
-      for (fs::recursive_directory_iterator it(a, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end; it.increment(ec)) {
-        std::error_code fec;
-        if (it->is_regular_file(fec) && is_mesh_path(it->path().string())) found.push_back(it->path());
-      }
-      if (ec) std::fprintf(stderr, "iflame render: warning: %s: could not list everything: %s\n", a.c_str(), ec.message().c_str());
-      std::sort(found.begin(), found.end());
-      if (found.empty()) std::fprintf(stderr, "iflame render: warning: %s: no mesh files in this folder\n", a.c_str());
-      for (const fs::path& p : found) out.push_back({p.string(), fs::relative(p, a, ec).generic_string()});
-    } else if (fs::exists(a, ec)) {
-      out.push_back({a, fs::path(a).filename().string()});
-    } else {
-      std::fprintf(stderr, "iflame render: skipping %s: no such file or folder\n", a.c_str());
-      ++missing;
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> split_keys(const std::string& csv) {
   std::vector<std::string> keys;
   size_t start = 0;
@@ -145,15 +115,16 @@ int run_render(int argc, char** argv) {
   style.supersample = int(supersample);
   const render::View grid_view = render::view_by_name(view_name);
 
-  size_t missing = 0;
-  const std::vector<Input> files = collect_inputs(inputs, missing);
+  const MeshFileListing listing = collect_mesh_files(inputs);
+  for (const std::string& p : listing.problems) std::fprintf(stderr, "iflame render: warning: %s\n", p.c_str());
+  const std::vector<MeshFile>& files = listing.files;
   std::vector<Mesh> meshes;
   std::vector<std::string> captions;
-  size_t skipped = missing;
-  for (const Input& in : files) {
+  size_t skipped = listing.missing;
+  for (const MeshFile& in : files) {
     try {
       meshes.push_back(load_untrusted_mesh(in.path));
-      captions.push_back(in.caption_name + "\n" + plural(meshes.back().faces.size(), "face"));
+      captions.push_back(in.name + "\n" + plural(meshes.back().faces.size(), "face"));
     } catch (const std::exception& e) {
       const std::string msg = e.what();
       // iflame::Error messages already start with the path.

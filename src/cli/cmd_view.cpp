@@ -55,7 +55,7 @@ int run_view(int argc, char** argv) {
     out = stem + "-view";
   }
 
-  const view::InputListing listing = view::collect_mesh_files(inputs);
+  const MeshFileListing listing = collect_mesh_files(inputs);
   for (const std::string& p : listing.problems) std::fprintf(stderr, "iflame view: warning: %s\n", p.c_str());
   if (listing.files.empty()) throw Error("no mesh files found in " + title);
 

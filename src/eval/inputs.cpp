@@ -16,19 +16,10 @@ namespace iflame::eval {
 namespace fs = std::filesystem;
 
 std::vector<std::string> list_mesh_files(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw Error(dir, "not a folder");
-  std::vector<std::string> out;
-  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) throw Error(dir, "cannot list the folder: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    std::error_code fec;
-    if (it->is_regular_file(fec) && is_mesh_path(it->path().string())) out.push_back(it->path().string());
-  }
-  if (ec) throw Error(dir, "cannot list the folder: " + ec.message());
-  std::sort(out.begin(), out.end());
-  return out;
+  std::string error;
+  std::vector<std::string> found = find_mesh_files(dir, &error);
+  if (!error.empty()) throw Error(dir, error);  // a score over part of a folder would mislead
+  return found;
 }
 
 std::vector<EvalItem> load_mesh_files(const std::vector<std::string>& paths, const std::string& root, int threads) {

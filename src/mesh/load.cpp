@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "mesh/readers.h"
 #include "util/error.h"
@@ -35,6 +36,46 @@ bool is_mesh_path(const std::string& path) {
   const std::string ext = lower_extension(path);
   const auto& all = mesh_extensions();
   return std::find(all.begin(), all.end(), ext) != all.end();
+}
+
+std::vector<std::string> find_mesh_files(const std::string& dir, std::string* error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(dir, "not a folder");
+  std::vector<std::string> found;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code file_ec;
+    if (it->is_regular_file(file_ec) && is_mesh_path(it->path().string())) found.push_back(it->path().string());
+  }
+  if (error) *error = ec ? "could not list everything: " + ec.message() : "";
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+MeshFileListing collect_mesh_files(const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  MeshFileListing out;
+  for (const std::string& input : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(input, ec)) {
+      std::string error;
+      const std::vector<std::string> found = find_mesh_files(input, &error);
+      if (!error.empty()) out.problems.push_back(input + ": " + error);
+      if (found.empty()) out.problems.push_back(input + ": no mesh files in this folder");
+      for (const std::string& path : found) {
+        std::error_code rel_ec;
+        const fs::path rel = fs::relative(path, input, rel_ec);
+        out.files.push_back({path, rel_ec || rel.empty() ? fs::path(path).filename().string() : rel.generic_string()});
+      }
+    } else if (fs::exists(input, ec)) {
+      out.files.push_back({input, fs::path(input).filename().string()});
+    } else {
+      out.problems.push_back(input + ": no such file or folder");
+      ++out.missing;
+    }
+  }
+  return out;
 }
 
 Mesh load_mesh(const std::string& path) {

@@ -20,4 +20,22 @@ bool is_mesh_path(const std::string& path);
 // The extensions is_mesh_path accepts, for help texts.
 const std::vector<std::string>& mesh_extensions();
 
+// Every file below DIR (recursively) that is_mesh_path accepts, sorted by path. A walk that
+// stops early keeps what it found and says why in `*error` (empty when it listed everything).
+// Throws iflame::Error naming DIR when it is not a folder.
+std::vector<std::string> find_mesh_files(const std::string& dir, std::string* error);
+
+// Mesh files under `inputs` for commands that take files and folders alike: folders are
+// searched with find_mesh_files, files are kept as given. `name` is the path relative to its
+// folder, or the file name. Nothing throws: what is wrong with an input is in `problems`.
+struct MeshFile {
+  std::string path, name;
+};
+struct MeshFileListing {
+  std::vector<MeshFile> files;
+  std::vector<std::string> problems;  // "PATH: no such file or folder", empty folders, ...
+  size_t missing = 0;                 // inputs that do not exist
+};
+MeshFileListing collect_mesh_files(const std::vector<std::string>& inputs);
+
 }  // namespace iflame

@@ -93,33 +93,6 @@ std::string find_viewer_script(const std::string& assets_dir) {
   return found;
 }
 
-InputListing collect_mesh_files(const std::vector<std::string>& inputs) {
-  InputListing out;
-  for (const std::string& a : inputs) {
-    std::error_code ec;
-    if (fs::is_directory(a, ec)) {
-      std::vector<fs::path> found;
-      for (fs::recursive_directory_iterator it(a, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end; it.increment(ec)) {
-        std::error_code fec;
-        if (it->is_regular_file(fec) && is_mesh_path(it->path().string())) found.push_back(it->path());
-      }
-      if (ec) out.problems.push_back(a + ": could not list everything: " + ec.message());
-      std::sort(found.begin(), found.end());
-      if (found.empty()) out.problems.push_back(a + ": no mesh files in this folder");
-      for (const fs::path& p : found) {
-        std::error_code rec;
-        const fs::path rel = fs::relative(p, a, rec);
-        out.files.push_back({p.string(), rec || rel.empty() ? p.filename().string() : rel.generic_string()});
-      }
-    } else if (fs::exists(a, ec)) {
-      out.files.push_back({a, fs::path(a).filename().string()});
-    } else {
-      out.problems.push_back(a + ": no such file or folder");
-    }
-  }
-  return out;
-}
-
 std::string base64_encode(const void* data, size_t size) {
   static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const auto* p = static_cast<const uint8_t*>(data);

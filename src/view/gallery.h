@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mesh/load.h"
 #include "mesh/mesh.h"
 
 namespace iflame::view {
@@ -26,17 +27,6 @@ inline constexpr const char* kViewerScript = "iflame-viewer.js";
 // folder or its dist/), else in $IFLAME_WEB_DIR, else in the source tree's web/ (compiled in).
 // Throws iflame::Error naming the missing file and saying to run scripts/setup.sh.
 std::string find_viewer_script(const std::string& assets_dir = "");
-
-// Mesh files under `inputs`: folders are searched recursively (mesh extensions only, sorted),
-// files are kept as given. `name` is the path relative to its folder, or the file name.
-struct MeshFile {
-  std::string path, name;
-};
-struct InputListing {
-  std::vector<MeshFile> files;
-  std::vector<std::string> problems;  // "PATH: no such file or folder", empty folders, ...
-};
-InputListing collect_mesh_files(const std::vector<std::string>& inputs);
 
 struct GalleryOptions {
   std::string title;          // the page heading; "" -> "iflame view"

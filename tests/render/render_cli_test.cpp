@@ -47,6 +47,12 @@ TEST(RenderCliSlow, ViewsGridAndCurve) {
   EXPECT_EQ(img.width, 2 * 40);  // 2 meshes: no wider than that
   EXPECT_GT(img.height, 40);     // plus captions
 
+  // A path that does not exist is named and counted as skipped; the rest is drawn.
+  r = run("render '" + dir + "/meshes/cube.obj' '" + dir + "/nothing.obj' --out '" + dir + "/two.png' --size 40");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(dir + "/nothing.obj: no such file or folder"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 input skipped"), std::string::npos) << r.out;
+
   // Nothing readable: an error naming the file, exit code 1, no crash.
   r = run("render '" + dir + "/meshes/sub/broken.obj' --out '" + dir + "/none.png'");
   EXPECT_EQ(r.code, 1) << r.out;

@@ -77,7 +77,7 @@ class ViewBrowserSlow : public ::testing::Test {
     view::GalleryOptions opt;
     opt.viewer_script = viewer;
     opt.title = "browser test";
-    const view::GalleryReport r = view::write_gallery(view::collect_mesh_files({meshes}).files, dir_ + "/out", opt);
+    const view::GalleryReport r = view::write_gallery(collect_mesh_files({meshes}).files, dir_ + "/out", opt);
     ASSERT_EQ(r.meshes.size(), 3u);
     ASSERT_EQ(r.skipped.size(), 2u);
     index_ = r.index_html;

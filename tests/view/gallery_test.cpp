@@ -61,7 +61,7 @@ TEST(ViewGallery, MeshDataRoundTrips) {
 
   view::GalleryOptions opt;
   opt.viewer_script = fake_viewer(dir);
-  const view::InputListing listing = view::collect_mesh_files({meshes});
+  const MeshFileListing listing = collect_mesh_files({meshes});
   EXPECT_TRUE(listing.problems.empty());
   ASSERT_EQ(listing.files.size(), 5u);  // notes.txt is not a mesh
   const view::GalleryReport r = view::write_gallery(listing.files, dir + "/out", opt);
@@ -104,7 +104,7 @@ TEST(ViewGallery, SkipsUnreadableFilesAndListsThem) {
   write_file_atomic(meshes + "/huge.obj", "v 0 0 0\nv 1e39 0 0\nv 0 1 0\nf 1 2 3\n");
   view::GalleryOptions opt;
   opt.viewer_script = fake_viewer(dir);
-  const view::GalleryReport r = view::write_gallery(view::collect_mesh_files({meshes, dir + "/missing"}).files, dir + "/out", opt);
+  const view::GalleryReport r = view::write_gallery(collect_mesh_files({meshes, dir + "/missing"}).files, dir + "/out", opt);
 
   ASSERT_EQ(r.meshes.size(), 2u);
   ASSERT_EQ(r.skipped.size(), 3u);
@@ -123,12 +123,12 @@ TEST(ViewGallery, SkipsUnreadableFilesAndListsThem) {
   for (const auto& s : r.skipped) EXPECT_NE(html.find("<code>" + s.path + "</code>: " + view::html_escape(s.reason)), std::string::npos) << s.path;
   EXPECT_EQ(count(html, "<div class=\"card\""), 2u);
 
-  const view::InputListing listing = view::collect_mesh_files({meshes, dir + "/missing", dir + "/out"});
+  const MeshFileListing listing = collect_mesh_files({meshes, dir + "/missing", dir + "/out"});
   ASSERT_EQ(listing.problems.size(), 2u);
   EXPECT_EQ(listing.problems[0], dir + "/missing: no such file or folder");
   EXPECT_EQ(listing.problems[1], dir + "/out: no mesh files in this folder");
   // A file given directly keeps its file name.
-  const view::InputListing one = view::collect_mesh_files({meshes + "/sub/garbage.ply"});
+  const MeshFileListing one = collect_mesh_files({meshes + "/sub/garbage.ply"});
   ASSERT_EQ(one.files.size(), 1u);
   EXPECT_EQ(one.files[0].name, "garbage.ply");
 }
@@ -138,7 +138,7 @@ TEST(ViewGallery, LimitAndRewriteReplaceOldMeshes) {
   const std::string meshes = write_mesh_folder(dir);
   view::GalleryOptions opt;
   opt.viewer_script = fake_viewer(dir);
-  const auto files = view::collect_mesh_files({meshes}).files;
+  const auto files = collect_mesh_files({meshes}).files;
   ASSERT_EQ(files.size(), 4u);
   view::GalleryReport r = view::write_gallery(files, dir + "/out", opt);
   EXPECT_EQ(r.meshes.size(), 2u);

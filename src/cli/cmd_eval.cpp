@@ -281,6 +281,7 @@ struct TeacherArgs {
   std::string weights, dataset, precision = "fp32", device = "cpu";
   Split split = Split::kVal;
   int64_t heads = 16, max_faces = 800, batch_tokens = 16384, batch_size = 48, max_batches = 0, threads = 0;
+  bool drop_repeated_faces = false;
 };
 
 // The model's loss, perplexity and accuracies on a dataset split, next to the unigram baseline.
@@ -301,6 +302,7 @@ std::string run_teacher(const TeacherArgs& a, json& out) {
   topt.batch_size = a.batch_size;
   topt.max_faces = a.max_faces;
   topt.max_batches = a.max_batches;
+  topt.drop_repeated_faces = a.drop_repeated_faces;
   topt.bf16 = a.precision == "bf16";
   Progress progress("eval teacher forcing", indices.size());
   topt.progress = &progress;
@@ -314,7 +316,7 @@ std::string run_teacher(const TeacherArgs& a, json& out) {
   }
   out["settings"].update({{"weights", a.weights}, {"dataset", a.dataset}, {"max_faces", a.max_faces},
                           {"batch_tokens", a.batch_tokens}, {"batch_size", a.batch_size}, {"max_batches", a.max_batches},
-                          {"precision", a.precision}, {"device", a.device}});
+                          {"drop_repeated_faces", a.drop_repeated_faces}, {"precision", a.precision}, {"device", a.device}});
   out["teacher_forced"] = {{"loss", r.loss},           {"perplexity", r.perplexity}, {"token_accuracy", r.token_accuracy},
                            {"face_accuracy", r.face_accuracy}, {"sequences", r.sequences}, {"batches", r.batches},
                            {"targets", r.targets},     {"faces", r.faces},           {"left_out", r.left_out},
@@ -399,6 +401,9 @@ int run_eval(int argc, char** argv) {
       .option("batch-tokens", &t.batch_tokens, "teacher forcing: padded tokens per batch")
       .option("batch-size", &t.batch_size, "teacher forcing: sequences per batch at most")
       .option("max-batches", &t.max_batches, "teacher forcing: stop after this many batches (0: all)")
+      .flag("drop-repeated-faces", &t.drop_repeated_faces,
+            "teacher forcing: score the rows without face rows that repeat an earlier one (as training with "
+            "data.drop_repeated_faces)")
       .option("precision", &t.precision, "teacher forcing: fp32 or bf16 (autocast)")
       .option("heads", &t.heads, "teacher forcing: attention heads when the weights' metadata does not say")
       .option("device", &t.device, "teacher forcing: cpu, cuda or auto")

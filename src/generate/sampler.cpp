@@ -100,6 +100,22 @@ struct KeyRanges {
   }
 };
 
+// Repeat statistics at a row's last coordinate: `mask` is what the other rules allow (null:
+// everything), `unrepeated` the same less the coordinates that would repeat an earlier face.
+void count_repeats(const float* l, int64_t V, const uint8_t* mask, const uint8_t* unrepeated, RuleStats& stats) {
+  ++stats.repeat_steps;
+  const int64_t top = argmax(l, V, mask);
+  if (top >= 0 && !unrepeated[top]) ++stats.repeat_argmax_violations;
+  const float m = *std::max_element(l, l + V);
+  double z = 0, z_bad = 0;
+  for (int64_t i = 0; i < V; ++i) {
+    const double e = std::exp(double(l[i] - m));
+    z += e;
+    if ((!mask || mask[i]) && !unrepeated[i]) z_bad += e;
+  }
+  stats.repeat_disallowed_mass += z_bad / z;
+}
+
 }  // namespace
 
 bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
@@ -171,6 +187,26 @@ bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, co
   return any || i == 0;
 }
 
+int64_t mask_repeated_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed) {
+  constexpr int64_t last = kTokensPerFace - 1;
+  if (t < kTokensPerFace || t % kTokensPerFace != last) return 0;
+  const int64_t* row = tokens + (t - last);
+  if (!std::all_of(row, row + last, [&](int64_t v) { return tokenizer.is_coordinate(v); })) return 0;
+  std::vector<int64_t> banned;  // last coordinates of earlier rows that share this row's first 8
+  for (const int64_t* earlier = tokens; earlier < row; earlier += kTokensPerFace) {
+    if (std::equal(earlier, earlier + last, row) && tokenizer.is_coordinate(earlier[last]) && allowed[earlier[last]]) {
+      banned.push_back(earlier[last]);
+    }
+  }
+  std::sort(banned.begin(), banned.end());
+  banned.erase(std::unique(banned.begin(), banned.end()), banned.end());
+  int64_t coordinates_left = 0;
+  for (int64_t v = 0; v <= tokenizer.quant_max(); ++v) coordinates_left += allowed[v] != 0;
+  if (int64_t(banned.size()) >= coordinates_left) return 0;  // a repeat beats an empty choice
+  for (int64_t v : banned) allowed[v] = 0;
+  return int64_t(banned.size());
+}
+
 Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_t vocab) {
   const std::vector<uint8_t> mask = grammar_mask(t, tokenizer, vocab);
   Tensor out = torch::empty({vocab}, torch::kBool);
@@ -190,7 +226,9 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
   std::vector<double> p;
   std::vector<uint8_t> row_allowed;  // grammar and canonical order, for one row
   const bool with_order = !history.empty() && (options.order || stats);
-  if (with_order && int64_t(history.size()) != B) throw Error("sample_tokens: one history per row is needed");
+  if (!history.empty() && int64_t(history.size()) != B) throw Error("sample_tokens: one history per row is needed");
+  std::vector<uint8_t> unrepeated;  // the mask in use less the coordinates that repeat a face
+  const bool check_repeats = !history.empty() && (options.no_repeat_faces || stats) && t % kTokensPerFace == kTokensPerFace - 1;
   const int64_t in_row = t % kTokensPerFace, row_start = t - in_row;
   for (int64_t b = 0; b < B; ++b) {
     const float* l = logits.data_ptr<float>() + b * V;
@@ -231,6 +269,13 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
       stats->disallowed_mass += z_bad / z;
     }
     const uint8_t* mask = options.constraints ? (options.order && order_known ? row_allowed.data() : allowed.data()) : nullptr;
+    if (check_repeats) {
+      if (mask) unrepeated.assign(mask, mask + V);
+      else unrepeated.assign(size_t(V), uint8_t(1));
+      const bool repeats = mask_repeated_face(history[size_t(b)], t, tokenizer, unrepeated.data()) > 0;
+      if (stats) count_repeats(l, V, mask, unrepeated.data(), *stats);
+      if (options.no_repeat_faces && repeats) mask = unrepeated.data();
+    }
     if (options.greedy) {
       next[b] = argmax(l, V, mask);
       continue;

@@ -24,6 +24,12 @@ struct SamplingOptions {
   // Faces strictly increasing: no face twice in a row of the order, so none twice at all. A
   // sequence cannot loop on one face and must move on through the order. Needs `order`.
   bool distinct_faces = false;
+  // No face row twice: the last coordinate that would complete a copy of an earlier row (the
+  // prompt's included) is masked. Unlike distinct_faces it keeps the model's own order and
+  // allows a face's back side (the same corners, the other winding). Works with or without the
+  // grammar and the order; where the order leaves a copy as the only way to finish a row, the
+  // copy is written.
+  bool no_repeat_faces = false;
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
@@ -53,6 +59,9 @@ struct RuleStats {
   int64_t order_steps = 0;           // steps whose row so far was in canonical order (order checkable)
   int64_t order_argmax_violations = 0;  // the raw argmax was grammatical but broke the canonical order
   double order_disallowed_mass = 0;  // summed probability of grammatical tokens that break the order
+  int64_t repeat_steps = 0;             // last coordinates of a face row, where a repeat is checkable
+  int64_t repeat_argmax_violations = 0; // the raw argmax would have repeated an earlier face
+  double repeat_disallowed_mass = 0;    // summed probability of the coordinates that repeat a face
 };
 
 // Boolean mask (V,) of tokens allowed at sequence index `t` (the index of the token being
@@ -68,10 +77,16 @@ torch::Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_
 bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
                           uint8_t* allowed, bool strict = false);
 
+// Clears allowed[v] for each coordinate v that would complete, at the last index of a face row
+// (t % 9 == 8), a copy of an earlier face row of `tokens` (t tokens: prompt and generated).
+// Clears nothing when that would leave no coordinate allowed. Returns how many it cleared.
+int64_t mask_repeated_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed);
+
 // Picks one token per row of `logits` (B, V) for sequence index `t`. `generators` has one
 // generator per row (row i always uses its own, whatever the batch). Updates `stats`.
 // `history` (one pointer per row, to at least t tokens: the prompt and what was generated) is
-// needed for the canonical order (options.order) and its statistics; without it neither runs.
+// needed for the canonical order (options.order), its statistics and no_repeat_faces; without
+// it none of them runs.
 torch::Tensor sample_tokens(const torch::Tensor& logits, int64_t t, const SamplingOptions& options,
                             const TokenizerConfig& tokenizer, std::vector<at::Generator>& generators,
                             RuleStats* stats = nullptr, const std::vector<const int64_t*>& history = {});

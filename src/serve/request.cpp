@@ -58,6 +58,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
     else if (key == "constraints") r.sampling.constraints = bool_field(v, key);
     else if (key == "order") r.sampling.order = bool_field(v, key);
     else if (key == "distinct_faces") r.sampling.distinct_faces = bool_field(v, key);
+    else if (key == "no_repeat_faces") r.sampling.no_repeat_faces = bool_field(v, key);
     else if (key == "greedy") r.sampling.greedy = bool_field(v, key);
     else if (key == "stream") out.stream = bool_field(v, key);
     else if (key == "prompt") {
@@ -67,8 +68,8 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
       r.prompt = encode_prompt(canonicalize(mesh, tokenizer), tokenizer);
     } else {
       throw Error("unknown field '" + key +
-                  "' (known: seed, temperature, top_k, top_p, max_faces, constraints, order, distinct_faces, greedy, "
-                  "prompt, stream)");
+                  "' (known: seed, temperature, top_k, top_p, max_faces, constraints, order, distinct_faces, "
+                  "no_repeat_faces, greedy, prompt, stream)");
     }
   }
   settle_sampling_switches(r.sampling, {j.contains("order"), j.contains("distinct_faces")});

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "util/error.h"
 
@@ -105,6 +106,25 @@ std::vector<int32_t> face_rows(const CanonicalMesh& mesh) {
     for (int32_t v : f) rows.insert(rows.end(), mesh.vertices[v].begin(), mesh.vertices[v].end());
   }
   return rows;
+}
+
+size_t drop_repeated_face_rows(std::vector<int64_t>& seq, const TokenizerConfig& config) {
+  using Row = std::array<int64_t, kTokensPerFace>;
+  std::set<Row> seen;
+  const size_t rows = seq.size() / kTokensPerFace;
+  size_t kept = 0;  // rows written back so far
+  for (size_t r = 0; r < rows; ++r) {
+    Row row;
+    std::copy_n(seq.begin() + std::ptrdiff_t(r * kTokensPerFace), kTokensPerFace, row.begin());
+    const bool face = std::all_of(row.begin(), row.end(), [&](int64_t t) { return config.is_coordinate(t); });
+    if (face && !seen.insert(row).second) continue;
+    std::copy(row.begin(), row.end(), seq.begin() + std::ptrdiff_t(kept * kTokensPerFace));
+    ++kept;
+  }
+  const size_t tail = seq.size() - rows * kTokensPerFace;  // a partial row, moved along
+  std::copy(seq.end() - std::ptrdiff_t(tail), seq.end(), seq.begin() + std::ptrdiff_t(kept * kTokensPerFace));
+  seq.resize(kept * kTokensPerFace + tail);
+  return rows - kept;
 }
 
 std::vector<int64_t> encode_sequence(const CanonicalMesh& mesh, const TokenizerConfig& config, size_t pad_to_rows) {

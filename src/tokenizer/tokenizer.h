@@ -64,6 +64,13 @@ std::vector<int32_t> face_rows(const CanonicalMesh& mesh);
 std::vector<int64_t> encode_sequence(const CanonicalMesh& mesh, const TokenizerConfig& config = {},
                                      size_t pad_to_rows = 0);
 
+// Drops each face row of `seq` (rows of 9 from index 0) that repeats an earlier face row: the
+// same corners in the same winding add nothing to the surface, yet the reference keeps them
+// (spec 1.5) and a model learns from them to loop on one face. Rows holding special tokens
+// (BOS, EOS, PAD) stay, and so does a face's back side (the other winding). Returns the number
+// of rows dropped; a trailing partial row is kept as it is.
+size_t drop_repeated_face_rows(std::vector<int64_t>& seq, const TokenizerConfig& config = {});
+
 // A prompt for the model to continue: the BOS row and the face rows, without the EOS row.
 std::vector<int64_t> encode_prompt(const CanonicalMesh& mesh, const TokenizerConfig& config = {});
 

@@ -157,16 +157,24 @@ bool resumable_key(const std::string& key) {
   return k && k->resumable;
 }
 
-std::vector<std::string> config_differences(const std::string& saved, const std::string& now) {
+std::vector<std::string> config_differences(const std::string& saved, const std::string& now, bool with_resumable) {
   const auto a = config_lines(saved), b = config_lines(now);
+  // A key the text lacks was added after it was written: it held the default (what the trainer
+  // did before the key existed), so old runs stay resumable.
+  const auto defaults = config_lines(TrainConfig{}.to_text());
+  auto value = [&](const auto& lines, const std::string& k) {
+    auto it = lines.find(k);
+    if (it != lines.end()) return it->second;
+    it = defaults.find(k);
+    return it == defaults.end() ? std::string("(unset)") : it->second;
+  };
   std::set<std::string> keys;
   for (const auto& [k, v] : a) keys.insert(k);
   for (const auto& [k, v] : b) keys.insert(k);
   std::vector<std::string> out;
   for (const std::string& k : keys) {
-    if (resumable_key(k)) continue;
-    const auto ia = a.find(k), ib = b.find(k);
-    const std::string va = ia == a.end() ? "(unset)" : ia->second, vb = ib == b.end() ? "(unset)" : ib->second;
+    if (!with_resumable && resumable_key(k)) continue;
+    const std::string va = value(a, k), vb = value(b, k);
     if (va != vb) out.push_back(k + ": saved " + va + ", now " + vb);
   }
   return out;

@@ -60,8 +60,9 @@ std::string latest_checkpoint(const std::string& run_dir);
 // devices, recomputation, paths): the others change what is trained and are refused.
 bool resumable_key(const std::string& key);
 // The `key = value` lines of two config texts that differ, as "key: saved A, now B" (keys
-// that resumable_key accepts are left out).
-std::vector<std::string> config_differences(const std::string& saved, const std::string& now);
+// that resumable_key accepts are left out unless `with_resumable`).
+std::vector<std::string> config_differences(const std::string& saved, const std::string& now,
+                                            bool with_resumable = false);
 // Loads model weights, optimizer state and the train state from a checkpoint folder.
 TrainState load_checkpoint(const std::string& dir, IFlameModelImpl& model, Optimizer& optimizer);
 

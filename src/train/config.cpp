@@ -27,6 +27,8 @@ const std::vector<TrainKey> kTrainKeys = {
     {"data.train",              &C::data_train,              true,  "dataset file written by `iflame prepare` (train and val splits)"},
     {"data.max_faces",          &C::data_max_faces,          false, "skip meshes with more faces"},
     {"data.augment",            &C::data_augment,            false, "true: the reference's scale/shift augmentation before quantizing"},
+    {"data.drop_repeated_faces", &C::data_drop_repeated_faces, true,
+     "true: train and validate without face rows that repeat an earlier one (the reference keeps them)"},
     {"data.batch_tokens",       &C::data_batch_tokens,       false, "padded tokens per micro-batch; batches group similar lengths"},
     {"data.batch_size",         &C::data_batch_size,         false, "at most this many sequences per micro-batch"},
     {"train.steps",             &C::train_steps,             true,  "optimizer steps"},

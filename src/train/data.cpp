@@ -56,7 +56,7 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 }
 
 torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
-                         int64_t epoch, int64_t max_faces) {
+                         int64_t epoch, const BatchPlanOptions& options) {
   const TokenizerConfig tk = data.tokenizer_config();
   std::vector<std::vector<int64_t>> seqs;
   size_t L = 0;
@@ -67,12 +67,13 @@ torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& b
       std::mt19937_64 rng(mix(mix(seed, uint64_t(epoch)), uint64_t(i)));
       try {
         const CanonicalMesh cm = canonicalize_normalized(augment_mesh(m.to_mesh(), rng), tk);
-        if (!cm.faces.empty() && int64_t(cm.faces.size()) <= max_faces) seq = encode_sequence(cm, tk);
+        if (!cm.faces.empty() && int64_t(cm.faces.size()) <= options.max_faces) seq = encode_sequence(cm, tk);
       } catch (const Error&) {
         // A degenerate augmented mesh: fall back to the stored rows below.
       }
     }
     if (seq.empty()) seq = m.sequence(tk);
+    if (options.drop_repeated_faces) drop_repeated_face_rows(seq, tk);
     L = std::max(L, seq.size());
     seqs.push_back(std::move(seq));
   }
@@ -107,13 +108,13 @@ torch::Tensor BatchStream::next() {
   const std::vector<size_t>& planned = plan_[size_t(pos_.batch)];
   torch::Tensor batch;
   if (shards_ == 1) {
-    batch = make_batch(data_, planned, augment_, seed_, pos_.epoch, options_.max_faces);
+    batch = make_batch(data_, planned, augment_, seed_, pos_.epoch, options_);
   } else {
     const size_t n = planned.size(), begin = n * size_t(shard_) / size_t(shards_),
                  end = n * size_t(shard_ + 1) / size_t(shards_);
     const std::vector<size_t> part(planned.begin() + std::ptrdiff_t(begin), planned.begin() + std::ptrdiff_t(end));
     batch = part.empty() ? torch::zeros({0, 0}, torch::kLong)
-                         : make_batch(data_, part, augment_, seed_, pos_.epoch, options_.max_faces);
+                         : make_batch(data_, part, augment_, seed_, pos_.epoch, options_);
   }
   ++pos_.batch;
   return batch;

@@ -14,6 +14,7 @@ struct BatchPlanOptions {
   int64_t batch_tokens = 16384;  // padded tokens per batch
   int64_t batch_size = 48;       // sequences per batch at most
   int64_t max_faces = 800;
+  bool drop_repeated_faces = false;  // make_batch: drop_repeated_face_rows on every sequence
 };
 
 // The batches of one epoch over `indices`: lists of dataset indices.
@@ -22,9 +23,10 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 
 // Builds the (B, L) int64 token batch: each mesh augmented (seeded by seed/epoch/index) and
 // canonicalized, or its stored canonical rows when `augment` is false; PAD-filled to the
-// longest sequence. Augmented meshes that exceed max_faces fall back to the stored rows.
+// longest sequence. Augmented meshes that exceed options.max_faces fall back to the stored rows;
+// with options.drop_repeated_faces, rows that repeat an earlier face are dropped.
 torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
-                         int64_t epoch, int64_t max_faces);
+                         int64_t epoch, const BatchPlanOptions& options);
 
 // Position in the data stream, stored in checkpoints.
 struct DataPosition {

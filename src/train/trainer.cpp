@@ -40,6 +40,7 @@ EvalResult evaluate(IFlameModelImpl& model, const DatasetReader& data, const std
   options.batch_tokens = cfg.data_batch_tokens;
   options.batch_size = cfg.data_batch_size;
   options.max_faces = cfg.data_max_faces;
+  options.drop_repeated_faces = cfg.data_drop_repeated_faces;
   options.max_batches = cfg.eval_batches;
   options.bf16 = bf16;
   const TeacherForcedResult t = evaluate_teacher_forced(model, data, val, options);
@@ -191,7 +192,8 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
   const auto train_idx = data_.indices(Split::kTrain);
   val_idx_ = data_.indices(Split::kVal);
   stream_ = std::make_unique<BatchStream>(data_, train_idx,
-                                          BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces},
+                                          BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces,
+                                                           cfg.data_drop_repeated_faces},
                                           cfg.data_augment, cfg.train_seed, state_.data, group_.rank(), world_);
   log_path_ = cfg.out_dir + "/log.jsonl";
   if (main_) {
@@ -222,6 +224,13 @@ void Trainer::resume() {
     for (const std::string& d : diff) text += "\n  " + d;
     throw Error(cfg_.out_dir, "--resume with a config that differs from the run's (" + ckpt + "):" + text +
                                   "\nOnly the keys marked 'resumable' in `iflame train --help-config` may change.");
+  }
+  // Another dataset file or other rows: the best validation loss so far was measured on other
+  // data, so best/ starts again from the next evaluation.
+  for (const std::string& d : config_differences(state_.config_text, cfg_.to_text(), /*with_resumable=*/true)) {
+    if (d.rfind("data.", 0) != 0) continue;
+    std::fprintf(stderr, "train: the data changed (%s): best/ is replaced at the next validation\n", d.c_str());
+    state_.best_val_loss = 1e30;
   }
   state_.config_text = cfg_.to_text();
   std::fprintf(stderr, "train: resumed from %s (step %lld)\n", ckpt.c_str(), (long long)state_.step);

@@ -313,6 +313,62 @@ TEST(Generate, DistinctFacesNeverRepeatAFace) {
   EXPECT_THROW(check_sampling_options(opts.sampling, tk.vocab_size()), Error);
 }
 
+// The mask of --no-repeat-faces: only at a row's last coordinate, only the coordinates that copy
+// an earlier row with the same first eight, never all of them.
+TEST(Sampler, MaskRepeatedFaceTakesOnlyTheCopies) {
+  const TokenizerConfig tk;
+  const int64_t levels = tk.quant_max() + 1;
+  std::vector<int64_t> tokens(9, tk.bos());
+  const std::vector<int64_t> a = {1, 2, 3, 4, 5, 6, 7, 8, 9}, b = {1, 2, 3, 4, 5, 6, 7, 8, 20}, c = {1, 2, 3, 4, 5, 6, 7, 9, 9};
+  for (const auto* row : {&a, &b, &c}) tokens.insert(tokens.end(), row->begin(), row->end());
+  tokens.insert(tokens.end(), a.begin(), a.end() - 1);  // the row being written: a's first eight
+  const int64_t t = int64_t(tokens.size());
+  std::vector<uint8_t> allowed(size_t(tk.vocab_size()), 0);
+  std::fill(allowed.begin(), allowed.begin() + levels, uint8_t(1));
+  EXPECT_EQ(mask_repeated_face(tokens.data(), t, tk, allowed.data()), 2);
+  for (int64_t v = 0; v < levels; ++v) EXPECT_EQ(allowed[size_t(v)], v != 9 && v != 20) << v;
+  // Not at the last coordinate: nothing is masked.
+  std::vector<uint8_t> all(size_t(tk.vocab_size()), 1);
+  EXPECT_EQ(mask_repeated_face(tokens.data(), t - 1, tk, all.data()), 0);
+  // Only copies left to choose: the choice stays (a repeat beats an empty choice).
+  std::vector<uint8_t> only_copies(size_t(tk.vocab_size()), 0);
+  only_copies[9] = only_copies[20] = 1;
+  EXPECT_EQ(mask_repeated_face(tokens.data(), t, tk, only_copies.data()), 0);
+  EXPECT_EQ(only_copies[9] + only_copies[20], 2);
+}
+
+// --no-repeat-faces: a model that loops on faces writes none twice; without it the same model
+// repeats (so the test can fail). Both decode paths.
+TEST(Generate, NoRepeatFacesNeverWritesAFaceTwice) {
+  IFlameModel model = test::random_tiny_model(5);
+  const TokenizerConfig tk;
+  GenerateOptions opts;
+  opts.count = 4;
+  opts.batch = 2;
+  opts.max_faces = 20;
+  opts.sampling.greedy = true;  // this random model's argmax repeats faces (36 times in these 4)
+  auto repeats = [&](const GeneratedSequence& s) {
+    std::set<std::vector<int64_t>> seen;
+    int64_t n = 0;
+    for (size_t r = 9; r + 9 <= s.tokens.size(); r += 9) {
+      const std::vector<int64_t> row(s.tokens.begin() + r, s.tokens.begin() + r + 9);
+      if (*std::max_element(row.begin(), row.end()) <= tk.quant_max()) n += !seen.insert(row).second;
+    }
+    return n;
+  };
+  for (bool continuous : {true, false}) {
+    opts.continuous = continuous;
+    opts.sampling.no_repeat_faces = false;
+    GenerateStats plain;
+    int64_t repeated = 0;
+    for (const auto& s : generate(*model, tk, opts, &plain)) repeated += repeats(s);
+    EXPECT_GT(repeated, 0) << "this model should repeat faces unmasked";
+    EXPECT_GT(plain.rules.repeat_argmax_violations, 0);
+    opts.sampling.no_repeat_faces = true;
+    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(repeats(s), 0) << "continuous " << continuous;
+  }
+}
+
 TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {
   IFlameModel model = test::random_tiny_model(7);
   GenerateOptions opts;

@@ -131,6 +131,24 @@ TEST_F(ServeTest, DistinctFacesRequestGivesTheStrictlyOrderedMesh) {
   EXPECT_TRUE(idle());
 }
 
+// "no_repeat_faces": true gives the mesh of `iflame sample --no-repeat-faces` with the same seed.
+TEST_F(ServeTest, NoRepeatFacesRequestGivesTheSampleCommandsMesh) {
+  start(BatcherOptions{});
+  SamplingOptions plain, unrepeated;
+  plain.temperature = unrepeated.temperature = 0.2;  // cool enough for this model to repeat faces
+  unrepeated.no_repeat_faces = true;
+  for (uint64_t seed : {7, 13}) {
+    // The field changes these meshes, so a server that ignored it would fail.
+    ASSERT_NE(expected_obj(seed, 40, unrepeated), expected_obj(seed, 40, plain)) << seed;
+    const json body = {{"seed", seed}, {"max_faces", 40}, {"temperature", 0.2}, {"no_repeat_faces", true}};
+    auto res = client().Post("/v1/generate", body.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(json::parse(res->body)["obj"], expected_obj(seed, 40, unrepeated)) << seed;
+  }
+  EXPECT_TRUE(idle());
+}
+
 TEST_F(ServeTest, StreamSendsOneEventPerFaceThenTheResponse) {
   start(BatcherOptions{});
   httplib::Request req;
@@ -191,6 +209,7 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
       {R"({"prompt": "v 0 0 0\nf 1 2 3\n"})", "prompt"},
       {R"({"constraints": false, "order": true})", "order"},
       {R"({"distinct_faces": 1})", "distinct_faces"},
+      {R"({"no_repeat_faces": "yes"})", "no_repeat_faces"},
       {R"({"order": false, "distinct_faces": true})", "distinct_faces"},
   };
   for (const auto& [body, needle] : cases) {

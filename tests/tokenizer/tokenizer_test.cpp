@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "mesh/load.h"
 #include "test_paths.h"
@@ -154,6 +155,38 @@ TEST(Tokenizer, PadsWithPadRowsOnly) {
   const auto seq = encode_sequence(canonicalize(m), {}, 5);
   ASSERT_EQ(seq.size(), 45u);
   for (size_t i = 27; i < 45; ++i) EXPECT_EQ(seq[i], 129);
+}
+
+// The same face twice in one winding is dropped, the back side (other winding) stays, and so do
+// special rows and a partial row at the end, in their places.
+TEST(Tokenizer, DropRepeatedFaceRowsKeepsBackSidesAndSpecialRows) {
+  Mesh m;
+  m.vertices = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  m.faces = {{0, 1, 2}, {0, 2, 1}, {0, 1, 2}, {0, 1, 3}, {0, 1, 2}, {0, 1, 3}};
+  const CanonicalMesh cm = canonicalize(m);
+  ASSERT_EQ(cm.faces.size(), 6u);  // the reference keeps exact repeats
+  std::vector<int64_t> seq = encode_sequence(cm, {}, 10);  // BOS row, 6 faces, EOS row, 2 PAD rows
+  seq.insert(seq.end(), {5, 6});                            // a partial row
+  const std::vector<int64_t> before = seq;
+  EXPECT_EQ(drop_repeated_face_rows(seq), 3u);
+  ASSERT_EQ(seq.size(), before.size() - 27);
+  auto row = [](const std::vector<int64_t>& s, size_t r) {
+    return std::vector<int64_t>(s.begin() + std::ptrdiff_t(9 * r), s.begin() + std::ptrdiff_t(9 * r + 9));
+  };
+  // Three distinct faces are left, each as its first copy, in order.
+  std::set<std::vector<int64_t>> faces;
+  for (size_t r = 1; r <= 6; ++r) faces.insert(row(before, r));
+  ASSERT_EQ(faces.size(), 3u);
+  std::vector<std::vector<int64_t>> firsts;
+  for (size_t r = 1; r <= 6; ++r) {
+    if (std::find(firsts.begin(), firsts.end(), row(before, r)) == firsts.end()) firsts.push_back(row(before, r));
+  }
+  for (size_t r = 0; r < 3; ++r) EXPECT_EQ(row(seq, r + 1), firsts[r]) << r;
+  EXPECT_EQ(row(seq, 0), row(before, 0));  // BOS
+  for (size_t r = 4; r < 7; ++r) EXPECT_EQ(row(seq, r), row(before, r + 3)) << r;  // EOS and PAD rows
+  EXPECT_EQ(std::vector<int64_t>(seq.end() - 2, seq.end()), (std::vector<int64_t>{5, 6}));
+  EXPECT_EQ(decode_tokens(seq).faces.size(), 3u);
+  EXPECT_EQ(drop_repeated_face_rows(seq), 0u);  // idempotent
 }
 
 Mesh random_mesh(std::mt19937_64& rng, int nv, int nf) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "io/safetensors.h"
 #include "test_paths.h"
 #include "train/checkpoint.h"
 #include "train/train_test_util.h"
@@ -78,6 +79,28 @@ TEST(RunFolder, ResumeRefusesAChangedConfigButTakesAResumableKey) {
   EXPECT_TRUE(fs::exists(dir + "/run/step-00000006/state.json"));
 }
 
+// A resumed run whose data changed (data.drop_repeated_faces here) measures validation on other
+// rows: best/ is replaced at its next validation even when the old best was lower.
+TEST(RunFolder, ResumeOnChangedDataStartsBestAgain) {
+  const std::string dir = test::temp_dir();
+  TrainConfig c = test::quick_config(test::make_dataset(dir), dir + "/run", 4, 2, 2);
+  train(c, RunStart::kFresh);
+  auto best_step = [&] { return read_safetensors(dir + "/run/best/model.safetensors").metadata.at("step"); };
+  ASSERT_EQ(best_step(), "4");
+  // An old best no validation can beat.
+  auto state = nlohmann::json::parse(read_file_text(dir + "/run/step-00000004/state.json"));
+  state["best_val_loss"] = 0.0;
+  write_file_atomic(dir + "/run/step-00000004/state.json", state.dump());
+
+  c.train_steps = 6;  // the same data: best/ stays at step 4
+  train(c, RunStart::kResume);
+  EXPECT_EQ(best_step(), "4");
+  c.train_steps = 8;
+  c.data_drop_repeated_faces = true;
+  train(c, RunStart::kResume);
+  EXPECT_EQ(best_step(), "8");
+}
+
 TEST(RunFolder, PruningAndResumingLeaveAnotherRunsCheckpointsAlone) {
   const std::string dir = test::temp_dir();
   TrainConfig c = tiny_run(test::make_dataset(dir), dir + "/run");
@@ -119,10 +142,16 @@ TEST(RunFolder, ConfigDifferencesSkipResumableKeys) {
   const std::string b = "optim.lr = 0.002\ntrain.steps = 20\nmodel.dim = 128\ndata.augment = false\n";
   const auto d = config_differences(a, b);
   ASSERT_EQ(d.size(), 2u);
-  EXPECT_EQ(d[0], "data.augment: saved (unset), now false");
+  // A key the saved text lacks held its default (data.augment: true).
+  EXPECT_EQ(d[0], "data.augment: saved true, now false");
   EXPECT_EQ(d[1], "optim.lr: saved 0.001, now 0.002");
   EXPECT_TRUE(resumable_key("train.steps"));
   EXPECT_FALSE(resumable_key("model.dim"));
+  // A key added later, at its default, is no difference; the resumable ones are listed on request.
+  EXPECT_TRUE(config_differences(a, a + "data.augment = true\n").empty());
+  const auto all = config_differences(a, b, /*with_resumable=*/true);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[2], "train.steps: saved 10, now 20");
 }
 
 // Two processes (or two trainers in one) never write one folder at once: the second claim is

@@ -11,9 +11,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "dataset/format.h"
+#include "mesh/mesh.h"
+#include "tokenizer/tokenizer.h"
+#include "train/data.h"
 #include "model/model_test_util.h"
 #include "test_paths.h"
 #include "train/checkpoint.h"
@@ -105,6 +109,41 @@ TEST(Train, CheckpointsAreCompleteOrAbsent) {
   std::filesystem::create_directories(dir + "/run/step-00000009");
   EXPECT_EQ(latest_checkpoint(dir + "/run"), dir + "/run/step-00000006");
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/best/model.safetensors"));
+}
+
+// data.drop_repeated_faces: the batches, stored rows and augmented ones alike, hold each face
+// row once; without it the stored rows keep the repeats, as the reference's tokenizer does.
+TEST(Train, BatchesDropRepeatedFacesOnRequest) {
+  Mesh m;  // a box side twice over (front and back side), one face three times
+  m.vertices = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {0, 1, 0}, {0, 0, 1}};
+  m.faces = {{0, 1, 2}, {0, 2, 3}, {0, 2, 1}, {0, 1, 4}, {0, 1, 4}, {0, 1, 4}};
+  DatasetEntry e;
+  e.name = e.group = "repeats.obj";
+  e.source = "test";
+  const Mesh n = normalize_mesh(m);
+  for (const Vec3& v : n.vertices) e.vertices.insert(e.vertices.end(), {float(v[0]), float(v[1]), float(v[2])});
+  for (const Tri& f : n.faces) e.triangles.insert(e.triangles.end(), f.begin(), f.end());
+  for (int32_t t : face_rows(canonicalize(m))) e.tokens.push_back(uint16_t(t));
+  const std::string path = test::temp_dir() + "/repeats.ifds";
+  write_dataset(path, {e}, 7, "{}");
+  const DatasetReader data(path);
+  auto face_rows_of = [](const Tensor& batch) {  // (1, L): the rows of coordinates
+    std::vector<std::vector<int64_t>> rows;
+    for (int64_t r = 0; r + 9 <= batch.size(1); r += 9) {
+      std::vector<int64_t> row(9);
+      for (int64_t i = 0; i < 9; ++i) row[size_t(i)] = batch[0][r + i].item<int64_t>();
+      if (*std::max_element(row.begin(), row.end()) <= 128) rows.push_back(row);
+    }
+    return rows;
+  };
+  BatchPlanOptions keep, drop;
+  drop.drop_repeated_faces = true;
+  EXPECT_EQ(face_rows_of(make_batch(data, {0}, false, 1, 0, keep)).size(), 6u);
+  for (bool augment : {false, true}) {
+    const auto rows = face_rows_of(make_batch(data, {0}, augment, 1, 0, drop));
+    EXPECT_EQ(rows.size(), 4u) << "augment " << augment;
+    EXPECT_EQ(std::set<std::vector<int64_t>>(rows.begin(), rows.end()).size(), rows.size()) << "augment " << augment;
+  }
 }
 
 TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {

@@ -9,4 +9,5 @@ SAMPLING_DEFAULTS=(
   sample.max-faces=800
   sample.order-constraints=false
   sample.distinct-faces=false
+  sample.no-repeat-faces=false
 )

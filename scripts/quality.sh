@@ -117,13 +117,14 @@ def validity(name, st):
     eos = pct(fin.get("eos", 0) / sum(fin.values())) if fin else "-"
     n = st["usable"]
     def count(key, meshes):
-        return "%d (%d meshes)" % (st[key], st[meshes])
-    return "| %s | %d | %s | %.1f | %s | %s | %s | %s |" % (
+        return "%d (%d meshes)" % (st[key], st[meshes]) if key in st else "-"  # "-": an older eval's JSON
+    return "| %s | %d | %s | %.1f | %s | %s | %s | %s | %s |" % (
         name, n, eos, st["mean_faces"], count("degenerate_faces", "meshes_with_degenerate_faces"),
-        count("duplicate_faces", "meshes_with_duplicate_faces"),
+        count("duplicate_faces", "meshes_with_duplicate_faces"), count("repeated_faces", "meshes_with_repeated_faces"),
         count("non_manifold_edges", "meshes_with_non_manifold_edges"), pct(st["watertight_share"]))
-print("| set | meshes | ended by EOS | mean faces | degenerate faces | duplicate faces | non-manifold edges | closed |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| set | meshes | ended by EOS | mean faces | degenerate faces | duplicate faces | of which copies (same winding) "
+      "| non-manifold edges | closed |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 print(validity("validation meshes", sets[0][1]["references"]))
 for name, j in sets:
     print(validity(name, j["samples"]))

@@ -117,10 +117,12 @@ json stats_json(const eval::SetStats& s) {
           {"mean_vertices", s.mean_vertices()},
           {"degenerate_faces", s.degenerate_faces},
           {"duplicate_faces", s.duplicate_faces},
+          {"repeated_faces", s.repeated_faces},
           {"boundary_edges", s.boundary_edges},
           {"non_manifold_edges", s.non_manifold_edges},
           {"meshes_with_degenerate_faces", s.with_degenerate},
           {"meshes_with_duplicate_faces", s.with_duplicates},
+          {"meshes_with_repeated_faces", s.with_repeated},
           {"meshes_with_non_manifold_edges", s.with_non_manifold}};
 }
 
@@ -134,6 +136,7 @@ std::vector<std::string> stats_row(const std::string& name, const eval::SetStats
           fmt("%.1f%%", 100 * s.watertight_share()),
           std::to_string(s.degenerate_faces),
           std::to_string(s.duplicate_faces),
+          std::to_string(s.repeated_faces),
           std::to_string(s.non_manifold_edges)};
 }
 
@@ -259,7 +262,7 @@ std::string run_generation(const GenerationArgs& a, json& out) {
   s << "iflame eval: " << m.samples << " samples (" << samples_desc << ") vs " << m.references << " references ("
     << reference_desc << "), " << a.points << " points per mesh, seed " << a.seed << "\n\n"
     << markdown_table({"set", "inputs", "usable", "failed", "mean faces", "mean verts", "watertight", "degenerate faces",
-                       "duplicate faces", "non-manifold edges"},
+                       "duplicate faces", "of which copies", "non-manifold edges"},
                       {stats_row("samples", S.stats), stats_row("references", R.stats)})
     << "\n"
     << markdown_table({"metric", "value", "note"},

@@ -16,6 +16,7 @@ struct MeshStats {
   size_t vertices = 0;            // distinct positions the faces use
   size_t degenerate_faces = 0;    // fewer than 3 distinct positions, or zero area
   size_t duplicate_faces = 0;     // same 3 positions as an earlier face, in any order or orientation
+  size_t repeated_faces = 0;      // of those, the same orientation too: a copy, not a back side
   size_t edges = 0;               // distinct edges of the non-degenerate faces
   size_t boundary_edges = 0;      // edges of exactly one face
   size_t non_manifold_edges = 0;  // edges of three or more faces (duplicates included)
@@ -35,9 +36,9 @@ struct SetStats {
   size_t usable = 0;     // loaded and with surface area (these enter the metrics)
   size_t failed = 0;     // could not be read (inputs - loaded)
   size_t watertight = 0;
-  size_t faces = 0, vertices = 0, degenerate_faces = 0, duplicate_faces = 0, boundary_edges = 0,
+  size_t faces = 0, vertices = 0, degenerate_faces = 0, duplicate_faces = 0, repeated_faces = 0, boundary_edges = 0,
          non_manifold_edges = 0;
-  size_t with_degenerate = 0, with_duplicates = 0, with_non_manifold = 0;  // meshes with at least one
+  size_t with_degenerate = 0, with_duplicates = 0, with_repeated = 0, with_non_manifold = 0;  // meshes with at least one
   size_t max_faces = 0;
   static constexpr size_t kHistogramBin = 50;
   std::vector<size_t> face_histogram;  // loaded meshes by face count: bin b holds [50 b, 50 (b + 1))

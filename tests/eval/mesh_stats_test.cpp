@@ -66,12 +66,18 @@ TEST(EvalMeshStats, DegenerateAndDuplicateFaces) {
   m.faces.push_back({0, 0, 1});                        // repeated index
   m.vertices.push_back({2, 0, 0});
   m.faces.push_back({0, 1, 8});                        // collinear: zero area
-  m.faces.push_back({m.faces[0][2], m.faces[0][1], m.faces[0][0]});  // face 0 reversed
+  m.faces.push_back({m.faces[0][2], m.faces[0][1], m.faces[0][0]});  // face 0 reversed: its back side
   const MeshStats s = mesh_stats(m);
   EXPECT_EQ(s.faces, 15u);
   EXPECT_EQ(s.degenerate_faces, 2u);
   EXPECT_EQ(s.duplicate_faces, 1u);
+  EXPECT_EQ(s.repeated_faces, 0u);  // a back side is no copy
   EXPECT_EQ(s.non_manifold_edges, 3u);  // the duplicated triangle's edges now have 3 faces
+  // Face 1 again, its corners turned but in the same orientation: a copy.
+  m.faces.push_back({m.faces[1][1], m.faces[1][2], m.faces[1][0]});
+  const MeshStats copied = mesh_stats(m);
+  EXPECT_EQ(copied.duplicate_faces, 2u);
+  EXPECT_EQ(copied.repeated_faces, 1u);
   EXPECT_FALSE(s.watertight());
   Mesh flat;
   flat.vertices = {{0, 0, 0}, {1, 0, 0}, {2, 0, 0}};

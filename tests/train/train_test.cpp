@@ -16,11 +16,11 @@
 
 #include "dataset/format.h"
 #include "mesh/mesh.h"
-#include "tokenizer/tokenizer.h"
-#include "train/data.h"
 #include "model/model_test_util.h"
 #include "test_paths.h"
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/data.h"
 #include "train/train_test_util.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -114,7 +114,7 @@ TEST(Train, CheckpointsAreCompleteOrAbsent) {
 // data.drop_repeated_faces: the batches, stored rows and augmented ones alike, hold each face
 // row once; without it the stored rows keep the repeats, as the reference's tokenizer does.
 TEST(Train, BatchesDropRepeatedFacesOnRequest) {
-  Mesh m;  // a box side twice over (front and back side), one face three times
+  Mesh m;  // a square, the back side of one of its triangles, and one face three times
   m.vertices = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {0, 1, 0}, {0, 0, 1}};
   m.faces = {{0, 1, 2}, {0, 2, 3}, {0, 2, 1}, {0, 1, 4}, {0, 1, 4}, {0, 1, 4}};
   DatasetEntry e;

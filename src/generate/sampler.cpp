@@ -100,20 +100,26 @@ struct KeyRanges {
   }
 };
 
+// The softmax probability of the tokens a rule takes away: those `before` allows (null: every
+// token) and `after` does not. One pass of V exps (V = 132).
+double probability_taken(const float* l, int64_t V, const uint8_t* before, const uint8_t* after) {
+  const float m = *std::max_element(l, l + V);
+  double z = 0, z_bad = 0;
+  for (int64_t i = 0; i < V; ++i) {
+    const double e = std::exp(double(l[i] - m));
+    z += e;
+    if ((!before || before[i]) && !after[i]) z_bad += e;
+  }
+  return z_bad / z;
+}
+
 // Repeat statistics at a row's last coordinate: `mask` is what the other rules allow (null:
 // everything), `unrepeated` the same less the coordinates that would repeat an earlier face.
 void count_repeats(const float* l, int64_t V, const uint8_t* mask, const uint8_t* unrepeated, RuleStats& stats) {
   ++stats.repeat_steps;
   const int64_t top = argmax(l, V, mask);
   if (top >= 0 && !unrepeated[top]) ++stats.repeat_argmax_violations;
-  const float m = *std::max_element(l, l + V);
-  double z = 0, z_bad = 0;
-  for (int64_t i = 0; i < V; ++i) {
-    const double e = std::exp(double(l[i] - m));
-    z += e;
-    if ((!mask || mask[i]) && !unrepeated[i]) z_bad += e;
-  }
-  stats.repeat_disallowed_mass += z_bad / z;
+  stats.repeat_disallowed_mass += probability_taken(l, V, mask, unrepeated);
 }
 
 }  // namespace
@@ -245,28 +251,14 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
       ++stats->order_steps;
       const int64_t top = argmax(l, V, nullptr);
       if (allowed[size_t(top)] && !row_allowed[size_t(top)]) ++stats->order_argmax_violations;
-      const float m = *std::max_element(l, l + V);
-      double z = 0, z_bad = 0;
-      for (int64_t i = 0; i < V; ++i) {
-        const double e = std::exp(double(l[i] - m));
-        z += e;
-        if (allowed[size_t(i)] && !row_allowed[size_t(i)]) z_bad += e;
-      }
-      stats->order_disallowed_mass += z_bad / z;
+      stats->order_disallowed_mass += probability_taken(l, V, allowed.data(), row_allowed.data());
     }
     if (stats) {
       // How the unconstrained model would have done: its argmax, and its probability mass on
-      // disallowed tokens (one pass of V exps; V = 132).
+      // disallowed tokens.
       ++stats->steps;
       if (!allowed[size_t(argmax(l, V, nullptr))]) ++stats->argmax_violations;
-      const float m = *std::max_element(l, l + V);
-      double z = 0, z_bad = 0;
-      for (int64_t i = 0; i < V; ++i) {
-        const double e = std::exp(double(l[i] - m));
-        z += e;
-        if (!allowed[size_t(i)]) z_bad += e;
-      }
-      stats->disallowed_mass += z_bad / z;
+      stats->disallowed_mass += probability_taken(l, V, nullptr, allowed.data());
     }
     const uint8_t* mask = options.constraints ? (options.order && order_known ? row_allowed.data() : allowed.data()) : nullptr;
     if (check_repeats) {

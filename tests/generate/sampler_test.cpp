@@ -279,6 +279,17 @@ TEST(Sampler, SwitchesSettleByWhatWasNamed) {
   }
 }
 
+// Face rows (all 9 tokens coordinates) of a sample that repeat an earlier one.
+int64_t repeated_face_rows(const GeneratedSequence& s, const TokenizerConfig& tk) {
+  std::set<std::vector<int64_t>> seen;
+  int64_t n = 0;
+  for (size_t r = 0; r + 9 <= s.tokens.size(); r += 9) {
+    const std::vector<int64_t> row(s.tokens.begin() + r, s.tokens.begin() + r + 9);
+    if (*std::max_element(row.begin(), row.end()) <= tk.quant_max()) n += !seen.insert(row).second;
+  }
+  return n;
+}
+
 // --distinct-faces: faces strictly increasing, so no face twice, where the plain order lets a
 // model that likes one face repeat it to the cap.
 TEST(Generate, DistinctFacesNeverRepeatAFace) {
@@ -290,20 +301,14 @@ TEST(Generate, DistinctFacesNeverRepeatAFace) {
   opts.max_faces = 20;
   opts.sampling.greedy = true;  // a random model's argmax keeps choosing the same face
   opts.sampling.order = true;
-  auto repeats = [&](const GeneratedSequence& s) {
-    std::set<std::vector<int64_t>> seen;
-    int64_t n = 0;
-    for (size_t r = 9; r + 9 < s.tokens.size(); r += 9) n += !seen.insert({s.tokens.begin() + r, s.tokens.begin() + r + 9}).second;
-    return n;
-  };
   int64_t repeated = 0;
-  for (const auto& s : generate(*model, tk, opts)) repeated += repeats(s);
+  for (const auto& s : generate(*model, tk, opts)) repeated += repeated_face_rows(s, tk);
   EXPECT_GT(repeated, 0) << "this model should repeat faces under the plain order";
 
   opts.sampling.distinct_faces = true;
   for (const auto& s : generate(*model, tk, opts)) {
     ASSERT_TRUE(s.eos_row);
-    EXPECT_EQ(repeats(s), 0);
+    EXPECT_EQ(repeated_face_rows(s, tk), 0);
     std::vector<int32_t> rows(s.tokens.begin() + 9, s.tokens.end() - 9);
     const Mesh mesh = decode_tokens(s.tokens, tk);
     EXPECT_EQ(mesh.faces.size() * 9, rows.size());  // no degenerate face
@@ -347,25 +352,16 @@ TEST(Generate, NoRepeatFacesNeverWritesAFaceTwice) {
   opts.batch = 2;
   opts.max_faces = 20;
   opts.sampling.greedy = true;  // this random model's argmax repeats faces (36 times in these 4)
-  auto repeats = [&](const GeneratedSequence& s) {
-    std::set<std::vector<int64_t>> seen;
-    int64_t n = 0;
-    for (size_t r = 9; r + 9 <= s.tokens.size(); r += 9) {
-      const std::vector<int64_t> row(s.tokens.begin() + r, s.tokens.begin() + r + 9);
-      if (*std::max_element(row.begin(), row.end()) <= tk.quant_max()) n += !seen.insert(row).second;
-    }
-    return n;
-  };
   for (bool continuous : {true, false}) {
     opts.continuous = continuous;
     opts.sampling.no_repeat_faces = false;
     GenerateStats plain;
     int64_t repeated = 0;
-    for (const auto& s : generate(*model, tk, opts, &plain)) repeated += repeats(s);
+    for (const auto& s : generate(*model, tk, opts, &plain)) repeated += repeated_face_rows(s, tk);
     EXPECT_GT(repeated, 0) << "this model should repeat faces unmasked";
     EXPECT_GT(plain.rules.repeat_argmax_violations, 0);
     opts.sampling.no_repeat_faces = true;
-    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(repeats(s), 0) << "continuous " << continuous;
+    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(repeated_face_rows(s, tk), 0) << "continuous " << continuous;
   }
 }
 

@@ -194,6 +194,7 @@ std::string save_checkpoint(const RunFolder& run, IFlameModelImpl& model, const 
     write_safetensors(opt, (tmp / "optimizer.safetensors").string());
     nlohmann::json j = {{"run_id", run.run_id},
                         {"step", state.step},
+                        {"start_step", state.start_step},
                         {"optimizer_step", optimizer.steps()},
                         {"epoch", state.data.epoch},
                         {"batch", state.data.batch},
@@ -263,6 +264,7 @@ TrainState load_checkpoint(const std::string& dir, IFlameModelImpl& model, Optim
   }
   TrainState s;
   s.step = j.at("step").get<int64_t>();
+  s.start_step = j.value("start_step", int64_t(0));  // absent before train.init existed
   s.data.epoch = j.at("epoch").get<int64_t>();
   s.data.batch = j.at("batch").get<int64_t>();
   s.best_val_loss = j.at("best_val_loss").get<double>();

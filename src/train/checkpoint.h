@@ -16,6 +16,7 @@ namespace iflame {
 
 struct TrainState {
   int64_t step = 0;
+  int64_t start_step = 0;  // > 0: the run began there from train.init weights (the learning-rate ramp)
   DataPosition data;
   double best_val_loss = 1e30;
   std::string config_text;

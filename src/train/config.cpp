@@ -41,12 +41,22 @@ const std::vector<TrainKey> kTrainKeys = {
      "about one extra forward of those blocks)"},
     {"train.max_bad_steps",     &C::train_max_bad_steps,     true,  "stop after this many non-finite steps in a row"},
     {"train.peak_gflops",       &C::train_peak_gflops,       true,  "MFU denominator: bf16 matmul GFLOP/s of one worker (0 = measure ~0.5 s at start)"},
+    {"train.init",              &C::train_init,              true,
+     "weights a new run starts from instead of a random initialization (safetensors with the reference's key "
+     "names: a checkpoint's model.safetensors, best/, or an exported model; the shapes must match model.*); "
+     "a resumed run takes its own checkpoint instead"},
+    {"train.init_step",         &C::train_init_step,         true,
+     "step of the schedule a run started from train.init begins at: the learning rate and step count go on "
+     "from there, the optimizer state and the data order start afresh"},
     {"optim.kind",              &C::optim_kind,              false, "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
     {"optim.lr",                &C::optim_lr,                false, "peak learning rate"},
     {"optim.warmup",            &C::optim_warmup,            false, "warmup as a fraction of train.steps, then cosine to 0"},
     {"optim.weight_decay",      &C::optim_weight_decay,      false, "decoupled weight decay"},
     {"optim.grad_clip",         &C::optim_grad_clip,         false, "global gradient-norm clip (0 = off)"},
     {"optim.accum",             &C::optim_accum,             false, "micro-batches accumulated per optimizer step"},
+    {"optim.rewarmup",          &C::optim_rewarmup,          false,
+     "after a start at train.init_step > 0, the learning rate ramps up again over this many steps "
+     "(the optimizer's moments start empty)"},
     {"eval.every",              &C::eval_every,              true,  "validate every N steps (0 = only at the end)"},
     {"eval.batches",            &C::eval_batches,            true,  "validation micro-batches per evaluation (0 = the whole split)"},
     {"out.dir",                 &C::out_dir,                 true,  "run folder: checkpoints, log.jsonl"},
@@ -150,6 +160,8 @@ void TrainConfig::set(const std::string& key, const std::string& raw) {
   require(std::isfinite(optim_weight_decay) && optim_weight_decay >= 0, "optim.weight_decay must be >= 0");
   require(std::isfinite(optim_grad_clip) && optim_grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)");
   require(data_max_faces >= 1, "data.max_faces must be at least 1");
+  require(train_init_step >= 0, "train.init_step must be >= 0");
+  require(optim_rewarmup >= 0, "optim.rewarmup must be >= 0 (0 = none)");
   require(train_threads >= 0, "train.threads must be >= 0 (0 = all cores)");
   require(train_max_bad_steps >= 1, "train.max_bad_steps must be at least 1");
   require(eval_every >= 0 && eval_batches >= 0, "eval.every and eval.batches must be >= 0");

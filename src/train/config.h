@@ -36,9 +36,12 @@ struct TrainConfig {
   std::string train_recompute = "none";  // none | linear | all (model/recompute.h)
   int64_t train_max_bad_steps = 10;
   double train_peak_gflops = 0;  // MFU denominator per worker; 0 = measure at startup
+  std::string train_init;        // weights a new run starts from ("" = random initialization)
+  int64_t train_init_step = 0;   // the schedule step such a run starts at
   std::string optim_kind = "muon";
   double optim_lr = 1e-3, optim_warmup = 0.1, optim_weight_decay = 0.1, optim_grad_clip = 1.0;
   int64_t optim_accum = 1;
+  int64_t optim_rewarmup = 100;  // steps of learning-rate ramp after a start at train.init_step > 0
   // evaluation, checkpoints, logs
   int64_t eval_every = 200, eval_batches = 20;
   std::string out_dir = "runs/iflame";

@@ -28,6 +28,11 @@ double scheduled_lr(int64_t step, int64_t total, int64_t warmup, double peak, do
   return floor + (peak - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
+double rewarmup_factor(int64_t step, int64_t start_step, int64_t rewarmup) {
+  if (start_step <= 0 || rewarmup <= 0 || step < start_step) return 1.0;
+  return std::min(1.0, double(step - start_step + 1) / double(rewarmup));
+}
+
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   double sq = 0;
   for (const auto& p : params) {

@@ -47,6 +47,10 @@ torch::Tensor newton_schulz5(const torch::Tensor& g, int steps = 5);
 
 // Linear warmup over `warmup` steps, then cosine from `peak` to `floor` at `total`.
 double scheduled_lr(int64_t step, int64_t total, int64_t warmup, double peak, double floor = 0.0);
+// The factor on scheduled_lr for a run that started at `start_step` > 0 with empty optimizer
+// moments (train.init_step): a linear ramp over `rewarmup` steps, then 1. Always 1 for a run
+// that started at step 0 (its own warmup does the job).
+double rewarmup_factor(int64_t step, int64_t start_step, int64_t rewarmup);
 
 // Clips the global L2 norm of the gradients to `max_norm` (<= 0: no clipping); returns the
 // norm before clipping (NaN/Inf when a gradient is not finite).

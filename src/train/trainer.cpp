@@ -112,7 +112,8 @@ class Trainer {
   TrainResult finish();
 
  private:
-  void resume();
+  bool resume();
+  void start_from_init();
   void sync_ranks();
   void print_banner() const;
   void log_line(const nlohmann::json& j);
@@ -180,7 +181,8 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
     if (!run_.moved_to.empty()) std::fprintf(stderr, "train: --overwrite: moved the old run to %s\n", run_.moved_to.c_str());
   }
   state_.config_text = cfg.to_text();
-  if (start == RunStart::kResume && main_) resume();
+  const bool resumed = start == RunStart::kResume && main_ && resume();
+  if (main_ && !resumed && !cfg.train_init.empty()) start_from_init();
   if (world_ > 1) sync_ranks();
   // MFU denominator: the bf16 matmul rate of every worker together.
   peak_given_ = cfg.train_peak_gflops > 0;
@@ -200,9 +202,9 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
     drop_partial_last_line(log_path_);
     log_.open(log_path_, std::ios::app);
   }
-  if (state_.step == 0) {
+  if (!resumed) {
     log_line({{"event", "start"}, {"config", state_.config_text}, {"params", model_->num_parameters()},
-              {"workers", world_}, {"peak_gflops", peak_gflops_}});
+              {"workers", world_}, {"peak_gflops", peak_gflops_}, {"step", state_.step}});
   } else {
     log_line({{"event", "resume"}, {"step", state_.step}, {"workers", world_}});
   }
@@ -211,11 +213,12 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
 }
 
 // Rank 0: continue from the run's newest complete checkpoint, refusing a changed config.
-void Trainer::resume() {
+// False when the folder has no checkpoint yet (the run starts as a new one).
+bool Trainer::resume() {
   const std::string ckpt = latest_checkpoint(run_);
   if (ckpt.empty()) {
     std::fprintf(stderr, "train: --resume: no checkpoint in %s, starting fresh\n", cfg_.out_dir.c_str());
-    return;
+    return false;
   }
   state_ = load_checkpoint(ckpt, *model_, *optimizer_);
   const std::vector<std::string> diff = config_differences(state_.config_text, cfg_.to_text());
@@ -234,6 +237,26 @@ void Trainer::resume() {
   }
   state_.config_text = cfg_.to_text();
   std::fprintf(stderr, "train: resumed from %s (step %lld)\n", ckpt.c_str(), (long long)state_.step);
+  return true;
+}
+
+// Rank 0, a new run with train.init: the weights of that file, at step train.init_step of the
+// schedule; the optimizer state and the data order start empty.
+void Trainer::start_from_init() {
+  const std::string& path = cfg_.train_init;
+  if (cfg_.train_init_step >= cfg_.train_steps) {
+    throw Error("config: train.init_step (" + std::to_string(cfg_.train_init_step) + ") must be below train.steps (" +
+                std::to_string(cfg_.train_steps) + ")");
+  }
+  const SafetensorsFile file = read_safetensors(path);
+  const auto heads = file.metadata.find("num_heads");
+  if (heads != file.metadata.end() && heads->second != std::to_string(mc_.heads)) {
+    throw Error(path, "has " + heads->second + " attention heads, the config's model has " + std::to_string(mc_.heads) +
+                          " (model.heads)");
+  }
+  load_weights(*model_, file, path);
+  state_.step = state_.start_step = cfg_.train_init_step;
+  std::fprintf(stderr, "train: starting from %s at step %lld\n", path.c_str(), (long long)state_.step);
 }
 
 // Every rank starts from rank 0's weights, optimizer state and data position.
@@ -241,9 +264,11 @@ void Trainer::sync_ranks() {
   std::vector<Tensor> tensors = params_;
   for (const auto& [name, t] : optimizer_->state()) tensors.push_back(t);
   group_.broadcast_coalesced(tensors);
-  Tensor pos = comm(torch::tensor({state_.step, state_.data.epoch, state_.data.batch, optimizer_->steps()}, torch::kLong));
+  Tensor pos = comm(torch::tensor({state_.step, state_.data.epoch, state_.data.batch, optimizer_->steps(), state_.start_step},
+                                  torch::kLong));
   group_.broadcast(pos);
   state_.step = pos[0].item<int64_t>();
+  state_.start_step = pos[4].item<int64_t>();
   state_.data.epoch = pos[1].item<int64_t>();
   state_.data.batch = pos[2].item<int64_t>();
   if (!main_) optimizer_->load_state(optimizer_->state(), pos[3].item<int64_t>());
@@ -307,7 +332,8 @@ StepStats Trainer::step() {
     s.loss = t[0].item<double>();
     s.flops = t[1].item<double>();
   }
-  s.lr = scheduled_lr(state_.step, cfg_.train_steps, warmup_, cfg_.optim_lr);
+  s.lr = scheduled_lr(state_.step, cfg_.train_steps, warmup_, cfg_.optim_lr) *
+         rewarmup_factor(state_.step, state_.start_step, cfg_.optim_rewarmup);
   s.grad_norm = clip_grad_norm(params_, cfg_.optim_grad_clip);
   s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
   if (s.finite) {

@@ -204,6 +204,24 @@ TEST(TrainDistributedSlow, TwoWorkersTrainWhatOneProcessTrains) {
   for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(la[3 + i], lr[6 + i], 1e-5 * std::abs(la[3 + i])) << "step " << 4 + i;
   EXPECT_LT(max_weight_diff(dir + "/one/step-00000006/model.safetensors", dir + "/two/step-00000006/model.safetensors"),
             1e-4);
+
+  // A new run from step 3's weights at step 3 of the schedule: rank 0 reads the file, the
+  // others receive the weights and where the learning-rate ramp began.
+  auto init_args = [&](const std::string& out, int threads) {
+    return train_args(out, threads) + " --set train.init='" + dir +
+           "/one/step-00000003/model.safetensors' --set train.init_step=3 --set optim.rewarmup=2";
+  };
+  const auto one_init = test::run_iflame(init_args(dir + "/one-init", 1));
+  ASSERT_EQ(one_init.code, 0) << one_init.out;
+  const auto two_init = test::run_iflame(init_args(dir + "/two-init", 2) + " --nproc 2");
+  ASSERT_EQ(two_init.code, 0) << two_init.out;
+  const auto ia = test::losses(dir + "/one-init/log.jsonl"), ib = test::losses(dir + "/two-init/log.jsonl");
+  ASSERT_EQ(ia.size(), 3u);
+  ASSERT_EQ(ib.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(ia[i], ib[i], 1e-5 * std::abs(ia[i])) << "step " << 4 + i;
+  EXPECT_LT(max_weight_diff(dir + "/one-init/step-00000006/model.safetensors",
+                            dir + "/two-init/step-00000006/model.safetensors"),
+            1e-4);
 }
 
 // The pids of `parent`'s children.

@@ -59,6 +59,124 @@ TEST(Train, ResumeContinuesTheExactLossCurve) {
   for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(a[3 + i], b[i]) << "step " << 4 + i;
 }
 
+// The first validation loss of a run's log, at `step`.
+double val_loss_at(const std::string& log_path, int64_t step) {
+  std::ifstream in(log_path);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("step", int64_t(-1)) == step && j.contains("val_loss")) return j["val_loss"].get<double>();
+  }
+  ADD_FAILURE() << "no validation at step " << step << " in " << log_path;
+  return 0;
+}
+
+// The learning rate each logged step used, by step.
+std::map<int64_t, double> lrs(const std::string& log_path) {
+  std::map<int64_t, double> out;
+  std::ifstream in(log_path);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("lr") && j.contains("step")) out[j["step"].get<int64_t>()] = j["lr"].get<double>();
+  }
+  return out;
+}
+
+TEST(Train, InitStartsANewRunFromGivenWeights) {
+  const std::string dir = test::temp_dir();
+  const std::string data = make_dataset(dir);
+  TrainConfig trained = small_config(data, dir + "/trained");
+  trained.optim_lr = 1e-2;  // far from the random start by step 3
+  train(trained, RunStart::kFresh);
+  // A run started from step 3's weights, whose single step barely moves them, validates as
+  // the trained run did at step 3; a random start would not.
+  TrainConfig init = small_config(data, dir + "/init");
+  init.optim_lr = 1e-12;
+  init.eval_every = 1;
+  init.train_steps = 1;
+  init.train_init = dir + "/trained/step-00000003/model.safetensors";
+  train(init, RunStart::kFresh);
+  TrainConfig fresh = init;
+  fresh.train_init.clear();
+  fresh.out_dir = dir + "/fresh";
+  train(fresh, RunStart::kFresh);
+  const double at3 = val_loss_at(dir + "/trained/log.jsonl", 3);
+  EXPECT_NEAR(val_loss_at(dir + "/init/log.jsonl", 1), at3, 1e-5);
+  EXPECT_GT(std::abs(val_loss_at(dir + "/fresh/log.jsonl", 1) - at3), 0.05);
+}
+
+TEST(Train, InitStepContinuesTheScheduleWithARampThatSurvivesResume) {
+  const std::string dir = test::temp_dir();
+  const std::string data = make_dataset(dir);
+  TrainConfig trained = small_config(data, dir + "/trained");
+  train(trained, RunStart::kFresh);
+  TrainConfig c = small_config(data, dir + "/run");
+  c.train_steps = 10;
+  c.out_save_every = 1;
+  c.train_init = dir + "/trained/step-00000006/model.safetensors";
+  c.train_init_step = 6;
+  c.optim_rewarmup = 4;
+  train(c, RunStart::kFresh);
+  const auto whole = lrs(dir + "/run/log.jsonl");
+  ASSERT_EQ(whole.size(), 4u);  // steps 7..10: the run began at step 6
+  const int64_t warmup = int64_t(c.optim_warmup * double(c.train_steps));
+  for (int64_t step = 7; step <= 10; ++step) {
+    const double ramp = std::min(1.0, double(step - 6) / 4.0);
+    EXPECT_NEAR(whole.at(step), scheduled_lr(step - 1, 10, warmup, c.optim_lr) * ramp, 1e-15) << "step " << step;
+  }
+  const auto state = nlohmann::json::parse(read_file_text(dir + "/run/step-00000010/state.json"));
+  EXPECT_EQ(state["start_step"], 6);
+  // Cut the run back to step 8 and resume: the ramp goes on where it was.
+  std::filesystem::remove_all(dir + "/run/step-00000009");
+  std::filesystem::remove_all(dir + "/run/step-00000010");
+  std::filesystem::remove(dir + "/run/log.jsonl");
+  train(c, RunStart::kResume);
+  const auto resumed = lrs(dir + "/run/log.jsonl");
+  ASSERT_EQ(resumed.size(), 2u);
+  EXPECT_DOUBLE_EQ(resumed.at(9), whole.at(9));
+  EXPECT_DOUBLE_EQ(resumed.at(10), whole.at(10));
+}
+
+TEST(Train, InitRefusesWeightsThatDoNotFitAndSaysWhy) {
+  const std::string dir = test::temp_dir();
+  const std::string data = make_dataset(dir);
+  TrainConfig other = small_config(data, dir + "/other");
+  other.model_dim = 64;  // the ci preset is E = 32, H = 2
+  other.model_heads = 4;
+  other.train_steps = 1;
+  train(other, RunStart::kFresh);
+  const std::string wrong = dir + "/other/step-00000001/model.safetensors";
+  auto error_of = [&](TrainConfig c) -> std::string {
+    try {
+      train(c, RunStart::kFresh);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  TrainConfig c = small_config(data, dir + "/a");
+  c.train_init = wrong;
+  EXPECT_NE(error_of(c).find(wrong), std::string::npos) << "a file of another width names the file";
+  c.out_dir = dir + "/b";
+  c.train_init = dir + "/missing.safetensors";
+  EXPECT_NE(error_of(c).find("missing.safetensors"), std::string::npos);
+  c.out_dir = dir + "/c";
+  c.train_init = wrong;
+  c.train_init_step = 6;  // == train.steps
+  EXPECT_NE(error_of(c).find("train.init_step"), std::string::npos);
+  // Same shapes, other heads: the tensors fit, the attention would not.
+  TrainConfig heads = small_config(data, dir + "/heads");
+  heads.model_heads = 4;
+  heads.train_steps = 1;
+  train(heads, RunStart::kFresh);
+  c.out_dir = dir + "/d";
+  c.train_init = dir + "/heads/step-00000001/model.safetensors";
+  c.train_init_step = 0;
+  const std::string heads_error = error_of(c);
+  EXPECT_NE(heads_error.find("4 attention heads"), std::string::npos) << heads_error;
+  EXPECT_THROW(c.set("train.init_step", "-1"), Error);
+  EXPECT_THROW(c.set("optim.rewarmup", "-5"), Error);
+}
+
 TEST(Train, LossFallsOnASmallDataset) {
   const std::string dir = test::temp_dir();
   TrainConfig c = small_config(make_dataset(dir), dir + "/run");
@@ -274,6 +392,15 @@ TEST(Optim, WarmupThenCosine) {
   EXPECT_NEAR(scheduled_lr(9, 100, 10, 1.0), 1.0, 1e-12);
   EXPECT_NEAR(scheduled_lr(55, 100, 10, 1.0), 0.5, 1e-12);
   EXPECT_NEAR(scheduled_lr(100, 100, 10, 1.0), 0.0, 1e-12);
+}
+
+TEST(Optim, RewarmupRampsOnlyAfterAStartPastZero) {
+  EXPECT_EQ(rewarmup_factor(50, 0, 10), 1.0);  // a run from step 0 has its own warmup
+  EXPECT_NEAR(rewarmup_factor(100, 100, 10), 0.1, 1e-12);
+  EXPECT_NEAR(rewarmup_factor(104, 100, 10), 0.5, 1e-12);
+  EXPECT_EQ(rewarmup_factor(109, 100, 10), 1.0);
+  EXPECT_EQ(rewarmup_factor(500, 100, 10), 1.0);
+  EXPECT_EQ(rewarmup_factor(100, 100, 0), 1.0);
 }
 
 // Each logged step's losses, in log order (a resumed run logs the steps after its checkpoint

@@ -4,11 +4,12 @@
 #include <cmath>
 #include <vector>
 
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace iflame {
 
-UnigramBaseline unigram_baseline(const DatasetReader& data, int64_t max_faces) {
+UnigramBaseline unigram_baseline(const DatasetReader& data, int64_t max_faces, bool drop_repeated_faces) {
   const TokenizerConfig cfg = data.tokenizer_config();
   const size_t vocab = size_t(cfg.vocab_size());
   UnigramBaseline out;
@@ -17,7 +18,8 @@ UnigramBaseline unigram_baseline(const DatasetReader& data, int64_t max_faces) {
       const DatasetMesh m = data[i];
       if (max_faces > 0 && int64_t(m.num_faces) > max_faces) continue;
       ++meshes;
-      const std::vector<int64_t> seq = m.sequence(cfg);
+      std::vector<int64_t> seq = m.sequence(cfg);
+      if (drop_repeated_faces) drop_repeated_face_rows(seq, cfg);
       for (size_t t = kTokensPerFace; t < seq.size(); ++t) {
         if (seq[t] != cfg.pad()) fn(seq[t]);
       }

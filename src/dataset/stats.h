@@ -17,7 +17,9 @@ struct UnigramBaseline {
   int64_t train_meshes = 0, val_meshes = 0;
 };
 
-// Meshes with more than `max_faces` faces are left out (0 = no limit), as training does.
-UnigramBaseline unigram_baseline(const DatasetReader& data, int64_t max_faces = 0);
+// Meshes with more than `max_faces` faces are left out (0 = no limit), as training does; with
+// `drop_repeated_faces`, so are the face rows that repeat an earlier row (data.drop_repeated_faces),
+// in both splits, so the baseline is scored on the targets the model is.
+UnigramBaseline unigram_baseline(const DatasetReader& data, int64_t max_faces = 0, bool drop_repeated_faces = false);
 
 }  // namespace iflame

@@ -36,6 +36,24 @@ TEST(DatasetStats, UnigramBaselineByHand) {
   EXPECT_NEAR(b.accuracy, 8.0 / 18.0, 1e-12);  // 5 (the first of the tied most frequent) hits 8
 }
 
+TEST(DatasetStats, UnigramBaselineCanLeaveOutRepeatedFaceRows) {
+  const std::string path = test::temp_dir() + "/d.ifds";
+  DatasetEntry val = one_face(Split::kVal, {5, 5, 5, 5, 5, 5, 5, 5, 7});
+  val.tokens.insert(val.tokens.end(), {5, 5, 5, 5, 5, 5, 5, 5, 7});  // the same row again
+  DatasetEntry train = one_face(Split::kTrain, {5, 5, 5, 5, 5, 5, 5, 5, 5});
+  train.tokens.insert(train.tokens.end(), {5, 5, 5, 5, 5, 5, 5, 5, 5});
+  write_dataset(path, {train, val}, 7, "{}");
+  const UnigramBaseline all = unigram_baseline(DatasetReader(path));
+  EXPECT_EQ(all.train_targets, 27);  // two rows and the EOS row
+  EXPECT_EQ(all.val_targets, 27);
+  const UnigramBaseline once = unigram_baseline(DatasetReader(path), 0, /*drop_repeated_faces=*/true);
+  EXPECT_EQ(once.train_targets, 18);
+  EXPECT_EQ(once.val_targets, 18);
+  // As UnigramBaselineByHand: nine 5s and nine EOS in train, scored on one row and EOS.
+  const double expected = (17 * -std::log(10.0 / 150.0) + -std::log(1.0 / 150.0)) / 18.0;
+  EXPECT_NEAR(once.cross_entropy, expected, 1e-12);
+}
+
 TEST(DatasetStats, UnigramBaselineHonoursMaxFacesAndNeedsBothSplits) {
   const std::string path = test::temp_dir() + "/d.ifds";
   DatasetEntry big = one_face(Split::kTrain, {1, 2, 3, 4, 5, 6, 7, 8, 9});

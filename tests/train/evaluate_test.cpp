@@ -145,6 +145,23 @@ TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
   EXPECT_EQ(j["sequences"].get<int64_t>(), int64_t(data.num_val()));
   EXPECT_DOUBLE_EQ(j["token_accuracy"].get<double>(), r.token_accuracy);
   EXPECT_NE(test::run_iflame("eval --weights '" + dir + "/model.safetensors'").code, 0);  // --dataset missing
+
+  // Without repeated face rows: the model and the baseline are scored on the same, fewer targets.
+  const auto dropped = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
+                                        "' --threads 1 --drop-repeated-faces --json '" + dir + "/tf-drop.json'");
+  ASSERT_EQ(dropped.code, 0) << dropped.out;
+  std::ifstream in_drop(dir + "/tf-drop.json");
+  const auto d = nlohmann::json::parse(in_drop);
+  TeacherForcedOptions o;
+  o.drop_repeated_faces = true;
+  const TeacherForcedResult rd = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), o);
+  const UnigramBaseline ud = unigram_baseline(data, 800, /*drop_repeated_faces=*/true);
+  EXPECT_LT(rd.targets, r.targets) << "the test data should hold repeated face rows";
+  EXPECT_EQ(d["teacher_forced"]["targets"].get<int64_t>(), rd.targets);
+  EXPECT_EQ(d["unigram_baseline"]["val_targets"].get<int64_t>(), ud.val_targets);
+  EXPECT_DOUBLE_EQ(d["unigram_baseline"]["loss"].get<double>(), ud.cross_entropy);
+  EXPECT_NEAR(double(ud.val_targets) / double(u.val_targets), double(rd.targets) / double(r.targets), 1e-12)
+      << "both drop the same rows";
 }
 
 }  // namespace

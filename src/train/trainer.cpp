@@ -176,13 +176,17 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
   }
   optimizer_ = std::make_unique<Optimizer>(named, cfg.optimizer_options());
 
+  // A new run takes its train.init weights before it claims the folder, so that a file that
+  // does not fit leaves no trace; --resume only when the folder has no checkpoint yet.
+  const bool init = main_ && !cfg.train_init.empty();
+  if (init && start != RunStart::kResume) start_from_init();
   if (main_) {
     run_ = claim_run_folder(cfg.out_dir, start);
     if (!run_.moved_to.empty()) std::fprintf(stderr, "train: --overwrite: moved the old run to %s\n", run_.moved_to.c_str());
   }
   state_.config_text = cfg.to_text();
   const bool resumed = start == RunStart::kResume && main_ && resume();
-  if (main_ && !resumed && !cfg.train_init.empty()) start_from_init();
+  if (init && start == RunStart::kResume && !resumed) start_from_init();
   if (world_ > 1) sync_ranks();
   // MFU denominator: the bf16 matmul rate of every worker together.
   peak_given_ = cfg.train_peak_gflops > 0;

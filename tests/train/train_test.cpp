@@ -156,6 +156,7 @@ TEST(Train, InitRefusesWeightsThatDoNotFitAndSaysWhy) {
   TrainConfig c = small_config(data, dir + "/a");
   c.train_init = wrong;
   EXPECT_NE(error_of(c).find(wrong), std::string::npos) << "a file of another width names the file";
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a")) << "a refused start claims no folder";
   c.out_dir = dir + "/b";
   c.train_init = dir + "/missing.safetensors";
   EXPECT_NE(error_of(c).find("missing.safetensors"), std::string::npos);

@@ -7,7 +7,10 @@
 #
 # Takes about 10 hours on a 2-core machine (docs: models/README.md); stop it at any time and
 # run it again to continue from the last checkpoint. Environment: IFLAME_WORK (default ./work),
-# RUN (the run folder; keep it outside the repository).
+# RUN (the run folder; keep it outside the repository), INIT and INIT_STEP (a run folder that is
+# lost can go on from weights it left, e.g. INIT=models/iflame-default.safetensors INIT_STEP=2700:
+# its schedule continues at that step with fresh optimizer state; a folder with a checkpoint
+# resumes from it and ignores them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -26,8 +29,10 @@ bash scripts/build-corpus.sh "$WORK/corpus"
 echo "== training (models/recipe.conf) into $RUN"
 # Passive OpenMP waits: the many small LibTorch ops of a small model leave threads idle
 # between parallel regions, and spinning there takes CPU from the other worker.
+INIT_SETS=()
+if [ -n "${INIT:-}" ]; then INIT_SETS=(--set train.init="$INIT" --set train.init_step="${INIT_STEP:-0}"); fi
 OMP_WAIT_POLICY=PASSIVE "$IFLAME" train --preset cpu --config models/recipe.conf --resume \
-  --set data.train="$WORK/corpus/corpus.ifds" --set out.dir="$RUN"
+  --set data.train="$WORK/corpus/corpus.ifds" --set out.dir="$RUN" "${INIT_SETS[@]}"
 
 echo "== exporting models/iflame-default.safetensors"
 # The sampling defaults chosen by 1-NNA on the validation split (docs/quality.md).

@@ -1,6 +1,7 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,13 +17,27 @@
 
 namespace iflame {
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
+std::vector<uint8_t> read_file_bytes(const std::string& path, size_t max_stream_bytes) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw Error(path, std::string("cannot open: ") + std::strerror(errno));
+  struct stat st {};
+  const bool regular = ::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+  if (S_ISDIR(st.st_mode)) {
+    std::fclose(f);
+    throw Error(path, "is a folder, not a file");
+  }
   std::vector<uint8_t> data;
+  if (regular) data.reserve(size_t(st.st_size));
   uint8_t buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.insert(data.end(), buf, buf + n);
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    if (!regular && data.size() + n > max_stream_bytes) {
+      std::fclose(f);
+      throw Error(path, "not a regular file, and longer than " + std::to_string(max_stream_bytes) +
+                            " bytes: stopped reading (is it the right path?)");
+    }
+    data.insert(data.end(), buf, buf + n);
+  }
   bool failed = std::ferror(f);
   std::fclose(f);
   if (failed) throw Error(path, "read error");

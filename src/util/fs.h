@@ -6,8 +6,11 @@
 
 namespace iflame {
 
-// Reads a whole file; throws iflame::Error naming the path when it cannot.
-std::vector<uint8_t> read_file_bytes(const std::string& path);
+// Reads a whole file; throws iflame::Error naming the path when it cannot. A regular file is
+// read at its size; anything else (a pipe, a device such as /dev/zero) at most up to
+// kMaxStreamBytes, so that a wrong path cannot take unbounded memory.
+inline constexpr size_t kMaxStreamBytes = size_t(1) << 30;
+std::vector<uint8_t> read_file_bytes(const std::string& path, size_t max_stream_bytes = kMaxStreamBytes);
 std::string read_file_text(const std::string& path);
 
 // Writes to PATH.tmp.<pid> then renames over PATH, so a reader never sees a half-written file.

@@ -181,6 +181,13 @@ TEST(SampleCommand, OptionsAreCheckedBeforeTheModelIsLookedFor) {
   }
 }
 
+TEST(SampleCommand, AnEndlessWeightsPathIsRefusedNamingIt) {
+  const std::string dir = test::temp_dir();
+  const auto run = test::run_iflame("sample --n 1 --no-previews --weights /dev/zero --out " + dir + "/s");
+  EXPECT_EQ(run.code, 1) << run.out;
+  EXPECT_NE(run.out.find("/dev/zero: not a regular file"), std::string::npos) << run.out;
+}
+
 TEST(SampleCommand, FindsTheModelThroughIflameModelAndNamesWhereItLooked) {
   IFLAME_REQUIRE_REFERENCE_DATA();
   const std::string dir = test::temp_dir();

@@ -13,7 +13,8 @@ struct LossStats {
 };
 
 // Cross-entropy of logits[:, 8:-1] against tokens[:, 9:] with PAD ignored and EOS included.
-// logits: (B, L, V) float, tokens: (B, L) int64, L a multiple of 9. With `metrics`, also
+// logits: (B, L, V) float, tokens: (B, L) int64, L a multiple of 9: the model's input tokens, or
+// targets aligned with them that hold PAD where a position is not scored (train/data.h). With `metrics`, also
 // counts token and strict face accuracy (extra work: argmax over V).
 LossStats sequence_loss(const torch::Tensor& logits, const torch::Tensor& tokens, int64_t pad_token,
                         bool metrics = true);

@@ -55,10 +55,43 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
   return batches;
 }
 
-torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
-                         int64_t epoch, const BatchPlanOptions& options) {
+std::vector<int64_t> insert_repeated_rows(std::vector<int64_t>& seq, double p, size_t max_face_rows,
+                                          std::mt19937_64& rng, const TokenizerConfig& config) {
+  constexpr size_t kReach = 32;  // how far back a copy may come from
+  auto is_face = [&](const int64_t* row) {
+    return std::all_of(row, row + kTokensPerFace, [&](int64_t t) { return config.is_coordinate(t); });
+  };
+  const size_t rows = seq.size() / kTokensPerFace;
+  size_t face_rows = 0;
+  for (size_t r = 0; r < rows; ++r) face_rows += is_face(&seq[r * kTokensPerFace]);
+  std::bernoulli_distribution insert(p), previous(0.5);
+  std::vector<int64_t> inputs, targets;
+  std::vector<size_t> earlier;  // offsets in `seq` of the face rows passed so far
+  for (size_t r = 0; r < rows; ++r) {
+    const int64_t* row = &seq[r * kTokensPerFace];
+    const bool face = is_face(row);
+    if (face && !earlier.empty() && face_rows < max_face_rows && insert(rng)) {
+      const size_t back = previous(rng) ? 1 : std::uniform_int_distribution<size_t>(1, std::min(earlier.size(), kReach))(rng);
+      const int64_t* copy = &seq[earlier[earlier.size() - back]];
+      inputs.insert(inputs.end(), copy, copy + kTokensPerFace);
+      targets.insert(targets.end(), kTokensPerFace, config.pad());
+      ++face_rows;
+    }
+    inputs.insert(inputs.end(), row, row + kTokensPerFace);
+    targets.insert(targets.end(), row, row + kTokensPerFace);
+    if (face) earlier.push_back(r * kTokensPerFace);
+  }
+  const auto tail = seq.begin() + std::ptrdiff_t(rows * kTokensPerFace);  // a partial row, kept as it is
+  inputs.insert(inputs.end(), tail, seq.end());
+  targets.insert(targets.end(), tail, seq.end());
+  seq = std::move(inputs);
+  return targets;
+}
+
+TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
+                      int64_t epoch, const BatchPlanOptions& options) {
   const TokenizerConfig tk = data.tokenizer_config();
-  std::vector<std::vector<int64_t>> seqs;
+  std::vector<std::vector<int64_t>> seqs, targets;
   size_t L = 0;
   for (size_t i : batch) {
     const DatasetMesh m = data[i];
@@ -74,14 +107,24 @@ torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& b
     }
     if (seq.empty()) seq = m.sequence(tk);
     if (options.drop_repeated_faces) drop_repeated_face_rows(seq, tk);
+    if (options.repeat_noise > 0) {
+      std::mt19937_64 rng(mix(mix(mix(seed, uint64_t(epoch)), uint64_t(i)), 0x7265706561747321ull));
+      targets.push_back(insert_repeated_rows(seq, options.repeat_noise, size_t(options.max_faces), rng, tk));
+    }
     L = std::max(L, seq.size());
     seqs.push_back(std::move(seq));
   }
-  torch::Tensor out = torch::full({int64_t(seqs.size()), int64_t(L)}, int64_t(tk.pad()), torch::kLong);
-  auto acc = out.accessor<int64_t, 2>();
-  for (size_t b = 0; b < seqs.size(); ++b) {
-    for (size_t t = 0; t < seqs[b].size(); ++t) acc[int64_t(b)][int64_t(t)] = seqs[b][t];
-  }
+  auto to_tensor = [&](const std::vector<std::vector<int64_t>>& rows) {  // (B, L), PAD-filled
+    torch::Tensor out = torch::full({int64_t(rows.size()), int64_t(L)}, int64_t(tk.pad()), torch::kLong);
+    auto acc = out.accessor<int64_t, 2>();
+    for (size_t b = 0; b < rows.size(); ++b) {
+      for (size_t t = 0; t < rows[b].size(); ++t) acc[int64_t(b)][int64_t(t)] = rows[b][t];
+    }
+    return out;
+  };
+  TokenBatch out;
+  out.inputs = to_tensor(seqs);
+  out.targets = targets.empty() ? out.inputs : to_tensor(targets);
   return out;
 }
 
@@ -99,22 +142,25 @@ BatchStream::BatchStream(const DatasetReader& data, std::vector<size_t> indices,
   plan_ = plan_epoch(data_, indices_, options_, seed_, pos_.epoch);
 }
 
-torch::Tensor BatchStream::next() {
+TokenBatch BatchStream::next() {
   if (pos_.batch >= int64_t(plan_.size())) {
     ++pos_.epoch;
     pos_.batch = 0;
     plan_ = plan_epoch(data_, indices_, options_, seed_, pos_.epoch);
   }
   const std::vector<size_t>& planned = plan_[size_t(pos_.batch)];
-  torch::Tensor batch;
+  TokenBatch batch;
   if (shards_ == 1) {
     batch = make_batch(data_, planned, augment_, seed_, pos_.epoch, options_);
   } else {
     const size_t n = planned.size(), begin = n * size_t(shard_) / size_t(shards_),
                  end = n * size_t(shard_ + 1) / size_t(shards_);
     const std::vector<size_t> part(planned.begin() + std::ptrdiff_t(begin), planned.begin() + std::ptrdiff_t(end));
-    batch = part.empty() ? torch::zeros({0, 0}, torch::kLong)
-                         : make_batch(data_, part, augment_, seed_, pos_.epoch, options_);
+    if (part.empty()) {
+      batch.inputs = batch.targets = torch::zeros({0, 0}, torch::kLong);
+    } else {
+      batch = make_batch(data_, part, augment_, seed_, pos_.epoch, options_);
+    }
   }
   ++pos_.batch;
   return batch;

@@ -3,6 +3,7 @@
 // the reference's augmentation applied per sample before quantizing. Every choice is a pure
 // function of (seed, epoch, position), so a resumed run sees exactly the same data.
 #pragma once
+#include <random>
 #include <vector>
 
 #include "dataset/format.h"
@@ -15,7 +16,22 @@ struct BatchPlanOptions {
   int64_t batch_size = 48;       // sequences per batch at most
   int64_t max_faces = 800;
   bool drop_repeated_faces = false;  // make_batch: drop_repeated_face_rows on every sequence
+  double repeat_noise = 0;           // make_batch: insert_repeated_rows with this probability
 };
+
+// A batch as the trainer uses it: what the model reads and what its loss scores.
+struct TokenBatch {
+  torch::Tensor inputs;   // (B, L) int64
+  torch::Tensor targets;  // (B, L) int64: `inputs`, with PAD where a position is not scored
+};
+
+// data.repeat_noise: before each face row of `seq`, with probability `p`, a copy of an earlier
+// face row (the one just before half the time, else one of the 32 before it), as the model's
+// own samples hold them once they loop; teacher forcing alone never shows a context like that.
+// Copies go in until the sequence holds `max_face_rows` face rows. Returns the targets: the new
+// `seq` with PAD over the inserted rows, so the loss never teaches a copy, only what follows it.
+std::vector<int64_t> insert_repeated_rows(std::vector<int64_t>& seq, double p, size_t max_face_rows,
+                                          std::mt19937_64& rng, const TokenizerConfig& config);
 
 // The batches of one epoch over `indices`: lists of dataset indices.
 std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std::vector<size_t>& indices,
@@ -24,8 +40,9 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 // Builds the (B, L) int64 token batch: each mesh augmented (seeded by seed/epoch/index) and
 // canonicalized, or its stored canonical rows when `augment` is false; PAD-filled to the
 // longest sequence. Augmented meshes that exceed options.max_faces fall back to the stored rows;
-// with options.drop_repeated_faces, rows that repeat an earlier face are dropped.
-torch::Tensor make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
+// with options.drop_repeated_faces, rows that repeat an earlier face are dropped; with
+// options.repeat_noise, copies are inserted (seeded like the augmentation).
+TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
                          int64_t epoch, const BatchPlanOptions& options);
 
 // Position in the data stream, stored in checkpoints.
@@ -42,7 +59,7 @@ class BatchStream {
  public:
   BatchStream(const DatasetReader& data, std::vector<size_t> indices, BatchPlanOptions options, bool augment,
               uint64_t seed, DataPosition start = {}, int64_t shard = 0, int64_t shards = 1);
-  torch::Tensor next();  // the next batch (this shard's part), advancing (and starting new epochs as needed)
+  TokenBatch next();  // the next batch (this shard's part), advancing (and starting new epochs as needed)
   DataPosition position() const { return pos_; }
   size_t batches_per_epoch() const { return plan_.size(); }
 

@@ -33,7 +33,7 @@ TeacherForcedResult evaluate_teacher_forced(IFlameModelImpl& model, const Datase
   if (options.max_batches > 0 && int64_t(batches.size()) > options.max_batches) batches.resize(size_t(options.max_batches));
   double loss_sum = 0;
   for (const auto& b : batches) {
-    torch::Tensor tokens = make_batch(data, b, /*augment=*/false, 0, 0, plan).to(device);  // (B, L)
+    torch::Tensor tokens = make_batch(data, b, /*augment=*/false, 0, 0, plan).inputs.to(device);  // (B, L)
     compat::AutocastGuard autocast(device.type(), torch::kBFloat16, options.bf16);
     const LossStats s = sequence_loss(model.forward(tokens), tokens, model.config.pad_token);
     loss_sum += s.loss.item<double>() * double(s.targets);

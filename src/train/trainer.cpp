@@ -199,7 +199,7 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
   val_idx_ = data_.indices(Split::kVal);
   stream_ = std::make_unique<BatchStream>(data_, train_idx,
                                           BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces,
-                                                           cfg.data_drop_repeated_faces},
+                                                           cfg.data_drop_repeated_faces, cfg.data_repeat_noise},
                                           cfg.data_augment, cfg.train_seed, state_.data, group_.rank(), world_);
   log_path_ = cfg.out_dir + "/log.jsonl";
   if (main_) {
@@ -306,10 +306,11 @@ int64_t Trainer::targets_of(const Tensor& tokens) const {
 StepStats Trainer::step() {
   const auto t0 = std::chrono::steady_clock::now();
   StepStats s;
-  std::vector<Tensor> micro;
+  std::vector<TokenBatch> micro;
   for (int64_t a = 0; a < cfg_.optim_accum; ++a) {
-    micro.push_back(stream_->next().to(device_));
-    s.targets += targets_of(micro.back());
+    TokenBatch b = stream_->next();
+    micro.push_back({b.inputs.to(device_), b.targets.to(device_)});
+    s.targets += targets_of(micro.back().targets);
   }
   if (world_ > 1) {  // the weights below are shares of the whole step's targets
     Tensor t = comm(torch::tensor({s.targets}, torch::kLong));
@@ -317,17 +318,17 @@ StepStats Trainer::step() {
     s.targets = t.item<int64_t>();
   }
   optimizer_->zero_grad();
-  for (const Tensor& tokens : micro) {
-    if (tokens.numel() == 0) continue;
+  for (const TokenBatch& b : micro) {
+    if (b.inputs.numel() == 0) continue;
     LossStats ls;
     {
       compat::AutocastGuard autocast(device_.type(), torch::kBFloat16, bf16_);
-      ls = sequence_loss(model_->forward(tokens), tokens, tk_.pad(), /*metrics=*/false);
+      ls = sequence_loss(model_->forward(b.inputs), b.targets, tk_.pad(), /*metrics=*/false);
     }
-    const double weight = double(targets_of(tokens)) / double(std::max<int64_t>(s.targets, 1));
+    const double weight = double(targets_of(b.targets)) / double(std::max<int64_t>(s.targets, 1));
     (ls.loss * weight).backward();
     s.loss += ls.loss.item<double>() * weight;
-    s.flops += train_flops(mc_, tokens.size(1), tokens.size(0)).train;
+    s.flops += train_flops(mc_, b.inputs.size(1), b.inputs.size(0)).train;
   }
   if (world_ > 1) {
     group_.all_reduce_gradients(params_);

@@ -110,22 +110,25 @@ TEST(TrainDistributed, ShardsSplitEveryPlannedBatch) {
   DatasetReader data(test::make_dataset(dir));
   const auto idx = data.indices(Split::kTrain);
   BatchPlanOptions plan{4000, 8, 200};
+  plan.repeat_noise = 0.3;  // the inserted copies are the same in a shard as in the whole batch
   BatchStream whole(data, idx, plan, false, 3);
   std::vector<std::unique_ptr<BatchStream>> shards;
   for (int64_t r = 0; r < 3; ++r) shards.push_back(std::make_unique<BatchStream>(data, idx, plan, false, 3, DataPosition{}, r, 3));
   for (int i = 0; i < 7; ++i) {
-    const Tensor w = whole.next();
+    const TokenBatch w = whole.next();
+    EXPECT_FALSE(w.inputs.equal(w.targets)) << "batch " << i;
     int64_t row = 0;
     for (auto& s : shards) {
-      const Tensor part = s->next();
+      const TokenBatch part = s->next();
       EXPECT_EQ(s->position().batch, whole.position().batch);
-      if (part.numel() == 0) continue;
+      if (part.inputs.numel() == 0) continue;
       // The shard's rows are the whole batch's rows, padded to the shard's own longest.
-      const Tensor expect = w.narrow(0, row, part.size(0)).narrow(1, 0, part.size(1));
-      EXPECT_TRUE(part.equal(expect)) << "batch " << i;
-      row += part.size(0);
+      auto expect = [&](const Tensor& t) { return t.narrow(0, row, part.inputs.size(0)).narrow(1, 0, part.inputs.size(1)); };
+      EXPECT_TRUE(part.inputs.equal(expect(w.inputs))) << "batch " << i;
+      EXPECT_TRUE(part.targets.equal(expect(w.targets))) << "batch " << i;
+      row += part.inputs.size(0);
     }
-    EXPECT_EQ(row, w.size(0)) << "batch " << i;
+    EXPECT_EQ(row, w.inputs.size(0)) << "batch " << i;
   }
   EXPECT_THROW(BatchStream(data, idx, plan, false, 3, DataPosition{}, 3, 3), Error);
 }

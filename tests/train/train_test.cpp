@@ -39,8 +39,10 @@ TEST(Train, ResumeContinuesTheExactLossCurve) {
   const std::string dir = test::temp_dir();
   const std::string data = make_dataset(dir);
   TrainConfig full = small_config(data, dir + "/full");
+  full.data_repeat_noise = 0.2;  // its copies too must come back the same after a resume
   train(full, RunStart::kFresh);
   TrainConfig part = small_config(data, dir + "/part");
+  part.data_repeat_noise = 0.2;
   part.train_steps = 6;
   // Stop after 3 steps by training a run whose schedule is the same but which we cut short:
   // run 6 steps once with save_every 3, delete the last checkpoint and the tail of the log.
@@ -257,11 +259,81 @@ TEST(Train, BatchesDropRepeatedFacesOnRequest) {
   };
   BatchPlanOptions keep, drop;
   drop.drop_repeated_faces = true;
-  EXPECT_EQ(face_rows_of(make_batch(data, {0}, false, 1, 0, keep)).size(), 6u);
+  EXPECT_EQ(face_rows_of(make_batch(data, {0}, false, 1, 0, keep).inputs).size(), 6u);
   for (bool augment : {false, true}) {
-    const auto rows = face_rows_of(make_batch(data, {0}, augment, 1, 0, drop));
+    const auto rows = face_rows_of(make_batch(data, {0}, augment, 1, 0, drop).inputs);
     EXPECT_EQ(rows.size(), 4u) << "augment " << augment;
     EXPECT_EQ(std::set<std::vector<int64_t>>(rows.begin(), rows.end()).size(), rows.size()) << "augment " << augment;
+  }
+}
+
+// data.repeat_noise: copies of earlier face rows go in before face rows, each one unscored; what
+// is left after taking them out is the sequence as it was, scored as it was.
+TEST(Train, RepeatNoiseInsertsUnscoredCopiesOfEarlierRows) {
+  const TokenizerConfig tk;
+  constexpr size_t kRow = kTokensPerFace;
+  std::vector<int64_t> clean(kRow, tk.bos());
+  const size_t faces = 60;
+  for (size_t f = 0; f < faces; ++f) {
+    for (size_t i = 0; i < kRow; ++i) clean.push_back(int64_t((f * 7 + i) % 128));
+  }
+  clean.insert(clean.end(), kRow, tk.eos());
+  std::vector<int64_t> seq = clean;
+  std::mt19937_64 rng(5);
+  EXPECT_EQ(insert_repeated_rows(seq, 0.0, 800, rng, tk), clean);
+  EXPECT_EQ(seq, clean);
+
+  for (const auto& [p, cap] : std::vector<std::pair<double, size_t>>{{0.3, 800}, {1.0, 800}, {1.0, 75}}) {
+    seq = clean;
+    std::mt19937_64 rng2(11);
+    const std::vector<int64_t> targets = insert_repeated_rows(seq, p, cap, rng2, tk);
+    ASSERT_EQ(targets.size(), seq.size());
+    ASSERT_EQ(seq.size() % kRow, 0u);
+    std::vector<int64_t> kept_inputs, kept_targets;
+    std::vector<std::vector<int64_t>> passed;  // original face rows so far
+    size_t inserted = 0, previous = 0;
+    for (size_t r = 0; r < seq.size() / kRow; ++r) {
+      const std::vector<int64_t> row(seq.begin() + std::ptrdiff_t(r * kRow), seq.begin() + std::ptrdiff_t((r + 1) * kRow));
+      const std::vector<int64_t> target(targets.begin() + std::ptrdiff_t(r * kRow), targets.begin() + std::ptrdiff_t((r + 1) * kRow));
+      if (target == std::vector<int64_t>(kRow, tk.pad())) {
+        ++inserted;
+        ASSERT_FALSE(passed.empty()) << "a copy before the first face";
+        const auto at = std::find(passed.end() - std::ptrdiff_t(std::min<size_t>(passed.size(), 32)), passed.end(), row);
+        EXPECT_NE(at, passed.end()) << "row " << r << " is not one of the 32 face rows before it";
+        previous += row == passed.back();
+        ASSERT_LT(r + 1, seq.size() / kRow);
+        EXPECT_TRUE(tk.is_coordinate(seq[(r + 1) * kRow])) << "a copy before a special row";
+        continue;
+      }
+      EXPECT_EQ(row, target);
+      kept_inputs.insert(kept_inputs.end(), row.begin(), row.end());
+      kept_targets.insert(kept_targets.end(), target.begin(), target.end());
+      if (tk.is_coordinate(row[0])) passed.push_back(row);
+    }
+    EXPECT_EQ(kept_inputs, clean) << p;
+    EXPECT_EQ(kept_targets, clean) << p;
+    if (p == 1.0) {
+      EXPECT_EQ(inserted, std::min(cap, 2 * faces - 1) - faces) << "one before every face row but the first, up to the cap";
+      EXPECT_GT(previous, inserted / 4) << "the row just before is the most common copy";
+      EXPECT_LT(previous, inserted) << "copies also come from further back";
+    } else {
+      EXPECT_GT(inserted, 5u);
+      EXPECT_LT(inserted, 35u);
+    }
+  }
+
+  // In batches: the same meshes, longer inputs, the same scored targets.
+  const DatasetReader data(make_dataset(test::temp_dir()));
+  const auto idx = data.indices(Split::kTrain);
+  const std::vector<size_t> some(idx.begin(), idx.begin() + std::ptrdiff_t(std::min<size_t>(idx.size(), 4)));
+  BatchPlanOptions plain, noisy;
+  noisy.repeat_noise = 0.5;
+  for (bool augment : {false, true}) {
+    const TokenBatch a = make_batch(data, some, augment, 3, 0, plain), b = make_batch(data, some, augment, 3, 0, noisy);
+    EXPECT_TRUE(a.inputs.equal(a.targets));
+    EXPECT_GT(b.inputs.size(1), a.inputs.size(1));
+    EXPECT_EQ(b.targets.ne(tk.pad()).sum().item<int64_t>(), a.targets.ne(tk.pad()).sum().item<int64_t>());
+    EXPECT_TRUE(b.inputs.equal(make_batch(data, some, augment, 3, 0, noisy).inputs)) << "seeded";
   }
 }
 
@@ -274,7 +346,8 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
            {"optim.lr", "-1"}, {"optim.lr", "nan"}, {"optim.lr", "0"}, {"optim.warmup", "1.5"},
            {"optim.grad_clip", "-1"}, {"data.max_faces", "0"}, {"train.threads", "-2"}, {"eval.every", "-1"},
            {"out.keep_last", "0"}, {"out.keep_every", "-5"}, {"model.dim", "1000000"}, {"data.batch_tokens", "99999999999"},
-           {"model.blocks_per_stage", "0"}}) {
+           {"model.blocks_per_stage", "0"}, {"data.repeat_noise", "1"}, {"data.repeat_noise", "-0.1"},
+           {"data.repeat_noise", "nan"}}) {
     TrainConfig fresh;
     try {
       fresh.set(key, value);

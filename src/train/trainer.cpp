@@ -253,10 +253,23 @@ void Trainer::start_from_init() {
                 std::to_string(cfg_.train_steps) + ")");
   }
   const SafetensorsFile file = read_safetensors(path);
-  const auto heads = file.metadata.find("num_heads");
-  if (heads != file.metadata.end() && heads->second != std::to_string(mc_.heads)) {
-    throw Error(path, "has " + heads->second + " attention heads, the config's model has " + std::to_string(mc_.heads) +
-                          " (model.heads)");
+  // load_weights checks every shape; the heads, which no shape shows, come from the metadata.
+  // The whole inferred config is compared, so that the error names what differs.
+  ModelConfig inferred;
+  try {
+    inferred = infer_config(file, mc_.heads);
+  } catch (const Error& e) {
+    throw Error(path, e.what());
+  }
+  auto have = inferred.to_metadata(), want = mc_.to_metadata();
+  if (mc_.arch == Arch::IFlame) {  // it has no baseline layers
+    have.erase("baseline_layers");
+    want.erase("baseline_layers");
+  }
+  for (const auto& [key, value] : want) {
+    if (have[key] != value) {
+      throw Error(path, "has " + key + " = " + have[key] + ", the run's model has " + value + " (model.* of the config)");
+    }
   }
   load_weights(*model_, file, path);
   state_.step = state_.start_step = cfg_.train_init_step;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "dataset/dataset_test_util.h"
+#include "error_text.h"
 #include "mesh/load.h"
 #include "test_paths.h"
 #include "util/error.h"
@@ -13,12 +14,7 @@ namespace iflame {
 namespace {
 
 std::string error_of(const std::string& path, double timeout_s = 60) {
-  try {
-    load_mesh_isolated(path, timeout_s);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_text([&] { load_mesh_isolated(path, timeout_s); });
 }
 
 TEST(IsolatedLoad, SameMeshAsInProcess) {

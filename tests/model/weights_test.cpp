@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "error_text.h"
 #include "test_paths.h"
 #include "util/error.h"
 
@@ -21,12 +22,7 @@ TensorData tiny_tensor() {
 }
 
 std::string refusal(const SafetensorsFile& file) {
-  try {
-    (void)infer_config(file);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_text([&] { (void)infer_config(file); });
 }
 
 TEST(Weights, ParameterCountIsTheModelsForEveryArchitecture) {

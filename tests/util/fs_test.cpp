@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "error_text.h"
 #include "test_paths.h"
 #include "util/error.h"
 
@@ -15,12 +16,7 @@ namespace iflame {
 namespace {
 
 std::string error_of_reading(const std::string& path, size_t max_stream_bytes) {
-  try {
-    read_file_bytes(path, max_stream_bytes);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_text([&] { read_file_bytes(path, max_stream_bytes); });
 }
 
 TEST(Fs, ReadFileBytesStopsAtADeviceThatNeverEnds) {

@@ -60,7 +60,12 @@ MeshFileListing collect_mesh_files(const std::vector<std::string>& inputs) {
     std::error_code ec;
     if (fs::is_directory(input, ec)) {
       std::string error;
-      const std::vector<std::string> found = find_mesh_files(input, &error);
+      std::vector<std::string> found;
+      try {
+        found = find_mesh_files(input, &error);
+      } catch (const Error& e) {  // the folder went away since is_directory
+        error = e.what();
+      }
       if (!error.empty()) out.problems.push_back(input + ": " + error);
       if (found.empty()) out.problems.push_back(input + ": no mesh files in this folder");
       for (const std::string& path : found) {

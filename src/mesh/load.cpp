@@ -63,8 +63,8 @@ MeshFileListing collect_mesh_files(const std::vector<std::string>& inputs) {
       std::vector<std::string> found;
       try {
         found = find_mesh_files(input, &error);
-      } catch (const Error& e) {  // the folder went away since is_directory
-        error = e.what();
+      } catch (const Error&) {  // the folder went away since is_directory
+        error = "no longer a folder";
       }
       if (!error.empty()) out.problems.push_back(input + ": " + error);
       if (found.empty()) out.problems.push_back(input + ": no mesh files in this folder");

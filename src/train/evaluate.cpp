@@ -28,14 +28,16 @@ TeacherForcedResult evaluate_teacher_forced(IFlameModelImpl& model, const Datase
   } mode{model, model.is_training()};
   model.eval();
   const torch::Device device = model.parameters().empty() ? torch::Device(torch::kCPU) : model.parameters()[0].device();
-  const BatchPlanOptions plan{options.batch_tokens, options.batch_size, options.max_faces, options.drop_repeated_faces};
+  const BatchPlanOptions plan{options.batch_tokens, options.batch_size, options.max_faces, options.drop_repeated_faces,
+                              options.repeat_noise};
   auto batches = plan_epoch(data, fit, plan, options.seed, /*epoch=*/0);
   if (options.max_batches > 0 && int64_t(batches.size()) > options.max_batches) batches.resize(size_t(options.max_batches));
   double loss_sum = 0;
   for (const auto& b : batches) {
-    torch::Tensor tokens = make_batch(data, b, /*augment=*/false, 0, 0, plan).inputs.to(device);  // (B, L)
+    const TokenBatch batch = make_batch(data, b, /*augment=*/false, options.seed, 0, plan);
+    const torch::Tensor inputs = batch.inputs.to(device), targets = batch.targets.to(device);  // (B, L)
     compat::AutocastGuard autocast(device.type(), torch::kBFloat16, options.bf16);
-    const LossStats s = sequence_loss(model.forward(tokens), tokens, model.config.pad_token);
+    const LossStats s = sequence_loss(model.forward(inputs), targets, model.config.pad_token);
     loss_sum += s.loss.item<double>() * double(s.targets);
     r.targets += s.targets;
     r.correct += s.correct;

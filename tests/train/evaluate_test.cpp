@@ -164,5 +164,36 @@ TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
       << "both drop the same rows";
 }
 
+// --repeat-noise: the same targets scored with copies of earlier rows in the context, as the
+// library computes it; a value that is not a probability is refused, naming the option.
+TEST(EvalTeacherForced, RepeatNoiseScoresTheSameTargetsAfterCopies) {
+  const std::string dir = test::temp_dir();
+  const std::string data_path = make_dataset(dir);
+  IFlameModel model = tiny_model();
+  save_model(*model, dir + "/model.safetensors");
+  DatasetReader data(data_path);
+  const TeacherForcedResult clean = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), {});
+  TeacherForcedOptions o;
+  o.repeat_noise = 0.4;
+  const TeacherForcedResult noisy = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), o);
+  EXPECT_EQ(noisy.targets, clean.targets);
+  EXPECT_EQ(noisy.faces, clean.faces);
+  EXPECT_NE(noisy.loss, clean.loss);
+  const auto run = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
+                                    "' --threads 1 --repeat-noise 0.4 --json '" + dir + "/tf.json'");
+  ASSERT_EQ(run.code, 0) << run.out;
+  EXPECT_NE(run.out.find("copies inserted before 40% of the face rows"), std::string::npos) << run.out;
+  std::ifstream in(dir + "/tf.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_NEAR(j["teacher_forced"]["loss"].get<double>(), noisy.loss, 1e-5);
+  EXPECT_EQ(j["settings"]["repeat_noise"].get<double>(), 0.4);
+  for (const char* bad : {"1", "-0.1", "nan", "2"}) {
+    const auto refused = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
+                                          "' --repeat-noise " + bad);
+    EXPECT_NE(refused.code, 0) << bad;
+    EXPECT_NE(refused.out.find("--repeat-noise"), std::string::npos) << bad << ": " << refused.out;
+  }
+}
+
 }  // namespace
 }  // namespace iflame

@@ -321,7 +321,8 @@ std::string run_teacher(const TeacherArgs& a, json& out) {
   }
   out["settings"].update({{"weights", a.weights}, {"dataset", a.dataset}, {"max_faces", a.max_faces},
                           {"batch_tokens", a.batch_tokens}, {"batch_size", a.batch_size}, {"max_batches", a.max_batches},
-                          {"drop_repeated_faces", a.drop_repeated_faces}, {"repeat_noise", a.repeat_noise}, {"precision", a.precision}, {"device", a.device}});
+                          {"drop_repeated_faces", a.drop_repeated_faces}, {"repeat_noise", a.repeat_noise},
+                          {"precision", a.precision}, {"device", a.device}});
   out["teacher_forced"] = {{"loss", r.loss},           {"perplexity", r.perplexity}, {"token_accuracy", r.token_accuracy},
                            {"face_accuracy", r.face_accuracy}, {"sequences", r.sequences}, {"batches", r.batches},
                            {"targets", r.targets},     {"faces", r.faces},           {"left_out", r.left_out},

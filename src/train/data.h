@@ -43,7 +43,7 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 // with options.drop_repeated_faces, rows that repeat an earlier face are dropped; with
 // options.repeat_noise, copies are inserted (seeded like the augmentation).
 TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
-                         int64_t epoch, const BatchPlanOptions& options);
+                      int64_t epoch, const BatchPlanOptions& options);
 
 // Position in the data stream, stored in checkpoints.
 struct DataPosition {

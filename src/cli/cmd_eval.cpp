@@ -285,7 +285,7 @@ struct TeacherArgs {
   Split split = Split::kVal;
   int64_t heads = 16, max_faces = 800, batch_tokens = 16384, batch_size = 48, max_batches = 0, threads = 0;
   bool drop_repeated_faces = false;
-  double repeat_noise = 0;
+  RowNoise noise;
 };
 
 // The model's loss, perplexity and accuracies on a dataset split, next to the unigram baseline.
@@ -307,7 +307,7 @@ std::string run_teacher(const TeacherArgs& a, json& out) {
   topt.max_faces = a.max_faces;
   topt.max_batches = a.max_batches;
   topt.drop_repeated_faces = a.drop_repeated_faces;
-  topt.repeat_noise = a.repeat_noise;
+  topt.noise = a.noise;
   topt.bf16 = a.precision == "bf16";
   Progress progress("eval teacher forcing", indices.size());
   topt.progress = &progress;
@@ -321,7 +321,7 @@ std::string run_teacher(const TeacherArgs& a, json& out) {
   }
   out["settings"].update({{"weights", a.weights}, {"dataset", a.dataset}, {"max_faces", a.max_faces},
                           {"batch_tokens", a.batch_tokens}, {"batch_size", a.batch_size}, {"max_batches", a.max_batches},
-                          {"drop_repeated_faces", a.drop_repeated_faces}, {"repeat_noise", a.repeat_noise},
+                          {"drop_repeated_faces", a.drop_repeated_faces}, {"repeat_noise", a.noise.copy}, {"flat_noise", a.noise.flat},
                           {"precision", a.precision}, {"device", a.device}});
   out["teacher_forced"] = {{"loss", r.loss},           {"perplexity", r.perplexity}, {"token_accuracy", r.token_accuracy},
                            {"face_accuracy", r.face_accuracy}, {"sequences", r.sequences}, {"batches", r.batches},
@@ -343,7 +343,9 @@ std::string run_teacher(const TeacherArgs& a, json& out) {
     << r.sequences << " meshes, " << r.targets << " targets"
     << (r.left_out ? ", " + std::to_string(r.left_out) + " left out: no faces or > " + std::to_string(a.max_faces)
                    : std::string())
-    << (a.repeat_noise > 0 ? fmt(", copies inserted before %.0f%% of the face rows", 100 * a.repeat_noise) : std::string())
+    << (a.noise.any() ? fmt(", copies / flat rows inserted before %.0f%% / ", 100 * a.noise.copy) +
+                            fmt("%.0f%% of the face rows", 100 * a.noise.flat)
+                      : std::string())
     << ", " << a.precision << ")\n\n"
     << markdown_table({"metric", "model", "unigram baseline"},
                       {{"loss (nats/token)", fmt("%.4f", r.loss), baseline(uni.cross_entropy, "%.4f")},
@@ -411,9 +413,11 @@ int run_eval(int argc, char** argv) {
       .flag("drop-repeated-faces", &t.drop_repeated_faces,
             "teacher forcing: score the rows without face rows that repeat an earlier one (as training with "
             "data.drop_repeated_faces)")
-      .option("repeat-noise", &t.repeat_noise,
+      .option("repeat-noise", &t.noise.copy,
               "teacher forcing: before each face row, with this probability, an unscored copy of an earlier row "
               "(as training with data.repeat_noise): how well the model goes on after the repeats its samples make")
+      .option("flat-noise", &t.noise.flat,
+              "teacher forcing: the same with flat rows (corners on one line) made from earlier rows (data.flat_noise)")
       .option("precision", &t.precision, "teacher forcing: fp32 or bf16 (autocast)")
       .option("heads", &t.heads, "teacher forcing: attention heads when the weights' metadata does not say")
       .option("device", &t.device, "teacher forcing: cpu, cuda or auto")
@@ -438,7 +442,10 @@ int run_eval(int argc, char** argv) {
   if (threads < 0) throw Error("eval: --threads must be 0 (every core) or positive");
   if (g.geometry != "tokens" && g.geometry != "float") throw Error("eval: --reference-geometry must be tokens or float");
   if (t.precision != "fp32" && t.precision != "bf16") throw Error("eval: --precision must be fp32 or bf16");
-  if (!(t.repeat_noise >= 0 && t.repeat_noise < 1)) throw Error("eval: --repeat-noise must be a probability in [0, 1)");
+  if (!(t.noise.copy >= 0 && t.noise.copy < 1)) throw Error("eval: --repeat-noise must be a probability in [0, 1)");
+  if (!(t.noise.flat >= 0 && t.noise.copy + t.noise.flat < 1)) {
+    throw Error("eval: --flat-noise must be a probability, with --repeat-noise + --flat-noise below 1");
+  }
   g.split = t.split = parse_split(split_text);
   g.samples_split = parse_split(samples_split_text);
   g.nearest_split = parse_split(nearest_split_text);

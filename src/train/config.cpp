@@ -32,6 +32,9 @@ const std::vector<TrainKey> kTrainKeys = {
     {"data.repeat_noise",       &C::data_repeat_noise,       true,
      "probability in [0, 1) of inserting, before a training face row, an unscored copy of an earlier row: "
      "teaches the model to go on after a repeated face, as its own samples hold them (validation is clean)"},
+    {"data.flat_noise",         &C::data_flat_noise,         true,
+     "probability of inserting, before a training face row, an unscored flat row (corners on one line) made "
+     "from an earlier row, as samples hold them; with data.repeat_noise below 1"},
     {"data.batch_tokens",       &C::data_batch_tokens,       false, "padded tokens per micro-batch; batches group similar lengths"},
     {"data.batch_size",         &C::data_batch_size,         false, "at most this many sequences per micro-batch"},
     {"train.steps",             &C::train_steps,             true,  "optimizer steps"},
@@ -166,6 +169,8 @@ void TrainConfig::set(const std::string& key, const std::string& raw) {
   require(train_init_step >= 0, "train.init_step must be >= 0");
   require(optim_rewarmup >= 0, "optim.rewarmup must be >= 0 (0 = none)");
   require(data_repeat_noise >= 0 && data_repeat_noise < 1, "data.repeat_noise must be a probability in [0, 1)");
+  require(data_flat_noise >= 0 && data_repeat_noise + data_flat_noise < 1,
+          "data.flat_noise must be a probability, with data.repeat_noise + data.flat_noise below 1");
   require(train_threads >= 0, "train.threads must be >= 0 (0 = all cores)");
   require(train_max_bad_steps >= 1, "train.max_bad_steps must be at least 1");
   require(eval_every >= 0 && eval_batches >= 0, "eval.every and eval.batches must be >= 0");

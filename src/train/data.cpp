@@ -1,6 +1,7 @@
 #include "train/data.h"
 
 #include <algorithm>
+#include <array>
 #include <random>
 
 #include "util/error.h"
@@ -55,25 +56,56 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
   return batches;
 }
 
-std::vector<int64_t> insert_repeated_rows(std::vector<int64_t>& seq, double p, size_t max_face_rows,
-                                          std::mt19937_64& rng, const TokenizerConfig& config) {
-  constexpr size_t kReach = 32;  // how far back a copy may come from
+namespace {
+
+// The flat row of insert_noise_rows from face row `src`, or false when no third corner fits the grid.
+bool flat_row(const int64_t* src, int64_t* out, const TokenizerConfig& config) {
+  const int64_t* v0 = src;
+  auto fits = [&](const std::array<int64_t, 3>& c) {
+    return std::all_of(c.begin(), c.end(), [&](int64_t t) { return t >= 0 && t <= config.quant_max(); });
+  };
+  std::vector<std::array<int64_t, 3>> candidates;
+  for (const int64_t* v : {src + 3, src + 6}) candidates.push_back({2 * v[0] - v0[0], 2 * v[1] - v0[1], 2 * v[2] - v0[2]});
+  const int64_t* v1 = src + 3;
+  if ((v0[0] + v1[0]) % 2 == 0 && (v0[1] + v1[1]) % 2 == 0 && (v0[2] + v1[2]) % 2 == 0) {
+    candidates.push_back({(v0[0] + v1[0]) / 2, (v0[1] + v1[1]) / 2, (v0[2] + v1[2]) / 2});
+  }
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    if (!fits(candidates[k])) continue;
+    const int64_t* on_line = k == 1 ? src + 6 : src + 3;  // the corner whose line with v0 holds the new one
+    std::copy_n(v0, 3, out);
+    std::copy_n(on_line, 3, out + 3);
+    std::copy_n(candidates[k].begin(), 3, out + 6);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise& noise, size_t max_face_rows,
+                                       std::mt19937_64& rng, const TokenizerConfig& config) {
+  constexpr size_t kReach = 32;  // how far back a source row may be
   auto is_face = [&](const int64_t* row) {
     return std::all_of(row, row + kTokensPerFace, [&](int64_t t) { return config.is_coordinate(t); });
   };
   const size_t rows = seq.size() / kTokensPerFace;
   size_t face_rows = 0;
   for (size_t r = 0; r < rows; ++r) face_rows += is_face(&seq[r * kTokensPerFace]);
-  std::bernoulli_distribution insert(p), previous(0.5);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::bernoulli_distribution previous(0.5);
   std::vector<int64_t> inputs, targets;
   std::vector<size_t> earlier;  // offsets in `seq` of the face rows passed so far
   for (size_t r = 0; r < rows; ++r) {
     const int64_t* row = &seq[r * kTokensPerFace];
     const bool face = is_face(row);
-    if (face && !earlier.empty() && face_rows < max_face_rows && insert(rng)) {
+    const double u = face && !earlier.empty() && face_rows < max_face_rows ? uniform(rng) : 1.0;
+    if (u < noise.copy + noise.flat) {
       const size_t back = previous(rng) ? 1 : std::uniform_int_distribution<size_t>(1, std::min(earlier.size(), kReach))(rng);
-      const int64_t* copy = &seq[earlier[earlier.size() - back]];
-      inputs.insert(inputs.end(), copy, copy + kTokensPerFace);
+      const int64_t* src = &seq[earlier[earlier.size() - back]];
+      std::array<int64_t, kTokensPerFace> inserted;
+      if (u < noise.copy || !flat_row(src, inserted.data(), config)) std::copy_n(src, kTokensPerFace, inserted.begin());
+      inputs.insert(inputs.end(), inserted.begin(), inserted.end());
       targets.insert(targets.end(), kTokensPerFace, config.pad());
       ++face_rows;
     }
@@ -107,9 +139,9 @@ TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batc
     }
     if (seq.empty()) seq = m.sequence(tk);
     if (options.drop_repeated_faces) drop_repeated_face_rows(seq, tk);
-    if (options.repeat_noise > 0) {
+    if (options.noise.any()) {
       std::mt19937_64 rng(mix(mix(mix(seed, uint64_t(epoch)), uint64_t(i)), 0x7265706561747321ull));
-      targets.push_back(insert_repeated_rows(seq, options.repeat_noise, size_t(options.max_faces), rng, tk));
+      targets.push_back(insert_noise_rows(seq, options.noise, size_t(options.max_faces), rng, tk));
     }
     L = std::max(L, seq.size());
     seqs.push_back(std::move(seq));

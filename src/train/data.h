@@ -11,12 +11,21 @@
 
 namespace iflame {
 
+// Rows that the model's own samples hold once they drift, and that the data never shows: before
+// each face row, with probability `copy`, a copy of an earlier face row; else with probability
+// `flat`, a flat one (the corners on one line) made from an earlier row.
+struct RowNoise {
+  double copy = 0;  // data.repeat_noise
+  double flat = 0;  // data.flat_noise
+  bool any() const { return copy > 0 || flat > 0; }
+};
+
 struct BatchPlanOptions {
   int64_t batch_tokens = 16384;  // padded tokens per batch
   int64_t batch_size = 48;       // sequences per batch at most
   int64_t max_faces = 800;
   bool drop_repeated_faces = false;  // make_batch: drop_repeated_face_rows on every sequence
-  double repeat_noise = 0;           // make_batch: insert_repeated_rows with this probability
+  RowNoise noise;                    // make_batch: insert_noise_rows
 };
 
 // A batch as the trainer uses it: what the model reads and what its loss scores.
@@ -25,13 +34,16 @@ struct TokenBatch {
   torch::Tensor targets;  // (B, L) int64: `inputs`, with PAD where a position is not scored
 };
 
-// data.repeat_noise: before each face row of `seq`, with probability `p`, a copy of an earlier
-// face row (the one just before half the time, else one of the 32 before it), as the model's
-// own samples hold them once they loop; teacher forcing alone never shows a context like that.
-// Copies go in until the sequence holds `max_face_rows` face rows. Returns the targets: the new
-// `seq` with PAD over the inserted rows, so the loss never teaches a copy, only what follows it.
-std::vector<int64_t> insert_repeated_rows(std::vector<int64_t>& seq, double p, size_t max_face_rows,
-                                          std::mt19937_64& rng, const TokenizerConfig& config);
+// Inserts `noise` rows into `seq`: teacher forcing alone never shows the model a context like
+// its own samples once they loop (on copies, then, when those are learned, on flat faces). The
+// source row is the face row just before half the time, else one of the 32 before it. A flat
+// row keeps the source's first two corners (v0, v1) and puts the third on their line, at
+// 2 v1 - v0 (else 2 v2 - v0, else the midpoint; a copy when none is on the grid), so the first
+// corner stays the smallest, as the grammar wants. Rows go in until `seq` holds `max_face_rows`
+// face rows. Returns the targets: the new `seq` with PAD over the inserted rows, so the loss
+// never teaches a copy or a flat face, only what follows one.
+std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise& noise, size_t max_face_rows,
+                                       std::mt19937_64& rng, const TokenizerConfig& config);
 
 // The batches of one epoch over `indices`: lists of dataset indices.
 std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std::vector<size_t>& indices,
@@ -41,7 +53,7 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 // canonicalized, or its stored canonical rows when `augment` is false; PAD-filled to the
 // longest sequence. Augmented meshes that exceed options.max_faces fall back to the stored rows;
 // with options.drop_repeated_faces, rows that repeat an earlier face are dropped; with
-// options.repeat_noise, copies are inserted (seeded like the augmentation).
+// options.noise, noise rows are inserted (seeded like the augmentation).
 TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
                       int64_t epoch, const BatchPlanOptions& options);
 

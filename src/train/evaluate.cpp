@@ -29,7 +29,7 @@ TeacherForcedResult evaluate_teacher_forced(IFlameModelImpl& model, const Datase
   model.eval();
   const torch::Device device = model.parameters().empty() ? torch::Device(torch::kCPU) : model.parameters()[0].device();
   const BatchPlanOptions plan{options.batch_tokens, options.batch_size, options.max_faces, options.drop_repeated_faces,
-                              options.repeat_noise};
+                              options.noise};
   auto batches = plan_epoch(data, fit, plan, options.seed, /*epoch=*/0);
   if (options.max_batches > 0 && int64_t(batches.size()) > options.max_batches) batches.resize(size_t(options.max_batches));
   double loss_sum = 0;

@@ -199,7 +199,8 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
   val_idx_ = data_.indices(Split::kVal);
   stream_ = std::make_unique<BatchStream>(data_, train_idx,
                                           BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces,
-                                                           cfg.data_drop_repeated_faces, cfg.data_repeat_noise},
+                                                           cfg.data_drop_repeated_faces,
+                                                           RowNoise{cfg.data_repeat_noise, cfg.data_flat_noise}},
                                           cfg.data_augment, cfg.train_seed, state_.data, group_.rank(), world_);
   log_path_ = cfg.out_dir + "/log.jsonl";
   if (main_) {

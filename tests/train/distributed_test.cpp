@@ -110,7 +110,7 @@ TEST(TrainDistributed, ShardsSplitEveryPlannedBatch) {
   DatasetReader data(test::make_dataset(dir));
   const auto idx = data.indices(Split::kTrain);
   BatchPlanOptions plan{4000, 8, 200};
-  plan.repeat_noise = 0.3;  // the inserted copies are the same in a shard as in the whole batch
+  plan.noise = {0.2, 0.2};  // the inserted rows are the same in a shard as in the whole batch
   BatchStream whole(data, idx, plan, false, 3);
   std::vector<std::unique_ptr<BatchStream>> shards;
   for (int64_t r = 0; r < 3; ++r) shards.push_back(std::make_unique<BatchStream>(data, idx, plan, false, 3, DataPosition{}, r, 3));

@@ -174,7 +174,7 @@ TEST(EvalTeacherForced, RepeatNoiseScoresTheSameTargetsAfterCopies) {
   DatasetReader data(data_path);
   const TeacherForcedResult clean = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), {});
   TeacherForcedOptions o;
-  o.repeat_noise = 0.4;
+  o.noise.copy = 0.4;
   const TeacherForcedResult noisy = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), o);
   EXPECT_EQ(noisy.targets, clean.targets);
   EXPECT_EQ(noisy.faces, clean.faces);
@@ -182,16 +182,19 @@ TEST(EvalTeacherForced, RepeatNoiseScoresTheSameTargetsAfterCopies) {
   const auto run = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
                                     "' --threads 1 --repeat-noise 0.4 --json '" + dir + "/tf.json'");
   ASSERT_EQ(run.code, 0) << run.out;
-  EXPECT_NE(run.out.find("copies inserted before 40% of the face rows"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("copies / flat rows inserted before 40% / 0% of the face rows"), std::string::npos) << run.out;
   std::ifstream in(dir + "/tf.json");
   const auto j = nlohmann::json::parse(in);
   EXPECT_NEAR(j["teacher_forced"]["loss"].get<double>(), noisy.loss, 1e-5);
   EXPECT_EQ(j["settings"]["repeat_noise"].get<double>(), 0.4);
-  for (const char* bad : {"1", "-0.1", "nan", "2"}) {
+  for (const char* bad : {"--repeat-noise 1", "--repeat-noise -0.1", "--repeat-noise nan", "--repeat-noise 2",
+                          "--flat-noise -1", "--repeat-noise 0.5 --flat-noise 0.5"}) {
     const auto refused = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
-                                          "' --repeat-noise " + bad);
+                                          "' " + bad);
     EXPECT_NE(refused.code, 0) << bad;
-    EXPECT_NE(refused.out.find("--repeat-noise"), std::string::npos) << bad << ": " << refused.out;
+    const std::string option = std::string(bad).substr(0, std::string(bad).find(' '));
+    EXPECT_NE(refused.out.find(std::string(bad).find("flat") != std::string::npos ? "--flat-noise" : option), std::string::npos)
+        << bad << ": " << refused.out;
   }
 }
 

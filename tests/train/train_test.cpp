@@ -37,13 +37,16 @@ using test::make_dataset;
 TrainConfig small_config(const std::string& data, const std::string& out) { return test::quick_config(data, out, 6, 3, 3); }
 
 TEST(Train, ResumeContinuesTheExactLossCurve) {
+  const double part_noise_copy = 0.2, part_noise_flat = 0.1;
   const std::string dir = test::temp_dir();
   const std::string data = make_dataset(dir);
   TrainConfig full = small_config(data, dir + "/full");
-  full.data_repeat_noise = 0.2;  // its copies too must come back the same after a resume
+  full.data_repeat_noise = part_noise_copy;  // its noise rows too must come back the same after a resume
+  full.data_flat_noise = part_noise_flat;
   train(full, RunStart::kFresh);
   TrainConfig part = small_config(data, dir + "/part");
-  part.data_repeat_noise = 0.2;
+  part.data_repeat_noise = part_noise_copy;
+  part.data_flat_noise = part_noise_flat;
   part.train_steps = 6;
   // Stop after 3 steps by training a run whose schedule is the same but which we cut short:
   // run 6 steps once with save_every 3, delete the last checkpoint and the tail of the log.
@@ -261,42 +264,77 @@ TEST(Train, BatchesDropRepeatedFacesOnRequest) {
   }
 }
 
-// data.repeat_noise: copies of earlier face rows go in before face rows, each one unscored; what
-// is left after taking them out is the sequence as it was, scored as it was.
-TEST(Train, RepeatNoiseInsertsUnscoredCopiesOfEarlierRows) {
+// data.repeat_noise / data.flat_noise: copies of earlier face rows, or flat rows made from them,
+// go in before face rows, each one unscored; what is left after taking them out is the sequence
+// as it was, scored as it was.
+TEST(Train, RowNoiseInsertsUnscoredCopiesAndFlatRows) {
+  using Row = std::vector<int64_t>;
   const TokenizerConfig tk;
   constexpr size_t kRow = kTokensPerFace;
-  std::vector<int64_t> clean(kRow, tk.bos());
+  Row clean(kRow, tk.bos());
   const size_t faces = 60;
-  for (size_t f = 0; f < faces; ++f) {
-    for (size_t i = 0; i < kRow; ++i) clean.push_back(int64_t((f * 7 + i) % 128));
+  for (size_t f = 0; f < faces; ++f) {  // distinct, not flat
+    const int64_t i = int64_t(f);
+    clean.insert(clean.end(), {i, 10, 10, i + 1, 20 + i % 5, 10, i + 1, 10, 30 + i % 7});
   }
   clean.insert(clean.end(), kRow, tk.eos());
-  std::vector<int64_t> seq = clean;
+  Row seq = clean;
   std::mt19937_64 rng(5);
-  EXPECT_EQ(insert_repeated_rows(seq, 0.0, 800, rng, tk), clean);
+  EXPECT_EQ(insert_noise_rows(seq, {}, 800, rng, tk), clean);
   EXPECT_EQ(seq, clean);
+  // No third corner on the grid (2 v1 - v0 and 2 v2 - v0 leave it, the midpoint is off it): a copy.
+  const Row corner_face = {100, 100, 100, 0, 0, 1, 1, 0, 0}, next_face = {100, 100, 101, 0, 0, 2, 1, 1, 0};
+  Row two(kRow, tk.bos());
+  for (const Row* f : {&corner_face, &next_face}) two.insert(two.end(), f->begin(), f->end());
+  two.insert(two.end(), kRow, tk.eos());
+  Row expected_targets(kRow, tk.bos());
+  expected_targets.insert(expected_targets.end(), corner_face.begin(), corner_face.end());
+  expected_targets.insert(expected_targets.end(), kRow, tk.pad());
+  expected_targets.insert(expected_targets.end(), next_face.begin(), next_face.end());
+  expected_targets.insert(expected_targets.end(), kRow, tk.eos());
+  EXPECT_EQ(insert_noise_rows(two, {0, 1.0}, 800, rng, tk), expected_targets);
+  EXPECT_TRUE(std::equal(corner_face.begin(), corner_face.end(), two.begin() + 2 * kRow)) << "the copy in the inputs";
 
-  for (const auto& [p, cap] : std::vector<std::pair<double, size_t>>{{0.3, 800}, {1.0, 800}, {1.0, 75}}) {
+  // A flat row: the first corner and one other of `source`, then a third corner on their line.
+  auto is_flat_from = [&](const Row& row, const Row& source) {
+    const bool corners = std::equal(row.begin(), row.begin() + 3, source.begin()) &&
+                         (std::equal(row.begin() + 3, row.begin() + 6, source.begin() + 3) ||
+                          std::equal(row.begin() + 3, row.begin() + 6, source.begin() + 6));
+    const int64_t u[3] = {row[3] - row[0], row[4] - row[1], row[5] - row[2]};
+    const int64_t w[3] = {row[6] - row[0], row[7] - row[1], row[8] - row[2]};
+    const bool on_line = u[1] * w[2] == u[2] * w[1] && u[2] * w[0] == u[0] * w[2] && u[0] * w[1] == u[1] * w[0];
+    const bool distinct = !std::equal(row.begin() + 6, row.end(), row.begin()) && !std::equal(row.begin() + 6, row.end(), row.begin() + 3);
+    const bool on_grid = std::all_of(row.begin(), row.end(), [&](int64_t t) { return tk.is_coordinate(t); });
+    return corners && on_line && distinct && on_grid;
+  };
+  struct Case {
+    RowNoise noise;
+    size_t cap;
+  };
+  for (const Case& c : std::vector<Case>{{{0.3, 0}, 800}, {{1.0, 0}, 800}, {{1.0, 0}, 75}, {{0, 1.0}, 800}, {{0.2, 0.3}, 800}}) {
+    const std::string name = "copy " + std::to_string(c.noise.copy) + " flat " + std::to_string(c.noise.flat);
     seq = clean;
     std::mt19937_64 rng2(11);
-    const std::vector<int64_t> targets = insert_repeated_rows(seq, p, cap, rng2, tk);
+    const Row targets = insert_noise_rows(seq, c.noise, c.cap, rng2, tk);
     ASSERT_EQ(targets.size(), seq.size());
     ASSERT_EQ(seq.size() % kRow, 0u);
-    std::vector<int64_t> kept_inputs, kept_targets;
-    std::vector<std::vector<int64_t>> passed;  // original face rows so far
-    size_t inserted = 0, previous = 0;
+    Row kept_inputs, kept_targets;
+    std::vector<Row> passed;  // original face rows so far
+    size_t copies = 0, flats = 0, previous = 0;
     for (size_t r = 0; r < seq.size() / kRow; ++r) {
-      const std::vector<int64_t> row(seq.begin() + std::ptrdiff_t(r * kRow), seq.begin() + std::ptrdiff_t((r + 1) * kRow));
-      const std::vector<int64_t> target(targets.begin() + std::ptrdiff_t(r * kRow), targets.begin() + std::ptrdiff_t((r + 1) * kRow));
-      if (target == std::vector<int64_t>(kRow, tk.pad())) {
-        ++inserted;
-        ASSERT_FALSE(passed.empty()) << "a copy before the first face";
-        const auto at = std::find(passed.end() - std::ptrdiff_t(std::min<size_t>(passed.size(), 32)), passed.end(), row);
-        EXPECT_NE(at, passed.end()) << "row " << r << " is not one of the 32 face rows before it";
-        previous += row == passed.back();
+      const Row row(seq.begin() + std::ptrdiff_t(r * kRow), seq.begin() + std::ptrdiff_t((r + 1) * kRow));
+      const Row target(targets.begin() + std::ptrdiff_t(r * kRow), targets.begin() + std::ptrdiff_t((r + 1) * kRow));
+      if (target == Row(kRow, tk.pad())) {
+        ASSERT_FALSE(passed.empty()) << name << ": a row before the first face";
+        const auto reach = passed.end() - std::ptrdiff_t(std::min<size_t>(passed.size(), 32));
+        if (std::find(reach, passed.end(), row) != passed.end()) {
+          ++copies;
+          previous += row == passed.back();
+        } else {
+          flats += std::any_of(reach, passed.end(), [&](const Row& source) { return is_flat_from(row, source); });
+        }
         ASSERT_LT(r + 1, seq.size() / kRow);
-        EXPECT_TRUE(tk.is_coordinate(seq[(r + 1) * kRow])) << "a copy before a special row";
+        EXPECT_TRUE(tk.is_coordinate(seq[(r + 1) * kRow])) << name << ": a row before a special row";
         continue;
       }
       EXPECT_EQ(row, target);
@@ -304,15 +342,23 @@ TEST(Train, RepeatNoiseInsertsUnscoredCopiesOfEarlierRows) {
       kept_targets.insert(kept_targets.end(), target.begin(), target.end());
       if (tk.is_coordinate(row[0])) passed.push_back(row);
     }
-    EXPECT_EQ(kept_inputs, clean) << p;
-    EXPECT_EQ(kept_targets, clean) << p;
-    if (p == 1.0) {
-      EXPECT_EQ(inserted, std::min(cap, 2 * faces - 1) - faces) << "one before every face row but the first, up to the cap";
-      EXPECT_GT(previous, inserted / 4) << "the row just before is the most common copy";
-      EXPECT_LT(previous, inserted) << "copies also come from further back";
+    EXPECT_EQ(kept_inputs, clean) << name;
+    EXPECT_EQ(kept_targets, clean) << name;
+    const size_t inserted = (seq.size() - clean.size()) / kRow;
+    EXPECT_EQ(copies + flats, inserted) << name << ": every inserted row is a copy or a flat row";
+    if (c.noise.copy + c.noise.flat == 1.0) {
+      EXPECT_EQ(inserted, std::min(c.cap, 2 * faces - 1) - faces) << name << ": one before every face row but the first, up to the cap";
+    }
+    if (c.noise.copy == 1.0) {
+      EXPECT_EQ(flats, 0u) << name;
+      EXPECT_GT(previous, inserted / 4) << "the row just before is the most common source";
+      EXPECT_LT(previous, inserted) << "sources also come from further back";
+    } else if (c.noise.flat == 1.0) {
+      EXPECT_GT(flats, inserted * 3 / 4) << name << ": a copy only where no third corner fits the grid";
     } else {
-      EXPECT_GT(inserted, 5u);
-      EXPECT_LT(inserted, 35u);
+      EXPECT_GT(inserted, 5u) << name;
+      EXPECT_LT(inserted, 45u) << name;
+      if (c.noise.flat > 0) EXPECT_GT(flats, 2u) << name;
     }
   }
 
@@ -321,7 +367,7 @@ TEST(Train, RepeatNoiseInsertsUnscoredCopiesOfEarlierRows) {
   const auto idx = data.indices(Split::kTrain);
   const std::vector<size_t> some(idx.begin(), idx.begin() + std::ptrdiff_t(std::min<size_t>(idx.size(), 4)));
   BatchPlanOptions plain, noisy;
-  noisy.repeat_noise = 0.5;
+  noisy.noise = {0.3, 0.3};
   for (bool augment : {false, true}) {
     const TokenBatch a = make_batch(data, some, augment, 3, 0, plain), b = make_batch(data, some, augment, 3, 0, noisy);
     EXPECT_TRUE(a.inputs.equal(a.targets));
@@ -341,7 +387,7 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
            {"optim.grad_clip", "-1"}, {"data.max_faces", "0"}, {"train.threads", "-2"}, {"eval.every", "-1"},
            {"out.keep_last", "0"}, {"out.keep_every", "-5"}, {"model.dim", "1000000"}, {"data.batch_tokens", "99999999999"},
            {"model.blocks_per_stage", "0"}, {"data.repeat_noise", "1"}, {"data.repeat_noise", "-0.1"},
-           {"data.repeat_noise", "nan"}}) {
+           {"data.repeat_noise", "nan"}, {"data.flat_noise", "-0.1"}, {"data.flat_noise", "1"}}) {
     TrainConfig fresh;
     try {
       fresh.set(key, value);

@@ -285,7 +285,7 @@ struct TeacherArgs {
   Split split = Split::kVal;
   int64_t heads = 16, max_faces = 800, batch_tokens = 16384, batch_size = 48, max_batches = 0, threads = 0;
   bool drop_repeated_faces = false;
-  RowNoise noise;
+  RowNoise noise = {};
 };
 
 // The model's loss, perplexity and accuracies on a dataset split, next to the unigram baseline.

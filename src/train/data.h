@@ -25,7 +25,7 @@ struct BatchPlanOptions {
   int64_t batch_size = 48;       // sequences per batch at most
   int64_t max_faces = 800;
   bool drop_repeated_faces = false;  // make_batch: drop_repeated_face_rows on every sequence
-  RowNoise noise;                    // make_batch: insert_noise_rows
+  RowNoise noise = {};               // make_batch: insert_noise_rows
 };
 
 // A batch as the trainer uses it: what the model reads and what its loss scores.

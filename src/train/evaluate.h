@@ -17,7 +17,7 @@ struct TeacherForcedOptions {
   int64_t batch_size = 48;       // sequences per batch at most
   int64_t max_faces = 800;       // meshes with more faces are left out
   bool drop_repeated_faces = false;  // score the rows without repeated faces (train/data.h)
-  RowNoise noise;                // unscored rows in the context (train/data.h insert_noise_rows), seeded by `seed`
+  RowNoise noise = {};           // unscored rows in the context (train/data.h insert_noise_rows), seeded by `seed`
   int64_t max_batches = 0;       // stop after this many batches (0: every batch)
   bool bf16 = false;             // bf16 autocast
   uint64_t seed = 12345;         // batch order; fixed so that validation is comparable across steps

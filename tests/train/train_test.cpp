@@ -358,7 +358,9 @@ TEST(Train, RowNoiseInsertsUnscoredCopiesAndFlatRows) {
     } else {
       EXPECT_GT(inserted, 5u) << name;
       EXPECT_LT(inserted, 45u) << name;
-      if (c.noise.flat > 0) EXPECT_GT(flats, 2u) << name;
+      if (c.noise.flat > 0) {
+        EXPECT_GT(flats, 2u) << name;
+      }
     }
   }
 

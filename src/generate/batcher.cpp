@@ -253,7 +253,7 @@ void Batcher::step() {
       FaceRow row;
       std::copy(seq.tokens.end() - (kTokensPerFace - 1), seq.tokens.end(), row.begin());
       row.back() = token;
-      if (std::all_of(row.begin(), row.end(), [&](int64_t v) { return tokenizer_.is_coordinate(v); })) slot.job->add_face(row);
+      if (is_face_row(row.data(), tokenizer_)) slot.job->add_face(row);
     }
     if (append_token(seq, token, slot.limits, tokenizer_)) {
       finish_slot(slot, seq.finished);

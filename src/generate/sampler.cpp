@@ -81,10 +81,6 @@ int64_t argmax(const float* v, int64_t n, const uint8_t* allowed) {
 // A vertex's key in canonical order: (y, x, z) as one number, from its tokens (z, x, y).
 int64_t vertex_key(const int64_t* v, int64_t levels) { return (v[2] * levels + v[1]) * levels + v[0]; }
 
-bool is_face_row(const int64_t* row, const TokenizerConfig& tokenizer) {
-  return std::all_of(row, row + kTokensPerFace, [&](int64_t t) { return tokenizer.is_coordinate(t); });
-}
-
 // At most three inclusive key ranges.
 struct KeyRanges {
   int64_t lo[3], hi[3];

@@ -116,7 +116,7 @@ size_t drop_repeated_face_rows(std::vector<int64_t>& seq, const TokenizerConfig&
   for (size_t r = 0; r < rows; ++r) {
     Row row;
     std::copy_n(seq.begin() + std::ptrdiff_t(r * kTokensPerFace), kTokensPerFace, row.begin());
-    const bool face = std::all_of(row.begin(), row.end(), [&](int64_t t) { return config.is_coordinate(t); });
+    const bool face = is_face_row(row.data(), config);
     if (face && !seen.insert(row).second) continue;
     std::copy(row.begin(), row.end(), seq.begin() + std::ptrdiff_t(kept * kTokensPerFace));
     ++kept;
@@ -188,7 +188,7 @@ Mesh decode_tokens(const int64_t* tokens, size_t count, const TokenizerConfig& c
   std::vector<std::array<QVertex, 3>> triangles;
   for (; r < rows; ++r) {
     const int64_t* row = tokens + r * kTokensPerFace;
-    if (!std::all_of(row, row + kTokensPerFace, [&](int64_t t) { return config.is_coordinate(t); })) break;
+    if (!is_face_row(row, config)) break;
     std::array<QVertex, 3> tri;
     for (int c = 0; c < 3; ++c) tri[c] = {int32_t(row[3 * c]), int32_t(row[3 * c + 1]), int32_t(row[3 * c + 2])};
     if (tri[0] == tri[1] || tri[1] == tri[2] || tri[0] == tri[2]) continue;  // degenerate

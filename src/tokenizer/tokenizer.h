@@ -34,6 +34,13 @@ inline constexpr size_t sequence_tokens(size_t faces) { return (faces + 2) * kTo
 inline constexpr size_t prompt_faces(size_t prompt_tokens) {
   return prompt_tokens < size_t(kTokensPerFace) ? 0 : prompt_tokens / kTokensPerFace - 1;
 }
+// Whether the 9 tokens at `row` are all coordinates: a face, not a BOS, EOS or PAD row.
+inline bool is_face_row(const int64_t* row, const TokenizerConfig& config) {
+  for (int i = 0; i < kTokensPerFace; ++i) {
+    if (!config.is_coordinate(row[i])) return false;
+  }
+  return true;
+}
 
 // A quantized vertex in emitted order: (q_z, q_x, q_y) of the input axes.
 using QVertex = std::array<int32_t, 3>;

@@ -60,22 +60,24 @@ namespace {
 
 // The flat row of insert_noise_rows from face row `src`, or false when no third corner fits the grid.
 bool flat_row(const int64_t* src, int64_t* out, const TokenizerConfig& config) {
-  const int64_t* v0 = src;
-  auto fits = [&](const std::array<int64_t, 3>& c) {
-    return std::all_of(c.begin(), c.end(), [&](int64_t t) { return t >= 0 && t <= config.quant_max(); });
+  const int64_t *v0 = src, *v1 = src + 3, *v2 = src + 6;
+  // Third corners in order of preference, each with the corner whose line through v0 holds it.
+  struct Candidate {
+    const int64_t* corner;
+    std::array<int64_t, 3> third;
+    bool whole;  // the midpoint is on the grid only when every sum is even
   };
-  std::vector<std::array<int64_t, 3>> candidates;
-  for (const int64_t* v : {src + 3, src + 6}) candidates.push_back({2 * v[0] - v0[0], 2 * v[1] - v0[1], 2 * v[2] - v0[2]});
-  const int64_t* v1 = src + 3;
-  if ((v0[0] + v1[0]) % 2 == 0 && (v0[1] + v1[1]) % 2 == 0 && (v0[2] + v1[2]) % 2 == 0) {
-    candidates.push_back({(v0[0] + v1[0]) / 2, (v0[1] + v1[1]) / 2, (v0[2] + v1[2]) / 2});
-  }
-  for (size_t k = 0; k < candidates.size(); ++k) {
-    if (!fits(candidates[k])) continue;
-    const int64_t* on_line = k == 1 ? src + 6 : src + 3;  // the corner whose line with v0 holds the new one
+  const bool even = (v0[0] + v1[0]) % 2 == 0 && (v0[1] + v1[1]) % 2 == 0 && (v0[2] + v1[2]) % 2 == 0;
+  const Candidate candidates[] = {
+      {v1, {2 * v1[0] - v0[0], 2 * v1[1] - v0[1], 2 * v1[2] - v0[2]}, true},
+      {v2, {2 * v2[0] - v0[0], 2 * v2[1] - v0[1], 2 * v2[2] - v0[2]}, true},
+      {v1, {(v0[0] + v1[0]) / 2, (v0[1] + v1[1]) / 2, (v0[2] + v1[2]) / 2}, even},
+  };
+  for (const Candidate& c : candidates) {
+    if (!c.whole || !std::all_of(c.third.begin(), c.third.end(), [&](int64_t t) { return config.is_coordinate(t); })) continue;
     std::copy_n(v0, 3, out);
-    std::copy_n(on_line, 3, out + 3);
-    std::copy_n(candidates[k].begin(), 3, out + 6);
+    std::copy_n(c.corner, 3, out + 3);
+    std::copy_n(c.third.begin(), 3, out + 6);
     return true;
   }
   return false;
@@ -86,19 +88,16 @@ bool flat_row(const int64_t* src, int64_t* out, const TokenizerConfig& config) {
 std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise& noise, size_t max_face_rows,
                                        std::mt19937_64& rng, const TokenizerConfig& config) {
   constexpr size_t kReach = 32;  // how far back a source row may be
-  auto is_face = [&](const int64_t* row) {
-    return std::all_of(row, row + kTokensPerFace, [&](int64_t t) { return config.is_coordinate(t); });
-  };
   const size_t rows = seq.size() / kTokensPerFace;
   size_t face_rows = 0;
-  for (size_t r = 0; r < rows; ++r) face_rows += is_face(&seq[r * kTokensPerFace]);
+  for (size_t r = 0; r < rows; ++r) face_rows += is_face_row(&seq[r * kTokensPerFace], config);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   std::bernoulli_distribution previous(0.5);
   std::vector<int64_t> inputs, targets;
   std::vector<size_t> earlier;  // offsets in `seq` of the face rows passed so far
   for (size_t r = 0; r < rows; ++r) {
     const int64_t* row = &seq[r * kTokensPerFace];
-    const bool face = is_face(row);
+    const bool face = is_face_row(row, config);
     const double u = face && !earlier.empty() && face_rows < max_face_rows ? uniform(rng) : 1.0;
     if (u < noise.copy + noise.flat) {
       const size_t back = previous(rng) ? 1 : std::uniform_int_distribution<size_t>(1, std::min(earlier.size(), kReach))(rng);
@@ -118,6 +117,13 @@ std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise
   targets.insert(targets.end(), tail, seq.end());
   seq = std::move(inputs);
   return targets;
+}
+
+TokenBatch TokenBatch::to(const torch::Device& device) const {
+  TokenBatch out;
+  out.inputs = inputs.to(device);
+  out.targets = targets.is_same(inputs) ? out.inputs : targets.to(device);
+  return out;
 }
 
 TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,

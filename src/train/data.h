@@ -32,6 +32,8 @@ struct BatchPlanOptions {
 struct TokenBatch {
   torch::Tensor inputs;   // (B, L) int64
   torch::Tensor targets;  // (B, L) int64: `inputs`, with PAD where a position is not scored
+  // On `device`; targets that are the inputs themselves (no noise rows) are copied once.
+  TokenBatch to(const torch::Device& device) const;
 };
 
 // Inserts `noise` rows into `seq`: teacher forcing alone never shows the model a context like

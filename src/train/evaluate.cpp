@@ -34,10 +34,9 @@ TeacherForcedResult evaluate_teacher_forced(IFlameModelImpl& model, const Datase
   if (options.max_batches > 0 && int64_t(batches.size()) > options.max_batches) batches.resize(size_t(options.max_batches));
   double loss_sum = 0;
   for (const auto& b : batches) {
-    const TokenBatch batch = make_batch(data, b, /*augment=*/false, options.seed, 0, plan);
-    const torch::Tensor inputs = batch.inputs.to(device), targets = batch.targets.to(device);  // (B, L)
+    const TokenBatch batch = make_batch(data, b, /*augment=*/false, options.seed, 0, plan).to(device);  // (B, L)
     compat::AutocastGuard autocast(device.type(), torch::kBFloat16, options.bf16);
-    const LossStats s = sequence_loss(model.forward(inputs), targets, model.config.pad_token);
+    const LossStats s = sequence_loss(model.forward(batch.inputs), batch.targets, model.config.pad_token);
     loss_sum += s.loss.item<double>() * double(s.targets);
     r.targets += s.targets;
     r.correct += s.correct;

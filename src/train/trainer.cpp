@@ -322,8 +322,7 @@ StepStats Trainer::step() {
   StepStats s;
   std::vector<TokenBatch> micro;
   for (int64_t a = 0; a < cfg_.optim_accum; ++a) {
-    TokenBatch b = stream_->next();
-    micro.push_back({b.inputs.to(device_), b.targets.to(device_)});
+    micro.push_back(stream_->next().to(device_));
     s.targets += targets_of(micro.back().targets);
   }
   if (world_ > 1) {  // the weights below are shares of the whole step's targets

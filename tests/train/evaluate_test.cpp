@@ -54,6 +54,19 @@ IFlameModel tiny_model() {
   return IFlameModel(model_preset("tiny"));
 }
 
+// A tiny model saved beside a small dataset, for `iflame eval --weights --dataset`.
+struct SavedModel {
+  std::string dir = test::temp_dir();
+  std::string data_path = make_dataset(dir);
+  std::string weights = dir + "/model.safetensors";
+  IFlameModel model = tiny_model();
+  SavedModel() { save_model(*model, weights); }
+  // The command line that evaluates it, with `options` appended.
+  std::string eval_args(const std::string& options) const {
+    return "eval --weights '" + weights + "' --dataset '" + data_path + "' " + options;
+  }
+};
+
 TEST(EvalTeacherForced, BatchedEqualsPerSequence) {
   const std::string dir = test::temp_dir();
   DatasetReader data(make_dataset(dir));
@@ -122,14 +135,12 @@ TEST(EvalTeacherForced, LongMeshesAreLeftOutAndCapsApply) {
 }
 
 TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
-  const std::string dir = test::temp_dir();
-  const std::string data_path = make_dataset(dir);
-  IFlameModel model = tiny_model();
-  save_model(*model, dir + "/model.safetensors");
-  DatasetReader data(data_path);
+  const SavedModel saved;
+  const std::string& dir = saved.dir;
+  IFlameModel model = saved.model;
+  DatasetReader data(saved.data_path);
   const TeacherForcedResult r = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), {});
-  const auto run = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
-                                    "' --threads 1 --json '" + dir + "/tf.json'");
+  const auto run = test::run_iflame(saved.eval_args("--threads 1 --json '" + dir + "/tf.json'"));
   ASSERT_EQ(run.code, 0) << run.out;
   EXPECT_NE(run.out.find("perplexity"), std::string::npos) << run.out;
   std::ifstream in(dir + "/tf.json");
@@ -144,11 +155,10 @@ TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
   EXPECT_EQ(j["targets"].get<int64_t>(), r.targets);
   EXPECT_EQ(j["sequences"].get<int64_t>(), int64_t(data.num_val()));
   EXPECT_DOUBLE_EQ(j["token_accuracy"].get<double>(), r.token_accuracy);
-  EXPECT_NE(test::run_iflame("eval --weights '" + dir + "/model.safetensors'").code, 0);  // --dataset missing
+  EXPECT_NE(test::run_iflame("eval --weights '" + saved.weights + "'").code, 0);  // --dataset missing
 
   // Without repeated face rows: the model and the baseline are scored on the same, fewer targets.
-  const auto dropped = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
-                                        "' --threads 1 --drop-repeated-faces --json '" + dir + "/tf-drop.json'");
+  const auto dropped = test::run_iflame(saved.eval_args("--threads 1 --drop-repeated-faces --json '" + dir + "/tf-drop.json'"));
   ASSERT_EQ(dropped.code, 0) << dropped.out;
   std::ifstream in_drop(dir + "/tf-drop.json");
   const auto d = nlohmann::json::parse(in_drop);
@@ -167,11 +177,9 @@ TEST(EvalTeacherForced, CliReportsTheLibraryNumbers) {
 // --repeat-noise: the same targets scored with copies of earlier rows in the context, as the
 // library computes it; a value that is not a probability is refused, naming the option.
 TEST(EvalTeacherForced, RepeatNoiseScoresTheSameTargetsAfterCopies) {
-  const std::string dir = test::temp_dir();
-  const std::string data_path = make_dataset(dir);
-  IFlameModel model = tiny_model();
-  save_model(*model, dir + "/model.safetensors");
-  DatasetReader data(data_path);
+  const SavedModel saved;
+  IFlameModel model = saved.model;
+  DatasetReader data(saved.data_path);
   const TeacherForcedResult clean = evaluate_teacher_forced(*model, data, data.indices(Split::kVal), {});
   TeacherForcedOptions o;
   o.noise.copy = 0.4;
@@ -179,22 +187,21 @@ TEST(EvalTeacherForced, RepeatNoiseScoresTheSameTargetsAfterCopies) {
   EXPECT_EQ(noisy.targets, clean.targets);
   EXPECT_EQ(noisy.faces, clean.faces);
   EXPECT_NE(noisy.loss, clean.loss);
-  const auto run = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
-                                    "' --threads 1 --repeat-noise 0.4 --json '" + dir + "/tf.json'");
+  const auto run = test::run_iflame(saved.eval_args("--threads 1 --repeat-noise 0.4 --json '" + saved.dir + "/tf.json'"));
   ASSERT_EQ(run.code, 0) << run.out;
   EXPECT_NE(run.out.find("copies / flat rows inserted before 40% / 0% of the face rows"), std::string::npos) << run.out;
-  std::ifstream in(dir + "/tf.json");
+  std::ifstream in(saved.dir + "/tf.json");
   const auto j = nlohmann::json::parse(in);
   EXPECT_NEAR(j["teacher_forced"]["loss"].get<double>(), noisy.loss, 1e-5);
   EXPECT_EQ(j["settings"]["repeat_noise"].get<double>(), 0.4);
-  for (const char* bad : {"--repeat-noise 1", "--repeat-noise -0.1", "--repeat-noise nan", "--repeat-noise 2",
-                          "--flat-noise -1", "--repeat-noise 0.5 --flat-noise 0.5"}) {
-    const auto refused = test::run_iflame("eval --weights '" + dir + "/model.safetensors' --dataset '" + data_path +
-                                          "' " + bad);
+  const std::pair<const char*, const char*> refusals[] = {  // options, the option the error names
+      {"--repeat-noise 1", "--repeat-noise"},  {"--repeat-noise -0.1", "--repeat-noise"},
+      {"--repeat-noise nan", "--repeat-noise"}, {"--repeat-noise 2", "--repeat-noise"},
+      {"--flat-noise -1", "--flat-noise"},     {"--repeat-noise 0.5 --flat-noise 0.5", "--flat-noise"}};
+  for (const auto& [bad, named] : refusals) {
+    const auto refused = test::run_iflame(saved.eval_args(bad));
     EXPECT_NE(refused.code, 0) << bad;
-    const std::string option = std::string(bad).substr(0, std::string(bad).find(' '));
-    EXPECT_NE(refused.out.find(std::string(bad).find("flat") != std::string::npos ? "--flat-noise" : option), std::string::npos)
-        << bad << ": " << refused.out;
+    EXPECT_NE(refused.out.find(named), std::string::npos) << bad << ": " << refused.out;
   }
 }
 

@@ -442,10 +442,8 @@ int run_eval(int argc, char** argv) {
   if (threads < 0) throw Error("eval: --threads must be 0 (every core) or positive");
   if (g.geometry != "tokens" && g.geometry != "float") throw Error("eval: --reference-geometry must be tokens or float");
   if (t.precision != "fp32" && t.precision != "bf16") throw Error("eval: --precision must be fp32 or bf16");
-  if (!(t.noise.copy >= 0 && t.noise.copy < 1)) throw Error("eval: --repeat-noise must be a probability in [0, 1)");
-  if (!(t.noise.flat >= 0 && t.noise.copy + t.noise.flat < 1)) {
-    throw Error("eval: --flat-noise must be a probability, with --repeat-noise + --flat-noise below 1");
-  }
+  const std::string noise_problem = row_noise_problem(t.noise, {"--repeat-noise", "--flat-noise"});
+  if (!noise_problem.empty()) throw Error("eval: " + noise_problem);
   g.split = t.split = parse_split(split_text);
   g.samples_split = parse_split(samples_split_text);
   g.nearest_split = parse_split(nearest_split_text);

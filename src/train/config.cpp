@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "train/data.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -168,9 +169,9 @@ void TrainConfig::set(const std::string& key, const std::string& raw) {
   require(data_max_faces >= 1, "data.max_faces must be at least 1");
   require(train_init_step >= 0, "train.init_step must be >= 0");
   require(optim_rewarmup >= 0, "optim.rewarmup must be >= 0 (0 = none)");
-  require(data_repeat_noise >= 0 && data_repeat_noise < 1, "data.repeat_noise must be a probability in [0, 1)");
-  require(data_flat_noise >= 0 && data_repeat_noise + data_flat_noise < 1,
-          "data.flat_noise must be a probability, with data.repeat_noise + data.flat_noise below 1");
+  const std::string noise_problem =
+      row_noise_problem({data_repeat_noise, data_flat_noise}, {"data.repeat_noise", "data.flat_noise"});
+  require(noise_problem.empty(), noise_problem.c_str());
   require(train_threads >= 0, "train.threads must be >= 0 (0 = all cores)");
   require(train_max_bad_steps >= 1, "train.max_bad_steps must be at least 1");
   require(eval_every >= 0 && eval_batches >= 0, "eval.every and eval.batches must be >= 0");

@@ -3,7 +3,9 @@
 // the reference's augmentation applied per sample before quantizing. Every choice is a pure
 // function of (seed, epoch, position), so a resumed run sees exactly the same data.
 #pragma once
+#include <array>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "dataset/format.h"
@@ -19,6 +21,10 @@ struct RowNoise {
   double flat = 0;  // data.flat_noise
   bool any() const { return copy > 0 || flat > 0; }
 };
+
+// What is wrong with `noise` ("" when nothing): both must be probabilities that leave the data's
+// own rows a chance. `names` spells the two settings as the caller's user wrote them.
+std::string row_noise_problem(const RowNoise& noise, const std::array<const char*, 2>& names);
 
 struct BatchPlanOptions {
   int64_t batch_tokens = 16384;  // padded tokens per batch

@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <variant>
 
-#include "train/data.h"
+#include "train/row_noise.h"
 #include "util/error.h"
 #include "util/fs.h"
 

@@ -56,15 +56,6 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
   return batches;
 }
 
-std::string row_noise_problem(const RowNoise& noise, const std::array<const char*, 2>& names) {
-  const auto [copy_name, flat_name] = names;
-  if (!(noise.copy >= 0 && noise.copy < 1)) return std::string(copy_name) + " must be a probability in [0, 1)";
-  if (!(noise.flat >= 0 && noise.copy + noise.flat < 1)) {
-    return std::string(flat_name) + " must be a probability, with " + copy_name + " + " + flat_name + " below 1";
-  }
-  return "";
-}
-
 namespace {
 
 // The flat row of insert_noise_rows from face row `src`, or false when no third corner fits the grid.

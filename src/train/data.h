@@ -3,28 +3,14 @@
 // the reference's augmentation applied per sample before quantizing. Every choice is a pure
 // function of (seed, epoch, position), so a resumed run sees exactly the same data.
 #pragma once
-#include <array>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "dataset/format.h"
 #include "model/torch_compat.h"
+#include "train/row_noise.h"
 
 namespace iflame {
-
-// Rows that the model's own samples hold once they drift, and that the data never shows: before
-// each face row, with probability `copy`, a copy of an earlier face row; else with probability
-// `flat`, a flat one (the corners on one line) made from an earlier row.
-struct RowNoise {
-  double copy = 0;  // data.repeat_noise
-  double flat = 0;  // data.flat_noise
-  bool any() const { return copy > 0 || flat > 0; }
-};
-
-// What is wrong with `noise` ("" when nothing): both must be probabilities that leave the data's
-// own rows a chance. `names` spells the two settings as the caller's user wrote them.
-std::string row_noise_problem(const RowNoise& noise, const std::array<const char*, 2>& names);
 
 struct BatchPlanOptions {
   int64_t batch_tokens = 16384;  // padded tokens per batch

@@ -209,7 +209,9 @@ nlohmann::json run_train(const TrainSpec& spec) {
       named.emplace_back(item.key(), item.value());
       params.push_back(item.value());
     }
-    muon = std::make_unique<Optimizer>(named, OptimizerOptions{});
+    OptimizerOptions options;
+    options.ns_bf16 = spec.bf16;  // as train.precision sets it
+    muon = std::make_unique<Optimizer>(named, options);
   }
 
   std::vector<double> step_ms, fwd_ms, loss_ms, bwd_ms, opt_ms;

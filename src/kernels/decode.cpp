@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/pointwise.h"
 #include "kernels/simd.h"
 
 namespace iflame::decode {
@@ -140,12 +141,7 @@ void attend_generic(const float* q, const T* k, const T* v, int64_t len, int64_t
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-IFLAME_AVX512 IFLAME_INLINE __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
-IFLAME_AVX512 IFLAME_INLINE __m512 load16(const uint16_t* p) {
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
+using simd::load16;
 using simd::exp512;
 
 IFLAME_AVX512 IFLAME_INLINE __mmask16 tail_mask(int64_t n) { return __mmask16((1u << n) - 1u); }
@@ -439,22 +435,6 @@ IFLAME_AVX512 void rmsnorm_avx512(const float* x, const float* w, int64_t B, int
   }
 }
 
-IFLAME_AVX512 void silu_mul_avx512(const float* a, const float* b, float* y, int64_t n) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 x = _mm512_loadu_ps(a + i);
-    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-    _mm512_storeu_ps(y + i, _mm512_mul_ps(s, _mm512_loadu_ps(b + i)));
-  }
-  if (i < n) {
-    const __mmask16 m = tail_mask(n - i);
-    const __m512 x = _mm512_maskz_loadu_ps(m, a + i);
-    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, b + i)));
-  }
-}
-
 IFLAME_AVX512 void exp_avx512(float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp512(_mm512_loadu_ps(x + i)));
@@ -568,13 +548,7 @@ void rope(float* x, int64_t B, int64_t H, int64_t D, int64_t ld, const float* co
   else rope_body(x, B, H, D, ld, cos, sin);
 }
 
-void silu_mul(const float* a, const float* b, float* y, int64_t n) {
-  if (avx512()) {
-    silu_mul_avx512(a, b, y, n);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) y[i] = (a[i] / (1.0f + std::exp(-a[i]))) * b[i];
-}
+void silu_mul(const float* a, const float* b, float* y, int64_t n) { pointwise::swiglu_forward(a, b, y, n); }
 
 void exp_inplace(float* x, int64_t n) {
   if (avx512()) {

@@ -4,7 +4,10 @@
 // the project's -march; helpers they call must carry the same attribute (or a subset) to be
 // inlined.
 #pragma once
+#include <c10/util/BFloat16.h>
 #include <immintrin.h>
+
+#include <cstdint>
 
 #define IFLAME_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define IFLAME_AVX2 __attribute__((target("avx2,fma")))
@@ -47,6 +50,25 @@ IFLAME_AVX2 IFLAME_INLINE __m256 exp256(__m256 x) {
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+// 16 values as floats, from float32 or bfloat16 (as c10::BFloat16 or its bits: a float's upper half).
+IFLAME_AVX512 IFLAME_INLINE __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+IFLAME_AVX512 IFLAME_INLINE __m512 load16(const uint16_t* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+IFLAME_AVX512 IFLAME_INLINE __m512 load16(const c10::BFloat16* p) { return load16(reinterpret_cast<const uint16_t*>(p)); }
+
+// 16 floats stored as float32, or as bfloat16 rounded to nearest even (NaN stays a NaN), exactly
+// as c10::BFloat16(float) rounds.
+IFLAME_AVX512 IFLAME_INLINE void store16(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+IFLAME_AVX512 IFLAME_INLINE void store16(c10::BFloat16* p, __m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  rounded = _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(rounded));
 }
 
 }  // namespace iflame::simd

@@ -2,6 +2,7 @@
 
 #include "model/cache.h"
 #include "model/kernels.h"
+#include "model/pointwise.h"
 #include "model/rms_norm.h"
 
 namespace iflame {
@@ -28,20 +29,13 @@ RopeTable RopeTable::make(int64_t positions, int64_t head_dim, double base, cons
   return {theta.cos().to(device), theta.sin().to(device)};
 }
 
-Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());  // (T, D/2) broadcasts over (B, H)
-  return torch::cat({x1 * c + x2 * s, x2 * c - x1 * s}, -1);
-}
-
 SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden) {
   proj1 = register_module("proj1", torch::nn::Linear(dim, hidden));
   proj2 = register_module("proj2", torch::nn::Linear(dim, hidden));
   proj3 = register_module("proj3", torch::nn::Linear(hidden, dim));
 }
 
-Tensor SwiGLUImpl::forward(const Tensor& x) { return proj3(torch::silu(proj1(x)) * proj2(x)); }
+Tensor SwiGLUImpl::forward(const Tensor& x) { return proj3(kernels::swiglu_gate(proj1(x), proj2(x))); }
 
 AttentionImpl::AttentionImpl(const ModelConfig& config, AttnKind kind_)
     : kind(kind_), heads(config.heads), head_dim(config.head_dim()) {
@@ -61,8 +55,9 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, AttnKind kind_)
 
 std::array<Tensor, 3> AttentionImpl::project(const Tensor& x, const Tensor& cos, const Tensor& sin) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto split = [&](const Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };  // (B,H,T,D)
-  return {apply_rope(split(q_proj(x)), cos, sin), apply_rope(split(k_proj(x)), cos, sin), split(v_proj(x))};
+  auto heads_of = [&](const Tensor& t) { return t.view({B, T, heads, head_dim}); };  // (B,T,H,D)
+  return {kernels::rope_heads(heads_of(q_proj(x)), cos, sin), kernels::rope_heads(heads_of(k_proj(x)), cos, sin),
+          heads_of(v_proj(x)).transpose(1, 2)};  // (B,H,T,D) each
 }
 
 Tensor AttentionImpl::merge_heads(const Tensor& o) {

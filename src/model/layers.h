@@ -32,9 +32,6 @@ struct RopeTable {
   static torch::Tensor frequencies(int64_t head_dim, double base);  // (D/2,)
 };
 
-// x: (B, H, T, D), cos/sin: (T, D/2). y1 = x1 cos + x2 sin, y2 = -x1 sin + x2 cos.
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
-
 struct SwiGLUImpl : torch::nn::Module {
   SwiGLUImpl(int64_t dim, int64_t hidden);
   torch::Tensor forward(const torch::Tensor& x);  // proj3(silu(proj1 x) * proj2 x)

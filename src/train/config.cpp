@@ -249,6 +249,7 @@ OptimizerOptions TrainConfig::optimizer_options() const {
   OptimizerOptions o;
   o.kind = optim_kind;
   o.weight_decay = optim_weight_decay;
+  o.ns_bf16 = train_precision == "bf16";  // fp32 training keeps every step in float32
   return o;
 }
 

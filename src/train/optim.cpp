@@ -1,6 +1,7 @@
 #include "train/optim.h"
 
 #include <cmath>
+#include <map>
 
 #include "util/error.h"
 
@@ -8,18 +9,22 @@ namespace iflame {
 
 using torch::Tensor;
 
-Tensor newton_schulz5(const Tensor& g, int steps) {
+Tensor newton_schulz5(const Tensor& g, int steps, torch::ScalarType dtype) {
   const double a = 3.4445, b = -4.7750, c = 2.0315;
-  Tensor x = g.to(torch::kFloat);
-  const bool tall = x.size(0) > x.size(1);
-  if (tall) x = x.t();
-  x = x / (x.norm() + 1e-7);
+  const bool single = g.dim() == 2;
+  Tensor x = single ? g.unsqueeze(0) : g;  // (N, r, c)
+  const bool tall = x.size(1) > x.size(2);
+  if (tall) x = x.transpose(1, 2);  // (N, r, c) with r <= c: X X^T is the smaller product
+  const Tensor norm = x.to(torch::kFloat).flatten(1).norm(2, {1}).view({-1, 1, 1});  // each matrix's own
+  x = (x.to(torch::kFloat) / (norm + 1e-7)).to(dtype);
   for (int i = 0; i < steps; ++i) {
-    Tensor A = torch::matmul(x, x.t());
+    Tensor A = torch::matmul(x, x.transpose(1, 2));  // (N, r, r)
     Tensor B = b * A + c * torch::matmul(A, A);
     x = a * x + torch::matmul(B, x);
   }
-  return tall ? x.t() : x;
+  x = x.to(torch::kFloat);
+  if (tall) x = x.transpose(1, 2);
+  return single ? x.squeeze(0) : x;
 }
 
 double scheduled_lr(int64_t step, int64_t total, int64_t warmup, double peak, double floor) {
@@ -81,23 +86,38 @@ void Optimizer::step(double lr) {
   ++step_;
   const double bc1 = 1.0 - std::pow(options_.beta1, double(step_));
   const double bc2 = 1.0 - std::pow(options_.beta2, double(step_));
+  // Muon's matrices by shape (a tall one as its transpose): each group runs Newton-Schulz as one
+  // batch of matmuls, far cheaper than a call per matrix at small widths.
+  std::map<std::pair<int64_t, int64_t>, std::vector<std::pair<Param*, Tensor>>> muon_groups;
   for (auto& p : params_) {
     Tensor g = p.value.grad();
     if (!g.defined()) continue;
     g = g.to(torch::kFloat);
     if (p.muon) {
-      const double mu = options_.muon_momentum;
-      p.m.mul_(mu).add_(g);
-      Tensor update = newton_schulz5(g.add(p.m, mu), options_.ns_steps);  // Nesterov
-      const double scaled = lr * 0.2 * std::sqrt(double(std::max(p.value.size(0), p.value.size(1))));
-      p.value.mul_(1.0 - lr * options_.weight_decay);
-      p.value.add_(update.to(p.value.scalar_type()), -scaled);
+      p.m.mul_(options_.muon_momentum).add_(g);
+      Tensor nesterov = g.add(p.m, options_.muon_momentum);
+      if (nesterov.size(0) > nesterov.size(1)) nesterov = nesterov.t();
+      muon_groups[{nesterov.size(0), nesterov.size(1)}].emplace_back(&p, nesterov);
     } else {
       p.m.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
       p.v.mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
       Tensor denom = (p.v / bc2).sqrt_().add_(options_.eps);
       p.value.mul_(1.0 - lr * options_.weight_decay);
       p.value.addcdiv_(p.m, denom, -lr / bc1);
+    }
+  }
+  const auto ns_dtype = options_.ns_bf16 ? torch::kBFloat16 : torch::kFloat;
+  for (auto& [shape, group] : muon_groups) {
+    std::vector<Tensor> stacked;
+    for (const auto& [p, g] : group) stacked.push_back(g);
+    const Tensor updates = newton_schulz5(torch::stack(stacked), options_.ns_steps, ns_dtype);  // (N, r, c)
+    for (size_t i = 0; i < group.size(); ++i) {
+      Param& p = *group[i].first;
+      Tensor update = updates[int64_t(i)];
+      if (update.sizes() != p.value.sizes()) update = update.t();  // a tall matrix, transposed back
+      const double scaled = lr * 0.2 * std::sqrt(double(std::max(p.value.size(0), p.value.size(1))));
+      p.value.mul_(1.0 - lr * options_.weight_decay);
+      p.value.add_(update.to(p.value.scalar_type()), -scaled);
     }
   }
 }

@@ -42,8 +42,10 @@ class Optimizer {
   int64_t step_ = 0;
 };
 
-// The orthogonalizing Newton-Schulz iteration of Muon on one matrix (float32).
-torch::Tensor newton_schulz5(const torch::Tensor& g, int steps = 5);
+// The orthogonalizing Newton-Schulz iteration of Muon on one matrix (rows, cols) or on a batch
+// of same-shaped matrices (N, rows, cols), each on its own, with its arithmetic in `dtype`
+// (float32 or bfloat16); the result is float32 of g's shape.
+torch::Tensor newton_schulz5(const torch::Tensor& g, int steps = 5, torch::ScalarType dtype = torch::kFloat);
 
 // Linear warmup over `warmup` steps, then cosine from `peak` to `floor` at `total`.
 double scheduled_lr(int64_t step, int64_t total, int64_t warmup, double peak, double floor = 0.0);

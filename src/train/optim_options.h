@@ -11,6 +11,9 @@ struct OptimizerOptions {
   double beta1 = 0.95, beta2 = 0.95, eps = 1e-8;
   double muon_momentum = 0.95;
   int ns_steps = 5;
+  // Newton-Schulz in bfloat16 (else float32), as Muon's own code and Moonlight's, whose lr scale
+  // the reference uses, run it: X = G.bfloat16().
+  bool ns_bf16 = false;
 };
 
 }  // namespace iflame

@@ -8,7 +8,7 @@
 # Takes about 10 hours on a 2-core machine (docs: models/README.md); stop it at any time and
 # run it again to continue from the last checkpoint. Environment: IFLAME_WORK (default ./work),
 # RUN (the run folder; keep it outside the repository), INIT and INIT_STEP (a run folder that is
-# lost can go on from weights it left, e.g. INIT=models/iflame-default.safetensors INIT_STEP=2700:
+# lost can go on from weights it left, e.g. INIT=models/iflame-default.safetensors INIT_STEP=4950:
 # its schedule continues at that step with fresh optimizer state; a folder with a checkpoint
 # resumes from it and ignores them).
 set -euo pipefail

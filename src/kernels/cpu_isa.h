@@ -12,5 +12,6 @@ Isa detected_isa();        // the best this CPU supports
 Isa active_isa();          // what the kernels use: detected_isa() unless set_isa() said otherwise
 void set_isa(Isa isa);     // tests; throws iflame::Error when asking for more than the CPU has
 const char* isa_name(Isa isa);
+inline bool avx512() { return active_isa() >= Isa::Avx512; }  // the kernels' AVX-512 paths run
 
 }  // namespace iflame::cpu

@@ -133,13 +133,7 @@ void attend_generic(const float* q, const T* k, const T* v, int64_t len, int64_t
 // ---------------------------------------------------------------------------------------
 // AVX-512.
 
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -W(maybe-)uninitialized
-// misreports (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+IFLAME_AVX512_WARNINGS_OFF
 
 using simd::load16;
 using simd::exp512;
@@ -451,11 +445,9 @@ IFLAME_AVX512 void linear_step_avx512(const float* q, const float* k, const floa
   linear_step_body(q, k, v, decay, S, D, out);
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+IFLAME_AVX512_WARNINGS_ON
 
-bool avx512() { return active_isa() >= Isa::Avx512; }
+using cpu::avx512;
 
 }  // namespace
 

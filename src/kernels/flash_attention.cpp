@@ -100,13 +100,9 @@ void score_grads_generic(const S* p, const S* delta, S* dp) {
 // ---------------------------------------------------------------------------------------
 // AVX-512 blocks for float, D = 16 * ND.
 
-#if defined(__GNUC__) && !defined(__clang__)
 // The __m512 accumulator arrays are fully unrolled, and GCC 12's _mm512_reduce_* start from an
 // undefined vector: neither is a real uninitialized read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+IFLAME_AVX512_WARNINGS_OFF
 
 // Rows per register tile of the (kB x D) products: R * ND accumulators of 32 registers.
 constexpr int tile_rows(int nd) { return nd <= 2 ? 8 : nd <= 4 ? 4 : 2; }
@@ -418,9 +414,7 @@ IFLAME_AVX512BF16 void add_atb_dot(const uint16_t* pp, const uint16_t* b, float*
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+IFLAME_AVX512_WARNINGS_ON
 
 // The (kB x D) products of the bf16 path for D = 16 ND.
 struct DotProducts {

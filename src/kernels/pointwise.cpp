@@ -11,13 +11,7 @@ namespace iflame::pointwise {
 
 namespace {
 
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which -W(maybe-)uninitialized
-// misreports (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+IFLAME_AVX512_WARNINGS_OFF
 
 using simd::load16;
 using simd::store16;
@@ -25,10 +19,8 @@ using simd::store16;
 // Values per parallel task: tens of microseconds of work.
 constexpr int64_t kGrain = 1 << 14;
 
-inline float to_float(float v) { return v; }
-inline float to_float(c10::BFloat16 v) { return float(v); }
-
-bool avx512() { return cpu::active_isa() >= cpu::Isa::Avx512; }
+using simd::to_float;
+using cpu::avx512;
 
 // One head row of a rotation: out1 = p1 c + p2 s, out2 = p2 c - p1 s, where (p1, p2) are the
 // halves of `in` (sign = +1, the forward) or, with sign = -1, out1 = p1 c - p2 s and
@@ -163,8 +155,6 @@ IFLAME_POINTWISE(float)
 IFLAME_POINTWISE(c10::BFloat16)
 #undef IFLAME_POINTWISE
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+IFLAME_AVX512_WARNINGS_ON
 
 }  // namespace iflame::pointwise

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/simd.h"
+
 namespace iflame::rms {
 
 namespace {
@@ -13,8 +15,7 @@ namespace {
 // Rows per parallel task: enough that a task is tens of microseconds at E = 128.
 constexpr int64_t kGrain = 64;
 
-inline float to_float(float v) { return v; }
-inline float to_float(c10::BFloat16 v) { return float(v); }
+using simd::to_float;
 
 // Sums in kLanes independent partial sums, so that the compiler vectorizes the loop (a single
 // running float sum may not be reordered).

@@ -14,7 +14,24 @@
 #define IFLAME_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define IFLAME_INLINE inline __attribute__((always_inline))
 
+// GCC 12's AVX-512 intrinsics start from an undefined vector (_mm512_undefined_ps(), also inside
+// _mm512_reduce_*), which -W(maybe-)uninitialized misreports (GCC bug 105593): AVX-512 code sits
+// between these two.
+#if defined(__GNUC__) && !defined(__clang__)
+#define IFLAME_AVX512_WARNINGS_OFF                                \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define IFLAME_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#else
+#define IFLAME_AVX512_WARNINGS_OFF
+#define IFLAME_AVX512_WARNINGS_ON
+#endif
+
 namespace iflame::simd {
+
+// A float32 or bfloat16 value as a float (the scalar loops and tails of the kernels).
+inline float to_float(float v) { return v; }
+inline float to_float(c10::BFloat16 v) { return float(v); }
 
 // exp with Cephes' expf polynomial (about 1 ulp), inputs clamped to +-88.38.
 IFLAME_AVX512 IFLAME_INLINE __m512 exp512(__m512 x) {

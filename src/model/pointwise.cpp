@@ -1,6 +1,7 @@
 #include "model/pointwise.h"
 
 #include "kernels/pointwise.h"
+#include "model/dispatch.h"
 
 namespace iflame::kernels {
 
@@ -12,38 +13,27 @@ bool fusable(const Tensor& t) {
   return t.device().is_cpu() && t.is_contiguous() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
 }
 
-template <class Fn>
-void dispatch(const Tensor& x, Fn&& fn) {
-  if (x.scalar_type() == torch::kFloat) {
-    fn(float());
-  } else {
-    fn(c10::BFloat16());
-  }
-}
-
 class FusedRope : public torch::autograd::Function<FusedRope> {
  public:
   // x (B, T, H, D) -> (B, H, T, D)
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin) {
     const pointwise::RopeDims dims{x.size(0), x.size(1), x.size(2), x.size(3)};
     Tensor y = torch::empty({dims.B, dims.H, dims.T, dims.D}, x.options());
-    dispatch(x, [&](auto tag) {
+    dispatch_float_or_bf16(x, [&](auto tag) {
       using S = decltype(tag);
       pointwise::rope_forward<S>(x.data_ptr<S>(), cos.data_ptr<float>(), sin.data_ptr<float>(), y.data_ptr<S>(), dims);
     });
     ctx->save_for_backward({cos, sin});
-    ctx->saved_data["dims"] = std::vector<int64_t>{dims.B, dims.T, dims.H, dims.D};
     return y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const auto d = ctx->saved_data["dims"].toIntVector();
-    const pointwise::RopeDims dims{d[0], d[1], d[2], d[3]};
-    const Tensor dy = grads[0].contiguous();
+    const Tensor dy = grads[0].contiguous();  // (B, H, T, D), the output's shape
+    const pointwise::RopeDims dims{dy.size(0), dy.size(2), dy.size(1), dy.size(3)};
     Tensor dx = torch::empty({dims.B, dims.T, dims.H, dims.D}, dy.options());
-    dispatch(dy, [&](auto tag) {
+    dispatch_float_or_bf16(dy, [&](auto tag) {
       using S = decltype(tag);
       pointwise::rope_backward<S>(dy.data_ptr<S>(), saved[0].data_ptr<float>(), saved[1].data_ptr<float>(), dx.data_ptr<S>(),
                                   dims);
@@ -56,7 +46,7 @@ class FusedSwiGLU : public torch::autograd::Function<FusedSwiGLU> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& a, const Tensor& b) {
     Tensor y = torch::empty_like(a);
-    dispatch(a, [&](auto tag) {
+    dispatch_float_or_bf16(a, [&](auto tag) {
       using S = decltype(tag);
       pointwise::swiglu_forward<S>(a.data_ptr<S>(), b.data_ptr<S>(), y.data_ptr<S>(), a.numel());
     });
@@ -70,7 +60,7 @@ class FusedSwiGLU : public torch::autograd::Function<FusedSwiGLU> {
     const Tensor &a = saved[0], &b = saved[1];
     const Tensor dy = grads[0].to(a.scalar_type()).contiguous();
     Tensor da = torch::empty_like(a), db = torch::empty_like(b);
-    dispatch(a, [&](auto tag) {
+    dispatch_float_or_bf16(a, [&](auto tag) {
       using S = decltype(tag);
       pointwise::swiglu_backward<S>(a.data_ptr<S>(), b.data_ptr<S>(), dy.data_ptr<S>(), da.data_ptr<S>(), db.data_ptr<S>(),
                                     a.numel());

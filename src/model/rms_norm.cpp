@@ -1,6 +1,7 @@
 #include "model/rms_norm.h"
 
 #include "kernels/rms_norm.h"
+#include "model/dispatch.h"
 
 namespace iflame::kernels {
 
@@ -8,22 +9,13 @@ using torch::Tensor;
 
 namespace {
 
-template <class Fn>
-void dispatch(const Tensor& x, Fn&& fn) {
-  if (x.scalar_type() == torch::kFloat) {
-    fn(float());
-  } else {
-    fn(at::BFloat16());
-  }
-}
-
 class FusedRmsNorm : public torch::autograd::Function<FusedRmsNorm> {
  public:
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight, double eps) {
     const int64_t E = x.size(-1), rows = x.numel() / std::max<int64_t>(E, 1);
     Tensor w = weight.to(torch::kFloat).contiguous();
     Tensor y = torch::empty_like(x), inv = torch::empty({rows}, x.options().dtype(torch::kFloat));
-    dispatch(x, [&](auto tag) {
+    dispatch_float_or_bf16(x, [&](auto tag) {
       using T = decltype(tag);
       rms::forward_rows<T>(x.data_ptr<T>(), w.data_ptr<float>(), y.data_ptr<T>(), inv.data_ptr<float>(), rows, E, float(eps));
     });
@@ -39,7 +31,7 @@ class FusedRmsNorm : public torch::autograd::Function<FusedRmsNorm> {
     const Tensor g = grads[0].to(x.scalar_type()).contiguous();
     const int64_t E = x.size(-1), rows = inv.size(0);
     Tensor dx = torch::empty_like(x), dw = torch::empty({E}, w.options());
-    dispatch(x, [&](auto tag) {
+    dispatch_float_or_bf16(x, [&](auto tag) {
       using T = decltype(tag);
       rms::backward_rows<T>(x.data_ptr<T>(), w.data_ptr<float>(), g.data_ptr<T>(), inv.data_ptr<float>(), dx.data_ptr<T>(),
                        dw.data_ptr<float>(), rows, E);

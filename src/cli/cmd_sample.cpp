@@ -67,7 +67,7 @@ int run_sample(int argc, char** argv) {
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
   double temperature = 1.0, top_p = 0.95;
   bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false, overwrite = false;
-  bool distinct_faces = false, no_repeat_faces = false;
+  bool distinct_faces = false, no_repeat_faces = false, no_degenerate_faces = false;
   ArgParser args("sample",
                  "Generates meshes token by token with the cached hybrid decoder. Sequences decode in\n"
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
@@ -83,8 +83,8 @@ int run_sample(int argc, char** argv) {
                  "models/iflame-default.safetensors beside the build folder, in the install prefix\n"
                  "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
                  "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.top-k,\n"
-                 "sample.max-faces, sample.order-constraints, sample.distinct-faces, sample.no-repeat-faces);\n"
-                 "options given here win.\n"
+                 "sample.max-faces, sample.order-constraints, sample.distinct-faces, sample.no-repeat-faces,\n"
+                 "sample.no-degenerate-faces); options given here win.\n"
                  "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
                  "max_new_tokens (a cap).");
   args.option("weights", &weights, "model weights (.safetensors; default: the shipped model, see below)")
@@ -108,6 +108,9 @@ int run_sample(int argc, char** argv) {
       .flag("no-repeat-faces", &no_repeat_faces,
             "never write a face row that was written before (the last coordinate of a copy is masked); keeps "
             "the model's own order and allows a face's back side")
+      .flag("no-degenerate-faces", &no_degenerate_faces,
+            "never write a face without area (a corner on another, or the third on the line of the first two): "
+            "the coordinate that would make one is masked")
       .option("out", &out_dir, "output folder (one that holds an earlier run's samples is refused)")
       .flag("overwrite", &overwrite, "replace the samples of an earlier run in --out")
       .option("format", &format, "mesh files to write: a comma list of obj, ply, glb (both = obj,ply)")
@@ -166,7 +169,7 @@ int run_sample(int argc, char** argv) {
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}},
-      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}, {"no-repeat-faces", &no_repeat_faces}});
+      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}, {"no-repeat-faces", &no_repeat_faces}, {"no-degenerate-faces", &no_degenerate_faces}});
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;
@@ -194,6 +197,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.order = order_constraints;
   opts.sampling.distinct_faces = distinct_faces;
   opts.sampling.no_repeat_faces = no_repeat_faces;
+  opts.sampling.no_degenerate_faces = no_degenerate_faces;
   settle_sampling_switches(opts.sampling, {args.given("order-constraints"), args.given("distinct-faces")});
   check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
@@ -271,12 +275,14 @@ int run_sample(int argc, char** argv) {
   }
   const double tps = stats.seconds > 0 ? double(stats.tokens) / stats.seconds : 0;
   const RuleStats& rules = stats.rules;
-  const double viol = rules.steps ? 100.0 * double(rules.argmax_violations) / double(rules.steps) : 0;
-  const double mass = rules.steps ? 100.0 * rules.disallowed_mass / double(rules.steps) : 0;
-  const double order_viol = rules.order_steps ? 100.0 * double(rules.order_argmax_violations) / double(rules.order_steps) : 0;
-  const double order_mass = rules.order_steps ? 100.0 * rules.order_disallowed_mass / double(rules.order_steps) : 0;
-  const double repeat_viol = rules.repeat_steps ? 100.0 * double(rules.repeat_argmax_violations) / double(rules.repeat_steps) : 0;
-  const double repeat_mass = rules.repeat_steps ? 100.0 * rules.repeat_disallowed_mass / double(rules.repeat_steps) : 0;
+  auto percent = [](double part, int64_t whole) { return whole ? 100.0 * part / double(whole) : 0.0; };
+  const double viol = percent(double(rules.argmax_violations), rules.steps), mass = percent(rules.disallowed_mass, rules.steps);
+  const double order_viol = percent(double(rules.order_argmax_violations), rules.order_steps);
+  const double order_mass = percent(rules.order_disallowed_mass, rules.order_steps);
+  const double repeat_viol = percent(double(rules.repeat_argmax_violations), rules.repeat_steps);
+  const double repeat_mass = percent(rules.repeat_disallowed_mass, rules.repeat_steps);
+  const double flat_viol = percent(double(rules.degenerate_argmax_violations), rules.degenerate_steps);
+  const double flat_mass = percent(rules.degenerate_disallowed_mass, rules.degenerate_steps);
   std::map<std::string, int64_t> finished;
   for (const auto& seq : seqs) ++finished[finish_name(seq.finished)];
   summary["finished"] = finished;
@@ -288,18 +294,22 @@ int run_sample(int argc, char** argv) {
   summary["grammar"] = {{"constraints", !no_constraints},
                         {"steps", rules.steps},
                         {"unconstrained_argmax_violations", rules.argmax_violations},
-                        {"mean_disallowed_probability", rules.steps ? rules.disallowed_mass / double(rules.steps) : 0}};
+                        {"mean_disallowed_probability", mass / 100}};
   summary["canonical_order"] = {
       {"constraints", opts.sampling.order},
       {"distinct_faces", opts.sampling.distinct_faces},
       {"steps", rules.order_steps},
       {"unconstrained_argmax_violations", rules.order_argmax_violations},
-      {"mean_disallowed_probability", rules.order_steps ? rules.order_disallowed_mass / double(rules.order_steps) : 0}};
+      {"mean_disallowed_probability", order_mass / 100}};
   summary["repeated_faces"] = {
       {"masked", opts.sampling.no_repeat_faces},
       {"steps", rules.repeat_steps},
       {"argmax_repeats", rules.repeat_argmax_violations},
-      {"mean_repeat_probability", rules.repeat_steps ? rules.repeat_disallowed_mass / double(rules.repeat_steps) : 0}};
+      {"mean_repeat_probability", repeat_mass / 100}};
+  summary["degenerate_faces"] = {{"masked", opts.sampling.no_degenerate_faces},
+                                 {"steps", rules.degenerate_steps},
+                                 {"argmax_degenerate", rules.degenerate_argmax_violations},
+                                 {"mean_degenerate_probability", flat_mass / 100}};
   write_file_atomic(out_dir + "/summary.json", summary.dump(1) + "\n");
   std::fprintf(stderr,
                "sample: %lld meshes written to %s/, %lld tokens in %.1f s (%.1f tokens/s)\n"
@@ -308,10 +318,13 @@ int run_sample(int argc, char** argv) {
                "sample: and the canonical order at %.2f%% of the %lld steps whose row was in order so far "
                "(mean probability out of order %.2f%%; order constraints %s)\n"
                "sample: and would have repeated an earlier face at %.2f%% of the %lld face ends "
-               "(mean probability of a repeat %.2f%%; repeats masked %s)\n",
+               "(mean probability of a repeat %.2f%%; repeats masked %s)\n"
+               "sample: and would have made a face degenerate at %.2f%% of the %lld corner coordinates that can "
+               "(mean probability %.2f%%; degenerate faces masked %s)\n",
                (long long)written, out_dir.c_str(), (long long)stats.tokens, stats.seconds, tps, viol, mass, order_viol,
                (long long)rules.order_steps, order_mass, opts.sampling.order ? "on" : "off", repeat_viol,
-               (long long)rules.repeat_steps, repeat_mass, opts.sampling.no_repeat_faces ? "on" : "off");
+               (long long)rules.repeat_steps, repeat_mass, opts.sampling.no_repeat_faces ? "on" : "off", flat_viol,
+               (long long)rules.degenerate_steps, flat_mass, opts.sampling.no_degenerate_faces ? "on" : "off");
   return 0;
 }
 

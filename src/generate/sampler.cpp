@@ -109,13 +109,18 @@ double probability_taken(const float* l, int64_t V, const uint8_t* before, const
   return z_bad / z;
 }
 
-// Repeat statistics at a row's last coordinate: `mask` is what the other rules allow (null:
-// everything), `unrepeated` the same less the coordinates that would repeat an earlier face.
-void count_repeats(const float* l, int64_t V, const uint8_t* mask, const uint8_t* unrepeated, RuleStats& stats) {
-  ++stats.repeat_steps;
+// How often a rule that masks coordinates would have changed the choice: `mask` is what the
+// other rules allow (null: everything), `kept` the same less the coordinates the rule takes.
+struct MaskCounts {
+  int64_t* steps;
+  int64_t* argmax_violations;
+  double* disallowed_mass;
+};
+void count_masked(const float* l, int64_t V, const uint8_t* mask, const uint8_t* kept, MaskCounts counts) {
+  ++*counts.steps;
   const int64_t top = argmax(l, V, mask);
-  if (top >= 0 && !unrepeated[top]) ++stats.repeat_argmax_violations;
-  stats.repeat_disallowed_mass += probability_taken(l, V, mask, unrepeated);
+  if (top >= 0 && !kept[top]) ++*counts.argmax_violations;
+  *counts.disallowed_mass += probability_taken(l, V, mask, kept);
 }
 
 }  // namespace
@@ -209,6 +214,41 @@ int64_t mask_repeated_face(const int64_t* tokens, int64_t t, const TokenizerConf
   return int64_t(banned.size());
 }
 
+int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed) {
+  const int64_t i = t % kTokensPerFace, levels = tokenizer.quant_max() + 1;
+  if (t < kTokensPerFace || (i != 5 && i != 7 && i != 8)) return 0;
+  const int64_t* row = tokens + (t - i);  // corners A = row[0..2], B = row[3..5], C = row[6..8]; tokens (z, x, y)
+  if (!std::all_of(row, row + i, [&](int64_t v) { return tokenizer.is_coordinate(v); })) return 0;
+  std::vector<uint8_t> bad(size_t(levels), 0);
+  const int64_t* a = row;
+  const int64_t* b = row + 3;
+  if (i == 5) {
+    if (b[0] == a[0] && b[1] == a[1]) bad[size_t(a[2])] = 1;  // B = A
+  } else {
+    const int64_t d[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
+    if (i == 7) {
+      // C = (row[6], v, y) is on the line AB for every y only when the line runs along y through it.
+      if (d[0] == 0 && d[1] == 0 && row[6] == a[0]) bad[size_t(a[1])] = 1;
+    } else {
+      for (int64_t v = 0; v < levels; ++v) {
+        const int64_t e[3] = {row[6] - a[0], row[7] - a[1], v - a[2]};  // C - A
+        bad[size_t(v)] = d[1] * e[2] == d[2] * e[1] && d[2] * e[0] == d[0] * e[2] && d[0] * e[1] == d[1] * e[0];
+      }
+    }
+  }
+  int64_t cleared = 0, left = 0;
+  for (int64_t v = 0; v < levels; ++v) {
+    if (!allowed[v]) continue;
+    if (bad[size_t(v)]) ++cleared;
+    else ++left;
+  }
+  if (cleared == 0 || left == 0) return 0;  // a degenerate face beats an empty choice
+  for (int64_t v = 0; v < levels; ++v) {
+    if (bad[size_t(v)]) allowed[v] = 0;
+  }
+  return cleared;
+}
+
 Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_t vocab) {
   const std::vector<uint8_t> mask = grammar_mask(t, tokenizer, vocab);
   Tensor out = torch::empty({vocab}, torch::kBool);
@@ -232,6 +272,9 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
   std::vector<uint8_t> unrepeated;  // the mask in use less the coordinates that repeat a face
   const bool check_repeats = !history.empty() && (options.no_repeat_faces || stats) && t % kTokensPerFace == kTokensPerFace - 1;
   const int64_t in_row = t % kTokensPerFace, row_start = t - in_row;
+  std::vector<uint8_t> nondegenerate;  // the mask in use less the coordinates that make a face degenerate
+  const bool check_degenerate = !history.empty() && (options.no_degenerate_faces || stats) && t >= kTokensPerFace &&
+                                (in_row == 5 || in_row == 7 || in_row == 8);
   for (int64_t b = 0; b < B; ++b) {
     const float* l = logits.data_ptr<float>() + b * V;
     // The canonical-order mask of this row (coordinates only; EOS at a row start stays allowed).
@@ -261,8 +304,18 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
       if (mask) unrepeated.assign(mask, mask + V);
       else unrepeated.assign(size_t(V), uint8_t(1));
       const bool repeats = mask_repeated_face(history[size_t(b)], t, tokenizer, unrepeated.data()) > 0;
-      if (stats) count_repeats(l, V, mask, unrepeated.data(), *stats);
+      if (stats) count_masked(l, V, mask, unrepeated.data(), {&stats->repeat_steps, &stats->repeat_argmax_violations, &stats->repeat_disallowed_mass});
       if (options.no_repeat_faces && repeats) mask = unrepeated.data();
+    }
+    if (check_degenerate) {
+      if (mask) nondegenerate.assign(mask, mask + V);
+      else nondegenerate.assign(size_t(V), uint8_t(1));
+      const bool degenerate = mask_degenerate_face(history[size_t(b)], t, tokenizer, nondegenerate.data()) > 0;
+      if (stats) {
+        count_masked(l, V, mask, nondegenerate.data(),
+                     {&stats->degenerate_steps, &stats->degenerate_argmax_violations, &stats->degenerate_disallowed_mass});
+      }
+      if (options.no_degenerate_faces && degenerate) mask = nondegenerate.data();
     }
     if (options.greedy) {
       next[b] = argmax(l, V, mask);

@@ -30,6 +30,11 @@ struct SamplingOptions {
   // grammar and the order; where the order leaves a copy as the only way to finish a row, the
   // copy is written.
   bool no_repeat_faces = false;
+  // No degenerate face: the coordinate that would make the second corner equal the first, or
+  // put the third on the line of the first two (a face without area, after quantization), is
+  // masked. Works with or without the other rules; where they leave only such coordinates, the
+  // degenerate face is written.
+  bool no_degenerate_faces = false;
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
@@ -62,6 +67,9 @@ struct RuleStats {
   int64_t repeat_steps = 0;             // last coordinates of a face row, where a repeat is checkable
   int64_t repeat_argmax_violations = 0; // the raw argmax would have repeated an earlier face
   double repeat_disallowed_mass = 0;    // summed probability of the coordinates that repeat a face
+  int64_t degenerate_steps = 0;             // corner coordinates where a degenerate face is checkable
+  int64_t degenerate_argmax_violations = 0; // the raw argmax would have made the face degenerate
+  double degenerate_disallowed_mass = 0;    // summed probability of the coordinates that make one
 };
 
 // Boolean mask (V,) of tokens allowed at sequence index `t` (the index of the token being
@@ -82,11 +90,19 @@ bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, co
 // Clears nothing when that would leave no coordinate allowed. Returns how many it cleared.
 int64_t mask_repeated_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed);
 
+// Clears allowed[v] for each coordinate v that, at index t of `tokens` (the row so far: t % 9
+// of its tokens), would leave the face row without area whatever follows: the second corner's
+// last coordinate equal to the first corner's (t % 9 == 5); the third corner on the line of the
+// first two (t % 9 == 8, or 7 when that line runs along the last axis). Clears nothing when the
+// row so far holds a non-coordinate or when that would leave no coordinate allowed. Returns how
+// many it cleared.
+int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed);
+
 // Picks one token per row of `logits` (B, V) for sequence index `t`. `generators` has one
 // generator per row (row i always uses its own, whatever the batch). Updates `stats`.
 // `history` (one pointer per row, to at least t tokens: the prompt and what was generated) is
-// needed for the canonical order (options.order), its statistics and no_repeat_faces; without
-// it none of them runs.
+// needed for the canonical order (options.order), its statistics, no_repeat_faces and
+// no_degenerate_faces; without it none of them runs.
 torch::Tensor sample_tokens(const torch::Tensor& logits, int64_t t, const SamplingOptions& options,
                             const TokenizerConfig& tokenizer, std::vector<at::Generator>& generators,
                             RuleStats* stats = nullptr, const std::vector<const int64_t*>& history = {});

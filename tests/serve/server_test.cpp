@@ -210,6 +210,7 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
       {R"({"constraints": false, "order": true})", "order"},
       {R"({"distinct_faces": 1})", "distinct_faces"},
       {R"({"no_repeat_faces": "yes"})", "no_repeat_faces"},
+      {R"({"no_degenerate_faces": 0})", "no_degenerate_faces"},
       {R"({"order": false, "distinct_faces": true})", "distinct_faces"},
   };
   for (const auto& [body, needle] : cases) {

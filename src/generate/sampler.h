@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/torch_compat.h"
+#include "tokenizer/face_rules.h"
 #include "tokenizer/tokenizer.h"
 
 namespace iflame {
@@ -84,19 +85,6 @@ torch::Tensor allowed_tokens(int64_t t, const TokenizerConfig& tokenizer, int64_
 // can follow (then only EOS may). strict: the face must come after `prev`, not repeat it.
 bool canonical_order_mask(const int64_t* row, int64_t i, const int64_t* prev, const TokenizerConfig& tokenizer,
                           uint8_t* allowed, bool strict = false);
-
-// Clears allowed[v] for each coordinate v that would complete, at the last index of a face row
-// (t % 9 == 8), a copy of an earlier face row of `tokens` (t tokens: prompt and generated).
-// Clears nothing when that would leave no coordinate allowed. Returns how many it cleared.
-int64_t mask_repeated_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed);
-
-// Clears allowed[v] for each coordinate v that, at index t of `tokens` (the row so far: t % 9
-// of its tokens), would leave the face row without area whatever follows: the second corner's
-// last coordinate equal to the first corner's (t % 9 == 5); the third corner on the line of the
-// first two (t % 9 == 8, or 7 when that line runs along the last axis). Clears nothing when the
-// row so far holds a non-coordinate or when that would leave no coordinate allowed. Returns how
-// many it cleared.
-int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed);
 
 // Picks one token per row of `logits` (B, V) for sequence index `t`. `generators` has one
 // generator per row (row i always uses its own, whatever the batch). Updates `stats`.

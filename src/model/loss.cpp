@@ -26,4 +26,14 @@ LossStats sequence_loss(const torch::Tensor& logits, const torch::Tensor& tokens
   return s;
 }
 
+torch::Tensor unlikelihood_sum(const torch::Tensor& logits, const torch::Tensor& unlikely) {
+  const int64_t V = logits.size(2);
+  if (unlikely.size(0) == 0) return torch::zeros({}, logits.options().dtype(torch::kFloat));
+  torch::Tensor rows = unlikely.select(1, 0) - 1;                    // (N,) flat positions that predict
+  torch::Tensor picked = logits.reshape({-1, V}).index_select(0, rows).to(torch::kFloat);  // (N, V)
+  torch::Tensor log_p = torch::log_softmax(picked, -1).gather(1, unlikely.select(1, 1).unsqueeze(1)).squeeze(1);
+  // -log(1 - p) = -log(-expm1(log p)); the clamp keeps a certain token (p = 1) finite.
+  return -torch::log(-torch::expm1(log_p).clamp_max(-1e-6)).sum();
+}
+
 }  // namespace iflame

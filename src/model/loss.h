@@ -19,4 +19,9 @@ struct LossStats {
 LossStats sequence_loss(const torch::Tensor& logits, const torch::Tensor& tokens, int64_t pad_token,
                         bool metrics = true);
 
+// Unlikelihood (Welleck et al. 2019, "Neural text degeneration with unlikelihood training") of
+// the tokens `unlikely` lists: the sum over its (N, 2) rows (b L + t, v) of -log(1 - p_v), p the
+// softmax at position t - 1, the one that predicts token t. logits (B, L, V); t >= 9.
+torch::Tensor unlikelihood_sum(const torch::Tensor& logits, const torch::Tensor& unlikely);
+
 }  // namespace iflame

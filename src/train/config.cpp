@@ -55,6 +55,10 @@ const std::vector<TrainKey> kTrainKeys = {
     {"train.init_step",         &C::train_init_step,         true,
      "step of the schedule a run started from train.init begins at: the learning rate and step count go on "
      "from there, the optimizer state and the data order start afresh"},
+    {"train.unlikelihood",      &C::train_unlikelihood,      true,
+     "weight of an unlikelihood term (0 = off): at every scored coordinate, -log(1 - p) of each coordinate "
+     "that would copy an earlier face row or leave the face without area, per target as the cross-entropy; "
+     "teaches the model not to write what its samples loop on, after the noise rows too"},
     {"optim.kind",              &C::optim_kind,              false, "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
     {"optim.lr",                &C::optim_lr,                false, "peak learning rate"},
     {"optim.warmup",            &C::optim_warmup,            false, "warmup as a fraction of train.steps, then cosine to 0"},
@@ -168,6 +172,8 @@ void TrainConfig::set(const std::string& key, const std::string& raw) {
   require(std::isfinite(optim_grad_clip) && optim_grad_clip >= 0, "optim.grad_clip must be >= 0 (0 = off)");
   require(data_max_faces >= 1, "data.max_faces must be at least 1");
   require(train_init_step >= 0, "train.init_step must be >= 0");
+  require(std::isfinite(train_unlikelihood) && train_unlikelihood >= 0 && train_unlikelihood <= 100,
+          "train.unlikelihood must be a weight in [0, 100] (0 = off)");
   require(optim_rewarmup >= 0, "optim.rewarmup must be >= 0 (0 = none)");
   const std::string noise_problem =
       row_noise_problem({data_repeat_noise, data_flat_noise}, {"data.repeat_noise", "data.flat_noise"});

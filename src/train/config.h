@@ -39,6 +39,7 @@ struct TrainConfig {
   double train_peak_gflops = 0;  // MFU denominator per worker; 0 = measure at startup
   std::string train_init;        // weights a new run starts from ("" = random initialization)
   int64_t train_init_step = 0;   // the schedule step such a run starts at
+  double train_unlikelihood = 0;  // weight of the unlikelihood term on face-rule breaks (0 = off)
   std::string optim_kind = "muon";
   double optim_lr = 1e-3, optim_warmup = 0.1, optim_weight_decay = 0.1, optim_grad_clip = 1.0;
   int64_t optim_accum = 1;

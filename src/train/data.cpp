@@ -4,6 +4,7 @@
 #include <array>
 #include <random>
 
+#include "tokenizer/face_rules.h"
 #include "util/error.h"
 
 namespace iflame {
@@ -123,6 +124,7 @@ TokenBatch TokenBatch::to(const torch::Device& device) const {
   TokenBatch out;
   out.inputs = inputs.to(device);
   out.targets = targets.is_same(inputs) ? out.inputs : targets.to(device);
+  if (unlikely.defined()) out.unlikely = unlikely.to(device);
   return out;
 }
 
@@ -163,6 +165,24 @@ TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batc
   TokenBatch out;
   out.inputs = to_tensor(seqs);
   out.targets = targets.empty() ? out.inputs : to_tensor(targets);
+  if (options.unlikely) {
+    std::vector<int64_t> pairs;  // (b L + t, v), flattened
+    for (size_t b = 0; b < seqs.size(); ++b) {
+      const std::vector<int64_t>& seq = seqs[b];
+      const std::vector<int64_t>& target = targets.empty() ? seq : targets[b];
+      for (size_t t = kTokensPerFace; t < seq.size(); ++t) {
+        // Noise rows too (unscored: their targets are PAD): at the last coordinate of an
+        // inserted copy or flat row, the token in the input is exactly what the model must not
+        // write there, as in its looping samples.
+        for (int64_t v : unlikely_coordinates(seq.data(), int64_t(t), tk)) {
+          if (v == target[t]) continue;  // a scored target (real data holds a few flat faces)
+          pairs.push_back(int64_t(b * L + t));
+          pairs.push_back(v);
+        }
+      }
+    }
+    out.unlikely = torch::tensor(pairs, torch::kLong).reshape({-1, 2});
+  }
   return out;
 }
 

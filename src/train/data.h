@@ -18,12 +18,18 @@ struct BatchPlanOptions {
   int64_t max_faces = 800;
   bool drop_repeated_faces = false;  // make_batch: drop_repeated_face_rows on every sequence
   RowNoise noise = {};               // make_batch: insert_noise_rows
+  bool unlikely = false;             // make_batch: fill TokenBatch::unlikely (train.unlikelihood)
 };
 
 // A batch as the trainer uses it: what the model reads and what its loss scores.
 struct TokenBatch {
   torch::Tensor inputs;   // (B, L) int64
   torch::Tensor targets;  // (B, L) int64: `inputs`, with PAD where a position is not scored
+  // (N, 2) int64 rows (b L + t, v): at position t of sequence b, coordinate v would copy an
+  // earlier face row or leave the face without area (tokenizer/face_rules.h), and is not the
+  // scored target there; the positions of noise rows count too, their own tokens included.
+  // What train.unlikelihood pushes down. Undefined unless BatchPlanOptions::unlikely.
+  torch::Tensor unlikely;
   // On `device`; targets that are the inputs themselves (no noise rows) are copied once.
   TokenBatch to(const torch::Device& device) const;
 };
@@ -47,7 +53,8 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 // canonicalized, or its stored canonical rows when `augment` is false; PAD-filled to the
 // longest sequence. Augmented meshes that exceed options.max_faces fall back to the stored rows;
 // with options.drop_repeated_faces, rows that repeat an earlier face are dropped; with
-// options.noise, noise rows are inserted (seeded like the augmentation).
+// options.noise, noise rows are inserted (seeded like the augmentation); with options.unlikely,
+// `unlikely` lists the coordinates that break the face rules at each scored target.
 TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
                       int64_t epoch, const BatchPlanOptions& options);
 

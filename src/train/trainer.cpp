@@ -95,6 +95,7 @@ namespace {
 // What one optimizer step did.
 struct StepStats {
   double loss = 0, lr = 0, grad_norm = 0, ms = 0, flops = 0;
+  double unlikelihood = 0;  // the unlikelihood term per target (train.unlikelihood), unweighted
   int64_t targets = 0;
   bool finite = true;
 };
@@ -200,7 +201,8 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
   stream_ = std::make_unique<BatchStream>(data_, train_idx,
                                           BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces,
                                                            cfg.data_drop_repeated_faces,
-                                                           RowNoise{cfg.data_repeat_noise, cfg.data_flat_noise}},
+                                                           RowNoise{cfg.data_repeat_noise, cfg.data_flat_noise},
+                                                           cfg.train_unlikelihood > 0},
                                           cfg.data_augment, cfg.train_seed, state_.data, group_.rank(), world_);
   log_path_ = cfg.out_dir + "/log.jsonl";
   if (main_) {
@@ -334,21 +336,30 @@ StepStats Trainer::step() {
   for (const TokenBatch& b : micro) {
     if (b.inputs.numel() == 0) continue;
     LossStats ls;
+    Tensor objective, unlikelihood;
     {
       compat::AutocastGuard autocast(device_.type(), torch::kBFloat16, bf16_);
-      ls = sequence_loss(model_->forward(b.inputs), b.targets, tk_.pad(), /*metrics=*/false);
+      const Tensor logits = model_->forward(b.inputs);
+      ls = sequence_loss(logits, b.targets, tk_.pad(), /*metrics=*/false);
+      objective = ls.loss;
+      if (b.unlikely.defined()) {  // a sum over the listed tokens, per target as the cross-entropy
+        unlikelihood = unlikelihood_sum(logits, b.unlikely) / double(std::max<int64_t>(targets_of(b.targets), 1));
+        objective = objective + cfg_.train_unlikelihood * unlikelihood;
+      }
     }
     const double weight = double(targets_of(b.targets)) / double(std::max<int64_t>(s.targets, 1));
-    (ls.loss * weight).backward();
+    (objective * weight).backward();
     s.loss += ls.loss.item<double>() * weight;
+    if (unlikelihood.defined()) s.unlikelihood += unlikelihood.item<double>() * weight;
     s.flops += train_flops(mc_, b.inputs.size(1), b.inputs.size(0)).train;
   }
   if (world_ > 1) {
     group_.all_reduce_gradients(params_);
-    Tensor t = comm(torch::tensor({s.loss, s.flops}, torch::kDouble));
+    Tensor t = comm(torch::tensor({s.loss, s.flops, s.unlikelihood}, torch::kDouble));
     group_.all_reduce_sum(t);
     s.loss = t[0].item<double>();
     s.flops = t[1].item<double>();
+    s.unlikelihood = t[2].item<double>();
   }
   s.lr = scheduled_lr(state_.step, cfg_.train_steps, warmup_, cfg_.optim_lr) *
          rewarmup_factor(state_.step, state_.start_step, cfg_.optim_rewarmup);
@@ -381,17 +392,21 @@ void Trainer::report(const StepStats& s) {
   const double mfu = peak_gflops_ > 0 ? gflops / peak_gflops_ : 0;
   if (s.finite) {
     result_.final_loss = s.loss;
-    log_line({{"step", state_.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm}, {"ms", s.ms},
-              {"tokens_per_s", tps}, {"gflops", gflops}, {"mfu", mfu}, {"epoch", state_.data.epoch}});
+    nlohmann::json line = {{"step", state_.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm}, {"ms", s.ms},
+                           {"tokens_per_s", tps}, {"gflops", gflops}, {"mfu", mfu}, {"epoch", state_.data.epoch}};
+    if (cfg_.train_unlikelihood > 0) line["unlikelihood"] = s.unlikelihood;
+    log_line(line);
   }
   if (!main_) return;  // rank 0 alone reports
   progress_->add(1);
   if (cfg_.log_every > 0 && (state_.step % cfg_.log_every == 0 || state_.step == cfg_.train_steps)) {
     progress_->finish();
+    char unlikely[32] = "";
+    if (cfg_.train_unlikelihood > 0) std::snprintf(unlikely, sizeof unlikely, " | unlikely %.4f", s.unlikelihood);
     std::fprintf(stderr,
-                 "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | MFU %4.1f%% | epoch %lld\n",
-                 (long long)state_.step, (long long)cfg_.train_steps, s.loss, s.lr, s.grad_norm, s.ms, tps, 100 * mfu,
-                 (long long)state_.data.epoch);
+                 "step %6lld/%lld | loss %.4f%s | lr %.2e | norm %.3f | %7.0f ms | %7.0f tok/s | MFU %4.1f%% | epoch %lld\n",
+                 (long long)state_.step, (long long)cfg_.train_steps, s.loss, unlikely, s.lr, s.grad_norm, s.ms, tps,
+                 100 * mfu, (long long)state_.data.epoch);
   }
 }
 

@@ -5,9 +5,9 @@
 
 #include <array>
 #include <cmath>
-#include <random>
 #include <set>
 
+#include "eval/mesh_stats.h"
 #include "model/model_test_util.h"
 #include "model/weights.h"
 #include "test_paths.h"
@@ -319,116 +319,15 @@ TEST(Generate, DistinctFacesNeverRepeatAFace) {
   EXPECT_THROW(check_sampling_options(opts.sampling, tk.vocab_size()), Error);
 }
 
-// The mask of --no-repeat-faces: only at a row's last coordinate, only the coordinates that copy
-// an earlier row with the same first eight, never all of them.
-TEST(Sampler, MaskRepeatedFaceTakesOnlyTheCopies) {
-  const TokenizerConfig tk;
-  const int64_t levels = tk.quant_max() + 1;
-  std::vector<int64_t> tokens(9, tk.bos());
-  const std::vector<int64_t> a = {1, 2, 3, 4, 5, 6, 7, 8, 9}, b = {1, 2, 3, 4, 5, 6, 7, 8, 20}, c = {1, 2, 3, 4, 5, 6, 7, 9, 9};
-  for (const auto* row : {&a, &b, &c}) tokens.insert(tokens.end(), row->begin(), row->end());
-  tokens.insert(tokens.end(), a.begin(), a.end() - 1);  // the row being written: a's first eight
-  const int64_t t = int64_t(tokens.size());
-  std::vector<uint8_t> allowed(size_t(tk.vocab_size()), 0);
-  std::fill(allowed.begin(), allowed.begin() + levels, uint8_t(1));
-  EXPECT_EQ(mask_repeated_face(tokens.data(), t, tk, allowed.data()), 2);
-  for (int64_t v = 0; v < levels; ++v) EXPECT_EQ(allowed[size_t(v)], v != 9 && v != 20) << v;
-  // Not at the last coordinate: nothing is masked.
-  std::vector<uint8_t> all(size_t(tk.vocab_size()), 1);
-  EXPECT_EQ(mask_repeated_face(tokens.data(), t - 1, tk, all.data()), 0);
-  // Only copies left to choose: the choice stays (a repeat beats an empty choice).
-  std::vector<uint8_t> only_copies(size_t(tk.vocab_size()), 0);
-  only_copies[9] = only_copies[20] = 1;
-  EXPECT_EQ(mask_repeated_face(tokens.data(), t, tk, only_copies.data()), 0);
-  EXPECT_EQ(only_copies[9] + only_copies[20], 2);
-}
-
-// Twice the area of the triangle of a face row's corners (tokens z, x, y), in plain doubles.
-double doubled_area(const int64_t* row) {
-  double u[3], w[3];
-  for (int k = 0; k < 3; ++k) u[k] = double(row[3 + k] - row[k]), w[k] = double(row[6 + k] - row[k]);
-  const double cx = u[1] * w[2] - u[2] * w[1], cy = u[2] * w[0] - u[0] * w[2], cz = u[0] * w[1] - u[1] * w[0];
-  return std::sqrt(cx * cx + cy * cy + cz * cz);
-}
-
+// Faces without area in a sample as `iflame eval` counts them on its decoded mesh, plus the
+// rows that decoding drops for two equal corners.
 int64_t degenerate_face_rows(const GeneratedSequence& s, const TokenizerConfig& tk) {
-  int64_t n = 0;
+  const Mesh mesh = decode_tokens(s.tokens, tk);
+  int64_t rows = 0;
   for (size_t r = 9; r + 9 <= s.tokens.size(); r += 9) {
-    const int64_t* row = s.tokens.data() + r;
-    if (std::all_of(row, row + 9, [&](int64_t v) { return v <= tk.quant_max(); })) n += doubled_area(row) == 0;
+    rows += std::all_of(s.tokens.begin() + int64_t(r), s.tokens.begin() + int64_t(r + 9), [&](int64_t v) { return tk.is_coordinate(v); });
   }
-  return n;
-}
-
-// The mask of --no-degenerate-faces at a third corner's last coordinate: exactly the
-// coordinates that leave the face without area, on random rows over a small grid (where
-// collinear corners are common), never all of them and nothing at other indices.
-TEST(Sampler, MaskDegenerateFaceTakesExactlyTheFlatCompletions) {
-  const TokenizerConfig tk;
-  const int64_t levels = tk.quant_max() + 1;
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<int64_t> coord(0, 3);
-  int64_t masked_rows = 0;
-  for (int trial = 0; trial < 300; ++trial) {
-    std::vector<int64_t> tokens(9, tk.bos());
-    for (int k = 0; k < 8; ++k) tokens.push_back(coord(rng));
-    const int64_t t = int64_t(tokens.size());
-    std::vector<uint8_t> allowed(size_t(tk.vocab_size()), 0);
-    std::fill(allowed.begin(), allowed.begin() + levels, uint8_t(1));
-    const int64_t cleared = mask_degenerate_face(tokens.data(), t, tk, allowed.data());
-    std::vector<int64_t> row(tokens.begin() + 9, tokens.end());
-    row.push_back(0);
-    int64_t flat = 0;
-    for (int64_t v = 0; v < levels; ++v) {
-      row[8] = v;
-      flat += doubled_area(row.data()) == 0;
-    }
-    if (flat == levels) {  // A = B: every completion is flat, and a flat face beats no face
-      EXPECT_EQ(cleared, 0);
-      continue;
-    }
-    EXPECT_EQ(cleared, flat) << "trial " << trial;
-    for (int64_t v = 0; v < levels; ++v) {
-      row[8] = v;
-      EXPECT_EQ(allowed[size_t(v)] != 0, doubled_area(row.data()) != 0) << "trial " << trial << " v " << v;
-    }
-    masked_rows += cleared > 0;
-    std::vector<uint8_t> all(size_t(tk.vocab_size()), 1);
-    for (int64_t earlier = t - 8; earlier < t; ++earlier) {
-      if (earlier % 9 != 5 && earlier % 9 != 7) {
-        EXPECT_EQ(mask_degenerate_face(tokens.data(), earlier, tk, all.data()), 0);
-      }
-    }
-  }
-  EXPECT_GT(masked_rows, 30);  // the grid is small enough that many rows have a flat completion
-}
-
-// The earlier indices: the second corner on the first (index 5), and a third corner whose first
-// two coordinates put it on a line AB that runs along the last axis (index 7).
-TEST(Sampler, MaskDegenerateFaceAtTheSecondCornerAndAlongTheLastAxis) {
-  const TokenizerConfig tk;
-  const int64_t levels = tk.quant_max() + 1;
-  auto mask = [&](const std::vector<int64_t>& row_so_far, std::vector<uint8_t>* allowed) {
-    std::vector<int64_t> tokens(9, tk.bos());
-    tokens.insert(tokens.end(), row_so_far.begin(), row_so_far.end());
-    allowed->assign(size_t(tk.vocab_size()), 0);
-    std::fill(allowed->begin(), allowed->begin() + levels, uint8_t(1));
-    return mask_degenerate_face(tokens.data(), int64_t(tokens.size()), tk, allowed->data());
-  };
-  std::vector<uint8_t> allowed;
-  EXPECT_EQ(mask({1, 2, 3, 1, 2}, &allowed), 1);  // B = (1, 2, v): v = 3 puts B on A
-  EXPECT_EQ(allowed[3], 0);
-  EXPECT_EQ(mask({1, 2, 3, 1, 5}, &allowed), 0);  // B differs from A already
-  EXPECT_EQ(mask({5, 6, 1, 5, 6, 9, 5}, &allowed), 1);  // AB along y; C = (5, v, y) is on it for v = 6
-  EXPECT_EQ(allowed[6], 0);
-  EXPECT_EQ(mask({5, 6, 1, 5, 6, 9, 4}, &allowed), 0);  // C = (4, v, y) is off the line for every v
-  EXPECT_EQ(mask({5, 6, 1, 5, 7, 9, 5}, &allowed), 0);  // AB not along y: some y is off the line
-  // A non-coordinate in the row: nothing is masked.
-  std::vector<int64_t> tokens(9, tk.bos());
-  for (int64_t v : {1, 2, 3, 1, 2}) tokens.push_back(v);
-  tokens[12] = tk.eos();
-  std::vector<uint8_t> all(size_t(tk.vocab_size()), 1);
-  EXPECT_EQ(mask_degenerate_face(tokens.data(), int64_t(tokens.size()), tk, all.data()), 0);
+  return rows - int64_t(mesh.faces.size()) + int64_t(eval::mesh_stats(mesh).degenerate_faces);
 }
 
 // --no-degenerate-faces: a model that writes faces without area writes none with it; without
@@ -450,10 +349,7 @@ TEST(Generate, NoDegenerateFacesWritesNoFaceWithoutArea) {
     EXPECT_GT(degenerate, 0) << "this model should write degenerate faces unmasked";
     EXPECT_GT(plain.rules.degenerate_argmax_violations, 0);
     opts.sampling.no_degenerate_faces = true;
-    for (const auto& s : generate(*model, tk, opts)) {
-      EXPECT_EQ(degenerate_face_rows(s, tk), 0) << "continuous " << continuous;
-      EXPECT_EQ(int64_t(decode_tokens(s.tokens, tk).faces.size()) * 9, int64_t(s.tokens.size()) - 9 - 9 * s.eos_row);
-    }
+    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(degenerate_face_rows(s, tk), 0) << "continuous " << continuous;
   }
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -17,6 +18,7 @@
 #include "dataset/format.h"
 #include "mesh/mesh.h"
 #include "error_text.h"
+#include "model/loss.h"
 #include "model/model_test_util.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -379,6 +381,117 @@ TEST(Train, RowNoiseInsertsUnscoredCopiesAndFlatRows) {
   }
 }
 
+// train.unlikelihood's tokens: each listed (position, coordinate) would, written there, copy an
+// earlier face row or make a face without area (checked on the geometry here); at the face ends
+// every coordinate that would is listed, except a scored target. The noise rows' positions count
+// too: their own last tokens (a copy, a flat face) are what the model must learn not to write.
+TEST(Train, UnlikelyTokensAreTheFaceRuleBreaks) {
+  const TokenizerConfig tk;
+  const DatasetReader data(make_dataset(test::temp_dir()));
+  const auto idx = data.indices(Split::kTrain);
+  const std::vector<size_t> some(idx.begin(), idx.begin() + std::ptrdiff_t(std::min<size_t>(idx.size(), 3)));
+  BatchPlanOptions options;
+  options.noise = {0.3, 0.3};
+  EXPECT_FALSE(make_batch(data, some, false, 3, 0, options).unlikely.defined());
+  options.unlikely = true;
+  const TokenBatch batch = make_batch(data, some, false, 3, 0, options);
+  const int64_t L = batch.inputs.size(1);
+  const auto in = batch.inputs.accessor<int64_t, 2>();
+  const auto target = batch.targets.accessor<int64_t, 2>();
+  // Written at t, does v break a rule? A face row without area, or the same as an earlier row.
+  auto breaks = [&](int64_t b, int64_t t, int64_t v) {
+    const int64_t start = t - t % 9;
+    std::vector<int64_t> row(9, 0);
+    for (int64_t i = 0; i < 9; ++i) row[size_t(i)] = start + i < t ? in[b][start + i] : start + i == t ? v : -1;
+    if (t % 9 == 8) {
+      double u[3], w[3];
+      for (int k = 0; k < 3; ++k) u[k] = double(row[size_t(3 + k)] - row[size_t(k)]), w[k] = double(row[size_t(6 + k)] - row[size_t(k)]);
+      if (u[1] * w[2] - u[2] * w[1] == 0 && u[2] * w[0] - u[0] * w[2] == 0 && u[0] * w[1] - u[1] * w[0] == 0) return true;
+      for (int64_t r = 9; r < start; r += 9) {
+        bool same = true;
+        for (int64_t i = 0; i < 9 && same; ++i) same = in[b][r + i] == row[size_t(i)];
+        if (same) return true;
+      }
+      return false;
+    }
+    return t % 9 == 5 && row[3] == row[0] && row[4] == row[1] && row[5] == row[2];  // B on A
+  };
+  std::set<std::pair<int64_t, int64_t>> listed;
+  const auto pairs = batch.unlikely.accessor<int64_t, 2>();
+  int64_t in_noise_rows = 0;
+  for (int64_t n = 0; n < batch.unlikely.size(0); ++n) {
+    const int64_t b = pairs[n][0] / L, t = pairs[n][0] % L, v = pairs[n][1];
+    listed.insert({pairs[n][0], v});
+    ASSERT_GE(t, 9);
+    if (target[b][t] == tk.pad()) ++in_noise_rows;
+    else EXPECT_NE(v, target[b][t]) << "never a scored target";
+    if (t % 9 != 7) {
+      EXPECT_TRUE(breaks(b, t, v)) << "b " << b << " t " << t << " v " << v;
+    }
+  }
+  EXPECT_GT(in_noise_rows, 5) << "the noise rows' copies and flat faces";
+  int64_t face_ends = 0;
+  for (int64_t b = 0; b < batch.inputs.size(0); ++b) {
+    for (int64_t t = 17; t < L; t += 9) {
+      if (!tk.is_coordinate(in[b][t - 8])) continue;  // PAD or EOS: no face row
+      int64_t breaking = 0;
+      for (int64_t v = 0; v <= tk.quant_max(); ++v) breaking += breaks(b, t, v);
+      if (breaking == tk.quant_max() + 1) continue;  // nothing better to push towards
+      ++face_ends;
+      for (int64_t v = 0; v <= tk.quant_max(); ++v) {
+        if ((target[b][t] == tk.pad() || v != target[b][t]) && breaks(b, t, v)) {
+          EXPECT_TRUE(listed.count({b * L + t, v})) << "b " << b << " t " << t << " v " << v;
+        }
+      }
+    }
+  }
+  EXPECT_GT(face_ends, 20);
+}
+
+// The unlikelihood term is -log(1 - p) of each listed token at the position before its target,
+// and training with it lowers those probabilities.
+TEST(Train, UnlikelihoodIsMinusLogOneMinusPAtThePredictingPosition) {
+  torch::manual_seed(3);
+  const Tensor logits = torch::randn({2, 27, 132}, torch::requires_grad());
+  const Tensor unlikely = torch::tensor(std::vector<int64_t>{17, 5, 27 + 26, 7, 27 + 26, 9}).reshape({3, 2});
+  const Tensor p = torch::softmax(logits.detach(), -1);
+  const double expected = -std::log(1 - p[0][16][5].item<double>()) - std::log(1 - p[1][25][7].item<double>()) -
+                          std::log(1 - p[1][25][9].item<double>());
+  const Tensor ul = unlikelihood_sum(logits, unlikely);
+  EXPECT_NEAR(ul.item<double>(), expected, 1e-5);
+  ul.backward();
+  EXPECT_GT(logits.grad()[1][25][7].item<double>(), 0) << "the gradient raises the loss with the listed logit";
+  EXPECT_EQ(logits.grad()[0][17].abs().sum().item<double>(), 0) << "only predicting positions";
+  EXPECT_EQ(unlikelihood_sum(logits, torch::zeros({0, 2}, torch::kLong)).item<double>(), 0);
+}
+
+// A run with train.unlikelihood logs the term, finite, and its loss still falls.
+TEST(Train, UnlikelihoodRunLogsTheTerm) {
+  const std::string dir = test::temp_dir();
+  TrainConfig c = small_config(make_dataset(dir), dir + "/run");
+  c.train_steps = 12;
+  c.optim_lr = 1e-2;
+  c.data_augment = false;
+  c.train_unlikelihood = 1.0;
+  c.data_repeat_noise = 0.2;
+  c.out_save_every = 100;
+  c.eval_every = 100;
+  train(c, RunStart::kFresh);
+  std::ifstream log(dir + "/run/log.jsonl");
+  int64_t steps = 0;
+  for (std::string line; std::getline(log, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("step") || !j.contains("loss")) continue;
+    ASSERT_TRUE(j.contains("unlikelihood")) << line;
+    EXPECT_TRUE(std::isfinite(j["unlikelihood"].get<double>()));
+    EXPECT_GE(j["unlikelihood"].get<double>(), 0);
+    ++steps;
+  }
+  EXPECT_EQ(steps, 12);
+  const auto l = losses(dir + "/run/log.jsonl");
+  EXPECT_LT(l.back(), l.front());
+}
+
 TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
   TrainConfig c;
   EXPECT_THROW(c.set("optim.lrr", "1"), Error);
@@ -389,7 +502,8 @@ TEST(Train, ConfigRejectsUnknownKeysAndBadValues) {
            {"optim.grad_clip", "-1"}, {"data.max_faces", "0"}, {"train.threads", "-2"}, {"eval.every", "-1"},
            {"out.keep_last", "0"}, {"out.keep_every", "-5"}, {"model.dim", "1000000"}, {"data.batch_tokens", "99999999999"},
            {"model.blocks_per_stage", "0"}, {"data.repeat_noise", "1"}, {"data.repeat_noise", "-0.1"},
-           {"data.repeat_noise", "nan"}, {"data.flat_noise", "-0.1"}, {"data.flat_noise", "1"}}) {
+           {"data.repeat_noise", "nan"}, {"data.flat_noise", "-0.1"}, {"data.flat_noise", "1"},
+           {"train.unlikelihood", "-1"}, {"train.unlikelihood", "nan"}, {"train.unlikelihood", "1e9"}}) {
     TrainConfig fresh;
     try {
       fresh.set(key, value);

@@ -37,8 +37,9 @@ int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerCo
   } else {
     const int64_t d[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
     if (i == 7) {
-      // C = (row[6], v, y) is on the line AB for every y only when the line runs along y through it.
-      if (d[0] == 0 && d[1] == 0 && row[6] == a[0]) bad[size_t(a[1])] = 1;
+      // C = (row[6], v, y) is on the line AB for every y only when the line runs along y through
+      // it (with A = B there is no line: every C is degenerate, and no choice is better).
+      if (d[0] == 0 && d[1] == 0 && d[2] != 0 && row[6] == a[0]) bad[size_t(a[1])] = 1;
     } else {
       for (int64_t v = 0; v < levels; ++v) {
         const int64_t e[3] = {row[6] - a[0], row[7] - a[1], v - a[2]};  // C - A

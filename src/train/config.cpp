@@ -56,9 +56,10 @@ const std::vector<TrainKey> kTrainKeys = {
      "step of the schedule a run started from train.init begins at: the learning rate and step count go on "
      "from there, the optimizer state and the data order start afresh"},
     {"train.unlikelihood",      &C::train_unlikelihood,      true,
-     "weight of an unlikelihood term (0 = off): at every scored coordinate, -log(1 - p) of each coordinate "
-     "that would copy an earlier face row or leave the face without area, per target as the cross-entropy; "
-     "teaches the model not to write what its samples loop on, after the noise rows too"},
+     "weight of an unlikelihood term (0 = off): at every coordinate of a face row (the noise rows' too), "
+     "-log(1 - p) of each coordinate that would copy an earlier face row or leave the face without area "
+     "(never a scored target), per target as the cross-entropy: teaches the model not to write what its "
+     "samples loop on"},
     {"optim.kind",              &C::optim_kind,              false, "muon (Muon for matrices + AdamW for head/vectors, as the reference) or adamw"},
     {"optim.lr",                &C::optim_lr,                false, "peak learning rate"},
     {"optim.warmup",            &C::optim_warmup,            false, "warmup as a fraction of train.steps, then cosine to 0"},

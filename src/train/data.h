@@ -54,7 +54,7 @@ std::vector<std::vector<size_t>> plan_epoch(const DatasetReader& data, const std
 // longest sequence. Augmented meshes that exceed options.max_faces fall back to the stored rows;
 // with options.drop_repeated_faces, rows that repeat an earlier face are dropped; with
 // options.noise, noise rows are inserted (seeded like the augmentation); with options.unlikely,
-// `unlikely` lists the coordinates that break the face rules at each scored target.
+// `unlikely` lists the coordinates that break the face rules at each face-row position.
 TokenBatch make_batch(const DatasetReader& data, const std::vector<size_t>& batch, bool augment, uint64_t seed,
                       int64_t epoch, const BatchPlanOptions& options);
 

@@ -104,6 +104,7 @@ TEST(FaceRules, MaskDegenerateFaceAtTheSecondCornerAndAlongTheLastAxis) {
   EXPECT_EQ(allowed[6], 0);
   EXPECT_EQ(mask({5, 6, 1, 5, 6, 9, 4}, &allowed), 0);  // C = (4, v, y) is off the line for every v
   EXPECT_EQ(mask({5, 6, 1, 5, 7, 9, 5}, &allowed), 0);  // AB not along y: some y is off the line
+  EXPECT_EQ(mask({5, 6, 1, 5, 6, 1, 5}, &allowed), 0);  // A = B: no line, every C is degenerate
   // A non-coordinate in the row: nothing is masked.
   std::vector<int64_t> tokens(9, tk.bos());
   for (int64_t v : {1, 2, 3, 1, 2}) tokens.push_back(v);

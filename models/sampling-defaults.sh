@@ -11,4 +11,5 @@ SAMPLING_DEFAULTS=(
   sample.order-constraints=false
   sample.distinct-faces=false
   sample.no-repeat-faces=false
+  sample.no-degenerate-faces=false
 )

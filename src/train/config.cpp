@@ -36,6 +36,9 @@ const std::vector<TrainKey> kTrainKeys = {
     {"data.flat_noise",         &C::data_flat_noise,         true,
      "probability of inserting, before a training face row, an unscored flat row (corners on one line) made "
      "from an earlier row, as samples hold them; with data.repeat_noise below 1"},
+    {"data.flat_fan",           &C::data_flat_fan,           true,
+     "probability in [0, 1) that a flat noise row is followed by another of the same collapsed fan (the same "
+     "first corner, the others further along its line), as looping samples write them; runs of up to 16"},
     {"data.batch_tokens",       &C::data_batch_tokens,       false, "padded tokens per micro-batch; batches group similar lengths"},
     {"data.batch_size",         &C::data_batch_size,         false, "at most this many sequences per micro-batch"},
     {"train.steps",             &C::train_steps,             true,  "optimizer steps"},
@@ -177,7 +180,7 @@ void TrainConfig::set(const std::string& key, const std::string& raw) {
           "train.unlikelihood must be a weight in [0, 100] (0 = off)");
   require(optim_rewarmup >= 0, "optim.rewarmup must be >= 0 (0 = none)");
   const std::string noise_problem =
-      row_noise_problem({data_repeat_noise, data_flat_noise}, {"data.repeat_noise", "data.flat_noise"});
+      row_noise_problem({data_repeat_noise, data_flat_noise, data_flat_fan}, {"data.repeat_noise", "data.flat_noise"});
   require(noise_problem.empty(), noise_problem.c_str());
   require(train_threads >= 0, "train.threads must be >= 0 (0 = all cores)");
   require(train_max_bad_steps >= 1, "train.max_bad_steps must be at least 1");

@@ -25,7 +25,7 @@ struct TrainConfig {
   int64_t data_max_faces = 800;
   bool data_augment = true;
   bool data_drop_repeated_faces = false;
-  double data_repeat_noise = 0, data_flat_noise = 0;  // train/data.h insert_noise_rows
+  double data_repeat_noise = 0, data_flat_noise = 0, data_flat_fan = 0;  // train/data.h insert_noise_rows
   int64_t data_batch_tokens = 16384;  // padded tokens per micro-batch (length-grouped batches)
   int64_t data_batch_size = 48;       // at most this many sequences per micro-batch
   // optimization

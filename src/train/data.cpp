@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <numeric>
 #include <random>
 
 #include "tokenizer/face_rules.h"
@@ -84,11 +86,29 @@ bool flat_row(const int64_t* src, int64_t* out, const TokenizerConfig& config) {
   return false;
 }
 
+// The next row of a collapsed fan after flat row `prev` = (A, B, C), all on one line: (A, C, D)
+// with D one to four grid steps beyond C, away from A. False when D would leave the grid.
+bool next_fan_row(const int64_t* prev, int64_t* out, std::mt19937_64& rng, const TokenizerConfig& config) {
+  const int64_t *a = prev, *c = prev + 6;
+  const int64_t away[3] = {c[0] - a[0], c[1] - a[1], c[2] - a[2]};
+  const int64_t g = std::gcd(std::gcd(std::abs(away[0]), std::abs(away[1])), std::abs(away[2]));
+  if (g == 0) return false;
+  const int64_t k = std::uniform_int_distribution<int64_t>(1, 4)(rng);
+  std::copy_n(a, 3, out);
+  std::copy_n(c, 3, out + 3);
+  for (int i = 0; i < 3; ++i) {
+    out[6 + i] = c[i] + k * away[i] / g;
+    if (!config.is_coordinate(out[6 + i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise& noise, size_t max_face_rows,
                                        std::mt19937_64& rng, const TokenizerConfig& config) {
-  constexpr size_t kReach = 32;  // how far back a source row may be
+  constexpr size_t kReach = 32;    // how far back a source row may be
+  constexpr int kMaxFanRows = 16;  // rows a collapsed fan adds after its first flat row
   const size_t rows = seq.size() / kTokensPerFace;
   size_t face_rows = 0;
   for (size_t r = 0; r < rows; ++r) face_rows += is_face_row(&seq[r * kTokensPerFace], config);
@@ -104,10 +124,21 @@ std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise
       const size_t back = previous(rng) ? 1 : std::uniform_int_distribution<size_t>(1, std::min(earlier.size(), kReach))(rng);
       const int64_t* src = &seq[earlier[earlier.size() - back]];
       std::array<int64_t, kTokensPerFace> inserted;
-      if (u < noise.copy || !flat_row(src, inserted.data(), config)) std::copy_n(src, kTokensPerFace, inserted.begin());
+      const bool flat = u >= noise.copy && flat_row(src, inserted.data(), config);
+      if (!flat) std::copy_n(src, kTokensPerFace, inserted.begin());
       inputs.insert(inputs.end(), inserted.begin(), inserted.end());
       targets.insert(targets.end(), kTokensPerFace, config.pad());
       ++face_rows;
+      // A collapsed fan goes on from a flat row, while the grid and the face cap allow.
+      for (int more = 0; flat && noise.fan > 0 && more < kMaxFanRows && face_rows < max_face_rows && uniform(rng) < noise.fan;
+           ++more) {
+        std::array<int64_t, kTokensPerFace> next;
+        if (!next_fan_row(inserted.data(), next.data(), rng, config)) break;
+        inserted = next;
+        inputs.insert(inputs.end(), inserted.begin(), inserted.end());
+        targets.insert(targets.end(), kTokensPerFace, config.pad());
+        ++face_rows;
+      }
     }
     inputs.insert(inputs.end(), row, row + kTokensPerFace);
     targets.insert(targets.end(), row, row + kTokensPerFace);

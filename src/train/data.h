@@ -39,7 +39,9 @@ struct TokenBatch {
 // source row is the face row just before half the time, else one of the 32 before it. A flat
 // row keeps the source's first two corners (v0, v1) and puts the third on their line, at
 // 2 v1 - v0 (else 2 v2 - v0, else the midpoint; a copy when none is on the grid), so the first
-// corner stays the smallest, as the grammar wants. Rows go in until `seq` holds `max_face_rows`
+// corner stays the smallest, as the grammar wants. With noise.fan, a flat row may be followed by
+// more rows of a collapsed fan: (A, C, D) after (A, B, C), D a few grid steps further along the
+// line, as looping samples write them. Rows go in until `seq` holds `max_face_rows`
 // face rows. Returns the targets: the new `seq` with PAD over the inserted rows, so the loss
 // never teaches a copy or a flat face, only what follows one.
 std::vector<int64_t> insert_noise_rows(std::vector<int64_t>& seq, const RowNoise& noise, size_t max_face_rows,

@@ -201,7 +201,7 @@ Trainer::Trainer(const TrainConfig& cfg, RunStart start, Distributed& group)
   stream_ = std::make_unique<BatchStream>(data_, train_idx,
                                           BatchPlanOptions{cfg.data_batch_tokens, cfg.data_batch_size, cfg.data_max_faces,
                                                            cfg.data_drop_repeated_faces,
-                                                           RowNoise{cfg.data_repeat_noise, cfg.data_flat_noise},
+                                                           RowNoise{cfg.data_repeat_noise, cfg.data_flat_noise, cfg.data_flat_fan},
                                                            cfg.train_unlikelihood > 0},
                                           cfg.data_augment, cfg.train_seed, state_.data, group_.rank(), world_);
   log_path_ = cfg.out_dir + "/log.jsonl";

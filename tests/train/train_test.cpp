@@ -381,6 +381,59 @@ TEST(Train, RowNoiseInsertsUnscoredCopiesAndFlatRows) {
   }
 }
 
+// data.flat_fan: after a flat noise row, more rows of the same collapsed fan, as looping samples
+// write them: each (A, C, D) after (A, B, C), D further along the same line, all unscored, on
+// the grid, at most 16 after the first; the clean rows stay as they were.
+TEST(Train, FlatFanNoiseContinuesAFlatRowAlongItsLine) {
+  using Row = std::vector<int64_t>;
+  const TokenizerConfig tk;
+  constexpr size_t kRow = kTokensPerFace;
+  Row clean(kRow, tk.bos());
+  for (int64_t i = 0; i < 60; ++i) clean.insert(clean.end(), {i, 10, 10, i + 1, 20 + i % 5, 10, i + 1, 10, 30 + i % 7});
+  clean.insert(clean.end(), kRow, tk.eos());
+  Row seq = clean;
+  std::mt19937_64 rng(7);
+  const Row targets = insert_noise_rows(seq, {0, 0.3, 0.8}, 800, rng, tk);
+  auto row_at = [&](const Row& v, size_t r) { return Row(v.begin() + std::ptrdiff_t(r * kRow), v.begin() + std::ptrdiff_t((r + 1) * kRow)); };
+  auto collinear = [](const Row& r) {
+    const int64_t u[3] = {r[3] - r[0], r[4] - r[1], r[5] - r[2]}, w[3] = {r[6] - r[0], r[7] - r[1], r[8] - r[2]};
+    return u[1] * w[2] == u[2] * w[1] && u[2] * w[0] == u[0] * w[2] && u[0] * w[1] == u[1] * w[0];
+  };
+  auto dist2 = [](const int64_t* a, const int64_t* b) {
+    int64_t d = 0;
+    for (int i = 0; i < 3; ++i) d += (a[i] - b[i]) * (a[i] - b[i]);
+    return d;
+  };
+  Row kept;
+  size_t longest = 0, run = 0, fans = 0;
+  Row prev;
+  for (size_t r = 0; r < seq.size() / kRow; ++r) {
+    const Row row = row_at(seq, r);
+    if (row_at(targets, r) != Row(kRow, tk.pad())) {
+      kept.insert(kept.end(), row.begin(), row.end());
+      run = 0;
+      continue;
+    }
+    EXPECT_TRUE(collinear(row)) << "row " << r;
+    EXPECT_TRUE(std::all_of(row.begin(), row.end(), [&](int64_t t) { return tk.is_coordinate(t); }));
+    if (run > 0) {  // a fan row after a flat one: the same first corner, the last corner again, one further
+      EXPECT_TRUE(std::equal(row.begin(), row.begin() + 3, prev.begin())) << "row " << r;
+      EXPECT_TRUE(std::equal(row.begin() + 3, row.begin() + 6, prev.begin() + 6)) << "row " << r;
+      EXPECT_GT(dist2(row.data() + 6, row.data()), dist2(row.data() + 3, row.data())) << "row " << r;
+      fans += run == 1;
+    }
+    prev = row;
+    longest = std::max(longest, ++run);
+  }
+  EXPECT_EQ(kept, clean);
+  EXPECT_GT(fans, 2u);
+  EXPECT_LE(longest, 17u);
+  EXPECT_GT(longest, 3u);
+  TrainConfig c;
+  EXPECT_THROW(c.set("data.flat_fan", "1"), Error);
+  EXPECT_THROW(c.set("data.flat_fan", "-0.5"), Error);
+}
+
 // train.unlikelihood's tokens: each listed (position, coordinate) would, written there, copy an
 // earlier face row or make a face without area (checked on the geometry here); at the face ends
 // every coordinate that would is listed, except a scored target. The noise rows' positions count

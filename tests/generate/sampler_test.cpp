@@ -330,32 +330,10 @@ int64_t degenerate_face_rows(const GeneratedSequence& s, const TokenizerConfig& 
   return rows - int64_t(mesh.faces.size()) + int64_t(eval::mesh_stats(mesh).degenerate_faces);
 }
 
-// --no-degenerate-faces: a model that writes faces without area writes none with it; without
-// it the same model does (so the test can fail). Both decode paths.
-TEST(Generate, NoDegenerateFacesWritesNoFaceWithoutArea) {
-  IFlameModel model = test::random_tiny_model(5);
-  const TokenizerConfig tk;
-  GenerateOptions opts;
-  opts.count = 4;
-  opts.batch = 2;
-  opts.max_faces = 20;
-  opts.sampling.greedy = true;
-  for (bool continuous : {true, false}) {
-    opts.continuous = continuous;
-    opts.sampling.no_degenerate_faces = false;
-    GenerateStats plain;
-    int64_t degenerate = 0;
-    for (const auto& s : generate(*model, tk, opts, &plain)) degenerate += degenerate_face_rows(s, tk);
-    EXPECT_GT(degenerate, 0) << "this model should write degenerate faces unmasked";
-    EXPECT_GT(plain.rules.degenerate_argmax_violations, 0);
-    opts.sampling.no_degenerate_faces = true;
-    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(degenerate_face_rows(s, tk), 0) << "continuous " << continuous;
-  }
-}
-
-// --no-repeat-faces: a model that loops on faces writes none twice; without it the same model
-// repeats (so the test can fail). Both decode paths.
-TEST(Generate, NoRepeatFacesNeverWritesAFaceTwice) {
+// A masking switch of the sampler keeps a greedy random model, which breaks its rule unmasked
+// (so the test can fail), from breaking it at all. Both decode paths.
+void expect_switch_removes(bool SamplingOptions::*masked, int64_t RuleStats::*argmax_breaks,
+                           int64_t (*breaks)(const GeneratedSequence&, const TokenizerConfig&), const char* rule) {
   IFlameModel model = test::random_tiny_model(5);
   const TokenizerConfig tk;
   GenerateOptions opts;
@@ -365,15 +343,27 @@ TEST(Generate, NoRepeatFacesNeverWritesAFaceTwice) {
   opts.sampling.greedy = true;  // this random model's argmax repeats faces (36 times in these 4)
   for (bool continuous : {true, false}) {
     opts.continuous = continuous;
-    opts.sampling.no_repeat_faces = false;
+    opts.sampling.*masked = false;
     GenerateStats plain;
-    int64_t repeated = 0;
-    for (const auto& s : generate(*model, tk, opts, &plain)) repeated += repeated_face_rows(s, tk);
-    EXPECT_GT(repeated, 0) << "this model should repeat faces unmasked";
-    EXPECT_GT(plain.rules.repeat_argmax_violations, 0);
-    opts.sampling.no_repeat_faces = true;
-    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(repeated_face_rows(s, tk), 0) << "continuous " << continuous;
+    int64_t broken = 0;
+    for (const auto& s : generate(*model, tk, opts, &plain)) broken += breaks(s, tk);
+    EXPECT_GT(broken, 0) << "this model should break the rule unmasked: " << rule;
+    EXPECT_GT(plain.rules.*argmax_breaks, 0) << rule;
+    opts.sampling.*masked = true;
+    for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(breaks(s, tk), 0) << rule << ", continuous " << continuous;
   }
+}
+
+// --no-degenerate-faces: no face without area.
+TEST(Generate, NoDegenerateFacesWritesNoFaceWithoutArea) {
+  expect_switch_removes(&SamplingOptions::no_degenerate_faces, &RuleStats::degenerate_argmax_violations,
+                        degenerate_face_rows, "degenerate faces");
+}
+
+// --no-repeat-faces: no face row twice.
+TEST(Generate, NoRepeatFacesNeverWritesAFaceTwice) {
+  expect_switch_removes(&SamplingOptions::no_repeat_faces, &RuleStats::repeat_argmax_violations, repeated_face_rows,
+                        "repeated faces");
 }
 
 TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {

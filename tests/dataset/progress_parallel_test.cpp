@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "util/parallel.h"
@@ -22,14 +24,25 @@ TEST(ParallelFor, RunsEveryIndexOnce) {
 }
 
 TEST(ParallelFor, RethrowsTheFirstErrorAndStops) {
+  // Indices after the throwing one wait for the throw and then take 1 ms each, so a loop that
+  // kept going would need seconds, while one that stops starts at most one more index per
+  // thread. (Without the wait, a thread preempted holding index 10 let the others finish.)
+  const size_t n = 10000;
+  std::atomic<bool> thrown{false};
   std::atomic<size_t> ran{0};
-  EXPECT_THROW(parallel_for(100000, 3,
+  EXPECT_THROW(parallel_for(n, 3,
                             [&](size_t i) {
                               ran++;
-                              if (i == 10) throw std::runtime_error("boom");
+                              if (i == 10) {
+                                thrown = true;
+                                throw std::runtime_error("boom");
+                              }
+                              if (i < 10) return;
+                              while (!thrown) std::this_thread::yield();
+                              std::this_thread::sleep_for(std::chrono::milliseconds(1));
                             }),
                std::runtime_error);
-  EXPECT_LT(ran.load(), size_t(100000));
+  EXPECT_LT(ran.load(), size_t(100));
 }
 
 TEST(ThreadPool, RunsTasksAndWaits) {

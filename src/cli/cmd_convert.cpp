@@ -1,9 +1,10 @@
-// iflame convert IN.pth|IN.safetensors OUT.safetensors [--dtype ...] [--meta K=V...]: a PyTorch
-// checkpoint to safetensors, or a safetensors file re-written (another dtype, added metadata:
-// how the shipped model is made from a training run's weights).
+// iflame convert IN.pth|IN.safetensors OUT.safetensors [--dtype ...] [--meta K=V...] [--average W...]:
+// a PyTorch checkpoint to safetensors, or a safetensors file re-written (another dtype, added
+// metadata, averaged with other checkpoints: how the shipped model is made from a run's weights).
 #include <cstdio>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
@@ -21,9 +22,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // safetensors -> safetensors: floating tensors to `dtype` (f32, bf16 or keep), metadata added.
-void rewrite_safetensors(const std::string& in_path, const std::string& out_path, const std::string& dtype,
+void rewrite_safetensors(SafetensorsFile file, const std::string& out_path, const std::string& dtype,
                          const std::map<std::string, std::string>& meta, bool quiet) {
-  SafetensorsFile file = read_safetensors(in_path);
   size_t changed = 0;
   for (auto& [name, tensor] : file.tensors) {
     const bool floating = tensor.dtype == DType::F16 || tensor.dtype == DType::BF16 || tensor.dtype == DType::F32 ||
@@ -52,7 +52,7 @@ void rewrite_safetensors(const std::string& in_path, const std::string& out_path
 
 int run_convert(int argc, char** argv) {
   std::string in_path, out_path, dtype = "f32";
-  std::vector<std::string> meta_items;
+  std::vector<std::string> meta_items, average_with;
   bool quiet = false;
   ArgParser args("convert",
                  "Converts a PyTorch checkpoint written by torch.save (the zip format of PyTorch 1.6 and later,\n"
@@ -68,13 +68,20 @@ int run_convert(int argc, char** argv) {
                  "IN may also be a .safetensors file: it is re-written with its floating tensors in --dtype\n"
                  "(f32, bf16 rounded to nearest even, or keep) and the --meta entries added, e.g. to ship\n"
                  "a trained model with its sampling defaults:\n"
-                 "  iflame convert run/best/model.safetensors m.safetensors --dtype bf16 --meta sample.top-p=0.9");
+                 "  iflame convert run/best/model.safetensors m.safetensors --dtype bf16 --meta sample.top-p=0.9\n"
+                 "With --average, OUT holds the element-wise mean of IN and every --average file (checkpoint\n"
+                 "averaging, which smooths out the step-to-step noise of training at a high learning rate):\n"
+                 "  iflame convert run/step-00006000/model.safetensors avg.safetensors \\\n"
+                 "      --average run/step-00006150/model.safetensors --average run/step-00006300/model.safetensors\n"
+                 "All files need the same tensors and shapes; the means are f32 before --dtype applies, and\n"
+                 "non-floating tensors must be equal in every file.");
   args.positional("IN", &in_path, "the .pth / .pt / .ckpt file written by torch.save")
       .positional("OUT", &out_path, "the .safetensors file to write")
       .option("dtype", &dtype,
               "f32 (F16, BF16 and F64 tensors become F32; integer and bool tensors are kept), keep, or\n"
               "      bf16 (safetensors input only)")
       .list("meta", &meta_items, "KEY=VALUE metadata to add (safetensors input only; repeatable)")
+      .list("average", &average_with, "another .safetensors checkpoint to average with IN (repeatable)")
       .flag("quiet", &quiet, "print only errors");
   if (!args.parse(argc, argv)) return 0;
   if (ends_with(in_path, ".safetensors")) {
@@ -85,9 +92,17 @@ int run_convert(int argc, char** argv) {
       if (eq == std::string::npos || eq == 0) throw Error("--meta needs KEY=VALUE, got '" + item + "'");
       meta[item.substr(0, eq)] = item.substr(eq + 1);
     }
-    rewrite_safetensors(in_path, out_path, dtype, meta, quiet);
+    std::vector<std::string> inputs{in_path};
+    for (const std::string& path : average_with) {
+      if (!ends_with(path, ".safetensors")) throw Error("--average needs .safetensors files, got '" + path + "'");
+      inputs.push_back(path);
+    }
+    SafetensorsFile file = inputs.size() > 1 ? average_safetensors(inputs) : read_safetensors(in_path);
+    if (inputs.size() > 1 && !quiet) std::printf("averaged %zu checkpoints\n", inputs.size());
+    rewrite_safetensors(std::move(file), out_path, dtype, meta, quiet);
     return 0;
   }
+  if (!average_with.empty()) throw Error("--average needs a .safetensors input");
   if (dtype != "f32" && dtype != "keep") throw Error("--dtype must be f32 or keep for a .pth input, got '" + dtype + "'");
   if (!meta_items.empty()) throw Error("--meta needs a .safetensors input");
 

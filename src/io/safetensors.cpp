@@ -167,6 +167,58 @@ std::vector<float> to_float32(const TensorData& tensor) {
   return out;
 }
 
+namespace {
+
+bool is_floating(DType dtype) {
+  return dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::F32 || dtype == DType::F64;
+}
+
+// Adds FILE (read from PATH) into SUMS, after checking it matches FIRST tensor by tensor.
+void accumulate_into(const SafetensorsFile& first, const SafetensorsFile& file, const std::string& path,
+                     std::map<std::string, std::vector<double>>& sums) {
+  for (const auto& [name, tensor] : file.tensors) {
+    const auto it = first.tensors.find(name);
+    if (it == first.tensors.end()) throw Error(path, "tensor '" + name + "' is not in the first file");
+    const TensorData& ref = it->second;
+    if (tensor.shape != ref.shape) throw Error(path, "tensor '" + name + "' has another shape than in the first file");
+    if (!is_floating(ref.dtype) || !is_floating(tensor.dtype)) {
+      if (tensor.dtype != ref.dtype || tensor.bytes != ref.bytes) {
+        throw Error(path, "non-floating tensor '" + name + "' differs from the first file's; only floating tensors are averaged");
+      }
+      continue;
+    }
+    const std::vector<float> values = to_float32(tensor);
+    std::vector<double>& sum = sums[name];
+    sum.resize(values.size(), 0.0);
+    for (size_t i = 0; i < values.size(); ++i) sum[i] += values[i];
+  }
+  if (file.tensors.size() != first.tensors.size()) {
+    for (const auto& [name, tensor] : first.tensors) {
+      if (!file.tensors.count(name)) throw Error(path, "tensor '" + name + "' of the first file is missing");
+    }
+  }
+}
+
+}  // namespace
+
+SafetensorsFile average_safetensors(const std::vector<std::string>& paths) {
+  if (paths.empty()) throw Error("average_safetensors: no files to average");
+  SafetensorsFile first = read_safetensors(paths[0]);
+  std::map<std::string, std::vector<double>> sums;  // floating tensors only
+  accumulate_into(first, first, paths[0], sums);
+  for (size_t f = 1; f < paths.size(); ++f) accumulate_into(first, read_safetensors(paths[f]), paths[f], sums);
+  for (auto& [name, sum] : sums) {
+    TensorData& out = first.tensors.at(name);
+    out.dtype = DType::F32;
+    out.bytes.resize(sum.size() * sizeof(float));
+    for (size_t i = 0; i < sum.size(); ++i) {
+      const float mean = float(sum[i] / double(paths.size()));
+      std::memcpy(out.bytes.data() + i * sizeof(float), &mean, sizeof(float));
+    }
+  }
+  return first;
+}
+
 SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& path) {
   if (size < 8) throw Error(path, "not a safetensors file: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   const uint64_t header_len = read_u64_le(data);

@@ -37,6 +37,13 @@ void write_safetensors(const SafetensorsFile& file, const std::string& path);
 // Converts F16/BF16/F32/F64 tensor data to float32 values (for loading weights).
 std::vector<float> to_float32(const TensorData& tensor);
 
+// The element-wise mean of the safetensors files PATHS (checkpoint averaging), read one at a time:
+// every file must hold the same tensor names and shapes. Floating tensors (F16/BF16/F32/F64, in
+// any mix) are averaged in double precision and returned as F32; other tensors must be equal in
+// every file and are kept. The metadata is the first file's. Throws iflame::Error naming the file
+// and the tensor for a mismatch, and for an empty list.
+SafetensorsFile average_safetensors(const std::vector<std::string>& paths);
+
 // In-memory forms of read_safetensors / write_safetensors (PATH only names the thing in errors).
 // parse_safetensors validates exactly as read_safetensors does; serialize_safetensors returns
 // the bytes write_safetensors writes: the JSON header (`__metadata__` first when there is any,

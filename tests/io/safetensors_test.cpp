@@ -8,6 +8,7 @@
 #include <random>
 #include <unistd.h>
 
+#include "error_text.h"
 #include "io/io_test_util.h"
 #include "test_paths.h"
 #include "util/error.h"
@@ -278,6 +279,85 @@ std::vector<CorruptCase> corrupt_cases() {
       {"metadata not an object", file_with_header("{\"__metadata__\":[\"x\"],\"a\":{" + ok + "}}", f32x2)},
       {"metadata value not a string", file_with_header("{\"__metadata__\":{\"epoch\":3},\"a\":{" + ok + "}}", f32x2)},
   };
+}
+
+TensorData f32_tensor(std::vector<float> values) {
+  TensorData t;
+  t.dtype = DType::F32;
+  t.shape = {int64_t(values.size())};
+  t.bytes.resize(values.size() * 4);
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+
+TEST(SafetensorsTest, AverageIsTheElementwiseMeanOfFloatingTensors) {
+  const std::string dir = test::temp_dir();
+  const std::vector<std::vector<float>> weights = {{1.0f, -2.0f, 0.5f}, {3.0f, 2.0f, 0.25f}, {2.0f, 6.0f, -3.0f}};
+  const TensorData step_counter = make_tensor(DType::I64, {2}, 9);
+  std::vector<std::string> paths;
+  for (size_t f = 0; f < weights.size(); ++f) {
+    SafetensorsFile file;
+    file.tensors["w"] = f32_tensor(weights[f]);
+    file.tensors["h"] = to_bfloat16(f32_tensor({float(f), 1.5f}));  // dtypes may differ by file
+    if (f == 1) file.tensors["h"] = f32_tensor({float(f), 1.5f});
+    file.tensors["step"] = step_counter;
+    file.metadata["index"] = std::to_string(f);
+    paths.push_back(dir + "/w" + std::to_string(f) + ".safetensors");
+    write_safetensors(file, paths.back());
+  }
+  const SafetensorsFile mean = average_safetensors(paths);
+  EXPECT_EQ(mean.metadata.at("index"), "0");  // the first file's
+  EXPECT_EQ(mean.tensors.at("w").dtype, DType::F32);
+  EXPECT_EQ(to_float32(mean.tensors.at("w")), (std::vector<float>{2.0f, 2.0f, -0.75f}));
+  EXPECT_EQ(to_float32(mean.tensors.at("h")), (std::vector<float>{1.0f, 1.5f}));
+  EXPECT_EQ(mean.tensors.at("step").bytes, step_counter.bytes);
+  EXPECT_EQ(to_float32(average_safetensors({paths[1]}).tensors.at("w")), weights[1]);
+
+  // Mismatches name the file and the tensor.
+  auto write_variant = [&](const std::string& name, auto&& change) {
+    SafetensorsFile file = read_safetensors(paths[0]);
+    change(file);
+    write_safetensors(file, dir + "/" + name);
+    return dir + "/" + name;
+  };
+  const std::string wider = write_variant("wider.safetensors", [](SafetensorsFile& f) { f.tensors["w"] = f32_tensor({1, 2, 3, 4}); });
+  const std::string missing = write_variant("missing.safetensors", [](SafetensorsFile& f) { f.tensors.erase("h"); });
+  const std::string extra = write_variant("extra.safetensors", [](SafetensorsFile& f) { f.tensors["x"] = f32_tensor({1}); });
+  const std::string counter = write_variant("counter.safetensors", [](SafetensorsFile& f) { f.tensors["step"] = make_tensor(DType::I64, {2}, 3); });
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {wider, "'w' has another shape"}, {missing, "'h' of the first file is missing"},
+      {extra, "'x' is not in the first file"}, {counter, "non-floating tensor 'step' differs"}};
+  for (const auto& [path, what] : cases) {
+    const std::string text = test::error_text([&] { average_safetensors({paths[0], path}); });
+    EXPECT_NE(text.find(path), std::string::npos) << text;
+    EXPECT_NE(text.find(what), std::string::npos) << text;
+  }
+  EXPECT_NE(test::error_text([] { average_safetensors({}); }), "");
+}
+
+TEST(ConvertCli, AveragesCheckpoints) {
+  const std::string dir = test::temp_dir();
+  for (int f = 0; f < 2; ++f) {
+    SafetensorsFile file;
+    file.tensors["w"] = f32_tensor({float(f), 2.0f + 2.0f * float(f)});
+    write_safetensors(file, dir + "/" + std::to_string(f) + ".safetensors");
+  }
+  const std::string a = dir + "/0.safetensors", b = dir + "/1.safetensors", out = dir + "/mean.safetensors";
+  const auto r = test::run_iflame("convert '" + a + "' '" + out + "' --average '" + b + "' --dtype bf16 --meta k=v");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const SafetensorsFile mean = read_safetensors(out);
+  EXPECT_EQ(mean.tensors.at("w").dtype, DType::BF16);
+  EXPECT_EQ(to_float32(mean.tensors.at("w")), (std::vector<float>{0.5f, 3.0f}));
+  EXPECT_EQ(mean.metadata.at("k"), "v");
+
+  const auto not_safetensors = test::run_iflame("convert '" + a + "' '" + dir + "/x.safetensors' --average '" + dir + "/m.pth'");
+  EXPECT_EQ(not_safetensors.code, 1);
+  EXPECT_NE(not_safetensors.out.find("--average needs .safetensors files, got '" + dir + "/m.pth'"), std::string::npos)
+      << not_safetensors.out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/x.safetensors"));
+  const auto pth_input = test::run_iflame("convert '" + dir + "/m.pth' '" + dir + "/x.safetensors' --average '" + a + "'");
+  EXPECT_EQ(pth_input.code, 1);
+  EXPECT_NE(pth_input.out.find("--average needs a .safetensors input"), std::string::npos) << pth_input.out;
 }
 
 TEST(SafetensorsTest, CorruptFilesThrowWithPath) {

@@ -275,14 +275,8 @@ int run_sample(int argc, char** argv) {
   }
   const double tps = stats.seconds > 0 ? double(stats.tokens) / stats.seconds : 0;
   const RuleStats& rules = stats.rules;
-  auto percent = [](double part, int64_t whole) { return whole ? 100.0 * part / double(whole) : 0.0; };
-  const double viol = percent(double(rules.argmax_violations), rules.steps), mass = percent(rules.disallowed_mass, rules.steps);
-  const double order_viol = percent(double(rules.order_argmax_violations), rules.order_steps);
-  const double order_mass = percent(rules.order_disallowed_mass, rules.order_steps);
-  const double repeat_viol = percent(double(rules.repeat_argmax_violations), rules.repeat_steps);
-  const double repeat_mass = percent(rules.repeat_disallowed_mass, rules.repeat_steps);
-  const double flat_viol = percent(double(rules.degenerate_argmax_violations), rules.degenerate_steps);
-  const double flat_mass = percent(rules.degenerate_disallowed_mass, rules.degenerate_steps);
+  auto argmax_percent = [](const RuleCount& c) { return c.steps ? 100.0 * double(c.argmax_violations) / double(c.steps) : 0.0; };
+  auto mean_mass = [](const RuleCount& c) { return c.steps ? c.disallowed_mass / double(c.steps) : 0.0; };
   std::map<std::string, int64_t> finished;
   for (const auto& seq : seqs) ++finished[finish_name(seq.finished)];
   summary["finished"] = finished;
@@ -292,24 +286,24 @@ int run_sample(int argc, char** argv) {
   summary["peak_cache_bytes"] = stats.peak_cache_bytes;
   summary["precision"] = precision;
   summary["grammar"] = {{"constraints", !no_constraints},
-                        {"steps", rules.steps},
-                        {"unconstrained_argmax_violations", rules.argmax_violations},
-                        {"mean_disallowed_probability", mass / 100}};
+                        {"steps", rules.grammar.steps},
+                        {"unconstrained_argmax_violations", rules.grammar.argmax_violations},
+                        {"mean_disallowed_probability", mean_mass(rules.grammar)}};
   summary["canonical_order"] = {
       {"constraints", opts.sampling.order},
       {"distinct_faces", opts.sampling.distinct_faces},
-      {"steps", rules.order_steps},
-      {"unconstrained_argmax_violations", rules.order_argmax_violations},
-      {"mean_disallowed_probability", order_mass / 100}};
+      {"steps", rules.order.steps},
+      {"unconstrained_argmax_violations", rules.order.argmax_violations},
+      {"mean_disallowed_probability", mean_mass(rules.order)}};
   summary["repeated_faces"] = {
       {"masked", opts.sampling.no_repeat_faces},
-      {"steps", rules.repeat_steps},
-      {"argmax_repeats", rules.repeat_argmax_violations},
-      {"mean_repeat_probability", repeat_mass / 100}};
+      {"steps", rules.repeat.steps},
+      {"argmax_repeats", rules.repeat.argmax_violations},
+      {"mean_repeat_probability", mean_mass(rules.repeat)}};
   summary["degenerate_faces"] = {{"masked", opts.sampling.no_degenerate_faces},
-                                 {"steps", rules.degenerate_steps},
-                                 {"argmax_degenerate", rules.degenerate_argmax_violations},
-                                 {"mean_degenerate_probability", flat_mass / 100}};
+                                 {"steps", rules.degenerate.steps},
+                                 {"argmax_degenerate", rules.degenerate.argmax_violations},
+                                 {"mean_degenerate_probability", mean_mass(rules.degenerate)}};
   write_file_atomic(out_dir + "/summary.json", summary.dump(1) + "\n");
   std::fprintf(stderr,
                "sample: %lld meshes written to %s/, %lld tokens in %.1f s (%.1f tokens/s)\n"
@@ -321,10 +315,13 @@ int run_sample(int argc, char** argv) {
                "(mean probability of a repeat %.2f%%; repeats masked %s)\n"
                "sample: and would have made a face degenerate at %.2f%% of the %lld corner coordinates that can "
                "(mean probability %.2f%%; degenerate faces masked %s)\n",
-               (long long)written, out_dir.c_str(), (long long)stats.tokens, stats.seconds, tps, viol, mass, order_viol,
-               (long long)rules.order_steps, order_mass, opts.sampling.order ? "on" : "off", repeat_viol,
-               (long long)rules.repeat_steps, repeat_mass, opts.sampling.no_repeat_faces ? "on" : "off", flat_viol,
-               (long long)rules.degenerate_steps, flat_mass, opts.sampling.no_degenerate_faces ? "on" : "off");
+               (long long)written, out_dir.c_str(), (long long)stats.tokens, stats.seconds, tps,
+               argmax_percent(rules.grammar), 100 * mean_mass(rules.grammar), argmax_percent(rules.order),
+               (long long)rules.order.steps, 100 * mean_mass(rules.order), opts.sampling.order ? "on" : "off",
+               argmax_percent(rules.repeat), (long long)rules.repeat.steps, 100 * mean_mass(rules.repeat),
+               opts.sampling.no_repeat_faces ? "on" : "off", argmax_percent(rules.degenerate),
+               (long long)rules.degenerate.steps, 100 * mean_mass(rules.degenerate),
+               opts.sampling.no_degenerate_faces ? "on" : "off");
   return 0;
 }
 

@@ -111,16 +111,11 @@ double probability_taken(const float* l, int64_t V, const uint8_t* before, const
 
 // How often a rule that masks coordinates would have changed the choice: `mask` is what the
 // other rules allow (null: everything), `kept` the same less the coordinates the rule takes.
-struct MaskCounts {
-  int64_t* steps;
-  int64_t* argmax_violations;
-  double* disallowed_mass;
-};
-void count_masked(const float* l, int64_t V, const uint8_t* mask, const uint8_t* kept, MaskCounts counts) {
-  ++*counts.steps;
+void count_masked(const float* l, int64_t V, const uint8_t* mask, const uint8_t* kept, RuleCount& count) {
+  ++count.steps;
   const int64_t top = argmax(l, V, mask);
-  if (top >= 0 && !kept[top]) ++*counts.argmax_violations;
-  *counts.disallowed_mass += probability_taken(l, V, mask, kept);
+  if (top >= 0 && !kept[top]) ++count.argmax_violations;
+  count.disallowed_mass += probability_taken(l, V, mask, kept);
 }
 
 }  // namespace
@@ -232,34 +227,30 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
       for (int64_t i = 0; i <= tokenizer.quant_max() && i < V; ++i) row_allowed[size_t(i)] &= allowed[size_t(i)];
     }
     if (stats && order_known) {
-      ++stats->order_steps;
+      // The raw argmax counts only when it was grammatical (else it is the grammar's count).
+      ++stats->order.steps;
       const int64_t top = argmax(l, V, nullptr);
-      if (allowed[size_t(top)] && !row_allowed[size_t(top)]) ++stats->order_argmax_violations;
-      stats->order_disallowed_mass += probability_taken(l, V, allowed.data(), row_allowed.data());
+      if (allowed[size_t(top)] && !row_allowed[size_t(top)]) ++stats->order.argmax_violations;
+      stats->order.disallowed_mass += probability_taken(l, V, allowed.data(), row_allowed.data());
     }
     if (stats) {
       // How the unconstrained model would have done: its argmax, and its probability mass on
       // disallowed tokens.
-      ++stats->steps;
-      if (!allowed[size_t(argmax(l, V, nullptr))]) ++stats->argmax_violations;
-      stats->disallowed_mass += probability_taken(l, V, nullptr, allowed.data());
+      count_masked(l, V, nullptr, allowed.data(), stats->grammar);
     }
     const uint8_t* mask = options.constraints ? (options.order && order_known ? row_allowed.data() : allowed.data()) : nullptr;
     if (check_repeats) {
       if (mask) unrepeated.assign(mask, mask + V);
       else unrepeated.assign(size_t(V), uint8_t(1));
       const bool repeats = mask_repeated_face(history[size_t(b)], t, tokenizer, unrepeated.data()) > 0;
-      if (stats) count_masked(l, V, mask, unrepeated.data(), {&stats->repeat_steps, &stats->repeat_argmax_violations, &stats->repeat_disallowed_mass});
+      if (stats) count_masked(l, V, mask, unrepeated.data(), stats->repeat);
       if (options.no_repeat_faces && repeats) mask = unrepeated.data();
     }
     if (check_degenerate) {
       if (mask) nondegenerate.assign(mask, mask + V);
       else nondegenerate.assign(size_t(V), uint8_t(1));
       const bool degenerate = mask_degenerate_face(history[size_t(b)], t, tokenizer, nondegenerate.data()) > 0;
-      if (stats) {
-        count_masked(l, V, mask, nondegenerate.data(),
-                     {&stats->degenerate_steps, &stats->degenerate_argmax_violations, &stats->degenerate_disallowed_mass});
-      }
+      if (stats) count_masked(l, V, mask, nondegenerate.data(), stats->degenerate);
       if (options.no_degenerate_faces && degenerate) mask = nondegenerate.data();
     }
     if (options.greedy) {

@@ -58,19 +58,19 @@ struct NamedSwitches {
 void settle_sampling_switches(SamplingOptions& options, NamedSwitches named);
 
 // How often the unconstrained model would have broken each rule.
-struct RuleStats {
+// What one sampling rule saw: the steps where it could be checked, how often the model's raw
+// argmax broke it, and the summed probability the model put on breaking it (mean = / steps).
+struct RuleCount {
   int64_t steps = 0;
-  int64_t argmax_violations = 0;     // grammar: the raw argmax was a disallowed token
-  double disallowed_mass = 0;        // grammar: summed probability of disallowed tokens (mean = / steps)
-  int64_t order_steps = 0;           // steps whose row so far was in canonical order (order checkable)
-  int64_t order_argmax_violations = 0;  // the raw argmax was grammatical but broke the canonical order
-  double order_disallowed_mass = 0;  // summed probability of grammatical tokens that break the order
-  int64_t repeat_steps = 0;             // last coordinates of a face row, where a repeat is checkable
-  int64_t repeat_argmax_violations = 0; // the raw argmax would have repeated an earlier face
-  double repeat_disallowed_mass = 0;    // summed probability of the coordinates that repeat a face
-  int64_t degenerate_steps = 0;             // corner coordinates where a degenerate face is checkable
-  int64_t degenerate_argmax_violations = 0; // the raw argmax would have made the face degenerate
-  double degenerate_disallowed_mass = 0;    // summed probability of the coordinates that make one
+  int64_t argmax_violations = 0;
+  double disallowed_mass = 0;
+};
+
+struct RuleStats {
+  RuleCount grammar;     // every step: the token grammar (coordinates, EOS at a row start)
+  RuleCount order;       // steps whose row so far was in canonical order; only grammatical tokens count
+  RuleCount repeat;      // last coordinates of a face row: would the face repeat an earlier row
+  RuleCount degenerate;  // corner coordinates where a face without area is checkable
 };
 
 // Boolean mask (V,) of tokens allowed at sequence index `t` (the index of the token being

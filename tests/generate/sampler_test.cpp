@@ -73,8 +73,8 @@ TEST(Sampler, ConstrainedOutputsAlwaysFollowTheGrammarAndEndInAnEosRow) {
     for (size_t i = s.tokens.size() - 9; i < s.tokens.size(); ++i) EXPECT_EQ(s.tokens[i], tk.eos());
     EXPECT_LE(s.tokens.size(), size_t(9 * (opts.max_faces + 2)));
   }
-  EXPECT_GT(stats.rules.steps, 0);
-  EXPECT_GT(stats.rules.disallowed_mass, 0);  // a random model puts mass on PAD/BOS
+  EXPECT_GT(stats.rules.grammar.steps, 0);
+  EXPECT_GT(stats.rules.grammar.disallowed_mass, 0);  // a random model puts mass on PAD/BOS
 }
 
 // Continuous batching (a finished sample's slot takes the next one at once) gives every sample
@@ -109,8 +109,8 @@ TEST(Generate, ContinuousBatchingMatchesLockstepBatches) {
   }
   EXPECT_GE(lengths.size(), 4u) << "the samples should end at many lengths";
   EXPECT_EQ(continuous_stats.tokens, lockstep_stats.tokens);
-  EXPECT_EQ(continuous_stats.rules.steps, lockstep_stats.rules.steps);
-  EXPECT_EQ(continuous_stats.rules.order_steps, lockstep_stats.rules.order_steps);
+  EXPECT_EQ(continuous_stats.rules.grammar.steps, lockstep_stats.rules.grammar.steps);
+  EXPECT_EQ(continuous_stats.rules.order.steps, lockstep_stats.rules.order.steps);
 }
 
 // `finished` says what ended each sequence: the model's EOS, the face cap, or max_new_tokens.
@@ -332,7 +332,7 @@ int64_t degenerate_face_rows(const GeneratedSequence& s, const TokenizerConfig& 
 
 // A masking switch of the sampler keeps a greedy random model, which breaks its rule unmasked
 // (so the test can fail), from breaking it at all. Both decode paths.
-void expect_switch_removes(bool SamplingOptions::*masked, int64_t RuleStats::*argmax_breaks,
+void expect_switch_removes(bool SamplingOptions::*masked, RuleCount RuleStats::*rule_count,
                            int64_t (*breaks)(const GeneratedSequence&, const TokenizerConfig&), const char* rule) {
   IFlameModel model = test::random_tiny_model(5);
   const TokenizerConfig tk;
@@ -348,7 +348,7 @@ void expect_switch_removes(bool SamplingOptions::*masked, int64_t RuleStats::*ar
     int64_t broken = 0;
     for (const auto& s : generate(*model, tk, opts, &plain)) broken += breaks(s, tk);
     EXPECT_GT(broken, 0) << "this model should break the rule unmasked: " << rule;
-    EXPECT_GT(plain.rules.*argmax_breaks, 0) << rule;
+    EXPECT_GT((plain.rules.*rule_count).argmax_violations, 0) << rule;
     opts.sampling.*masked = true;
     for (const auto& s : generate(*model, tk, opts)) EXPECT_EQ(breaks(s, tk), 0) << rule << ", continuous " << continuous;
   }
@@ -356,13 +356,13 @@ void expect_switch_removes(bool SamplingOptions::*masked, int64_t RuleStats::*ar
 
 // --no-degenerate-faces: no face without area.
 TEST(Generate, NoDegenerateFacesWritesNoFaceWithoutArea) {
-  expect_switch_removes(&SamplingOptions::no_degenerate_faces, &RuleStats::degenerate_argmax_violations,
+  expect_switch_removes(&SamplingOptions::no_degenerate_faces, &RuleStats::degenerate,
                         degenerate_face_rows, "degenerate faces");
 }
 
 // --no-repeat-faces: no face row twice.
 TEST(Generate, NoRepeatFacesNeverWritesAFaceTwice) {
-  expect_switch_removes(&SamplingOptions::no_repeat_faces, &RuleStats::repeat_argmax_violations, repeated_face_rows,
+  expect_switch_removes(&SamplingOptions::no_repeat_faces, &RuleStats::repeat, repeated_face_rows,
                         "repeated faces");
 }
 
@@ -392,10 +392,10 @@ TEST(Generate, OrderConstrainedSamplesRetokenizeToThemselves) {
   }
   EXPECT_GT(faces, 12);
   // The unconstrained model breaks the order often; the statistics see it.
-  EXPECT_GT(stats.rules.order_steps, 0);
-  EXPECT_GT(stats.rules.order_argmax_violations, 0);
-  EXPECT_GT(stats.rules.order_disallowed_mass, 0);
-  EXPECT_LE(stats.rules.order_steps, stats.rules.steps);
+  EXPECT_GT(stats.rules.order.steps, 0);
+  EXPECT_GT(stats.rules.order.argmax_violations, 0);
+  EXPECT_GT(stats.rules.order.disallowed_mass, 0);
+  EXPECT_LE(stats.rules.order.steps, stats.rules.grammar.steps);
 }
 
 TEST(Generate, WithoutOrderConstraintsARandomModelBreaksTheOrder) {

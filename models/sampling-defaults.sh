@@ -12,4 +12,5 @@ SAMPLING_DEFAULTS=(
   sample.distinct-faces=false
   sample.no-repeat-faces=false
   sample.no-degenerate-faces=false
+  sample.full-row-starts=false
 )

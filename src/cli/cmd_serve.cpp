@@ -41,7 +41,7 @@ int run_serve(int argc, char** argv) {
                  "  GET  /             a web page: generate meshes and watch them grow\n"
                  "  GET  /health       status, slots and queue\n"
                  "  POST /v1/generate  JSON {seed, temperature, top_k, top_p, max_faces, constraints, order,\n"
-                 "                     distinct_faces, no_repeat_faces, no_degenerate_faces, greedy, prompt (OBJ\n"
+                 "                     distinct_faces, no_repeat_faces, no_degenerate_faces, full_row_starts, greedy, prompt (OBJ\n"
                  "                     text), stream}; answers\n"
                  "                     {obj, faces, tokens, finished, timing}, or with \"stream\": true server-sent\n"
                  "                     events, one per face.\n"
@@ -100,7 +100,7 @@ int run_serve(int argc, char** argv) {
   SamplingOptions& d = options.defaults.sampling;
   int64_t default_faces = std::min<int64_t>(800, max_faces);
   apply_sampling_defaults(metadata, weights, args, {{"temperature", &d.temperature}, {"top-p", &d.top_p}},
-                          {{"top-k", &d.top_k}, {"max-faces", &default_faces}}, {{"order-constraints", &d.order}, {"distinct-faces", &d.distinct_faces}, {"no-repeat-faces", &d.no_repeat_faces}, {"no-degenerate-faces", &d.no_degenerate_faces}});
+                          {{"top-k", &d.top_k}, {"max-faces", &default_faces}}, {{"order-constraints", &d.order}, {"distinct-faces", &d.distinct_faces}, {"no-repeat-faces", &d.no_repeat_faces}, {"no-degenerate-faces", &d.no_degenerate_faces}, {"full-row-starts", &d.full_row_starts}});
   settle_sampling_switches(d, {});  // the server's defaults: none named by a request yet
   options.defaults.max_faces = std::clamp<int64_t>(default_faces, 1, max_faces);
   check_sampling_options(d, model->config.vocab);

@@ -266,8 +266,9 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
     auto by_logit = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& c) {
       return a.first > c.first || (a.first == c.first && a.second < c.second);
     };
+    const bool truncate = !(options.full_row_starts && in_row == 0);
     // Top-k keeps every token at least as likely as the k-th (ties included).
-    if (options.top_k > 0 && options.top_k < int64_t(cand.size())) {
+    if (truncate && options.top_k > 0 && options.top_k < int64_t(cand.size())) {
       std::nth_element(cand.begin(), cand.begin() + (options.top_k - 1), cand.end(), by_logit);
       const float kth = cand[size_t(options.top_k - 1)].first;
       cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const auto& c) { return c.first < kth; }), cand.end());
@@ -278,7 +279,7 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
     double z = 0;
     for (size_t i = 0; i < cand.size(); ++i) z += (p[i] = std::exp(double(cand[i].first - cand[0].first)));
     size_t keep = cand.size();
-    if (options.top_p < 1.0) {
+    if (truncate && options.top_p < 1.0) {
       // Drop the tail whose cumulative mass before it exceeds top_p (the best token stays).
       double before = 0;
       for (size_t i = 0; i < cand.size(); ++i) {

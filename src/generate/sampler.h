@@ -36,6 +36,11 @@ struct SamplingOptions {
   // masked. Works with or without the other rules; where they leave only such coordinates, the
   // degenerate face is written.
   bool no_degenerate_faces = false;
+  // The first token of each face row (EOS, or the first coordinate of the next face) is drawn
+  // from the whole distribution (temperature only): top-k and top-p apply inside rows. Whether
+  // and where a new face starts keeps its tail, which is how a sample leaves a loop (a
+  // truncated tail cuts the rare EOS and the rare jump away from a run of tiny faces).
+  bool full_row_starts = false;
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "eval/mesh_stats.h"
@@ -174,6 +175,38 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
   std::set<int64_t> seen;
   for (int i = 0; i < 200; ++i) seen.insert(sample_tokens(logits, 10, opts, {}, gens).item<int64_t>());
   EXPECT_EQ(seen, (std::set<int64_t>{3, 7}));
+}
+
+TEST(Sampler, FullRowStartsDrawTheFirstTokenOfARowUntruncated) {
+  // At a row start EOS (0.1) and two coordinates (0.6, 0.3): top-p 0.5 and top-k 1 keep only
+  // the first. With full_row_starts the row start draws all three; inside a row nothing changes.
+  const TokenizerConfig tk;
+  Tensor logits = torch::full({1, 132}, -1e9);
+  logits[0][3] = std::log(0.6);
+  logits[0][7] = std::log(0.3);
+  logits[0][tk.eos()] = std::log(0.1);
+  for (bool full : {false, true}) {
+    SamplingOptions opts;
+    opts.top_k = 1;
+    opts.top_p = 0.5;
+    opts.full_row_starts = full;
+    std::vector<at::Generator> gens = {make_generator(1, 0)};
+    std::map<int64_t, int> row_start;
+    std::set<int64_t> inside;
+    for (int i = 0; i < 2000; ++i) {
+      ++row_start[sample_tokens(logits, 18, opts, tk, gens).item<int64_t>()];
+      inside.insert(sample_tokens(logits, 19, opts, tk, gens).item<int64_t>());
+    }
+    EXPECT_EQ(inside, (std::set<int64_t>{3})) << "full " << full;
+    if (!full) {
+      EXPECT_EQ(row_start, (std::map<int64_t, int>{{3, 2000}}));
+      continue;
+    }
+    ASSERT_EQ(row_start.size(), 3u);
+    EXPECT_NEAR(row_start[3], 1200, 100);
+    EXPECT_NEAR(row_start[7], 600, 90);
+    EXPECT_NEAR(row_start[tk.eos()], 200, 60);
+  }
 }
 
 // The canonical order by brute force, with 1-bit coordinates (levels 0..2, 27 vertex keys):

@@ -25,7 +25,7 @@ using nlohmann::json;
 
 // A tiny random model behind a server on a free port, stopped at the end of the test.
 class ServeTest : public ::testing::Test {
- protected:
+ public:
   // never_ends: the model cannot write EOS, so a request runs to its max_faces.
   void start(BatcherOptions batch_options, ServerOptions options = {}, bool never_ends = false) {
     torch::manual_seed(21);
@@ -131,22 +131,38 @@ TEST_F(ServeTest, DistinctFacesRequestGivesTheStrictlyOrderedMesh) {
   EXPECT_TRUE(idle());
 }
 
-// "no_repeat_faces": true gives the mesh of `iflame sample --no-repeat-faces` with the same seed.
-TEST_F(ServeTest, NoRepeatFacesRequestGivesTheSampleCommandsMesh) {
-  start(BatcherOptions{});
-  SamplingOptions plain, unrepeated;
-  plain.temperature = unrepeated.temperature = 0.2;  // cool enough for this model to repeat faces
-  unrepeated.no_repeat_faces = true;
+// A sampling switch sent as a request field ("no_repeat_faces": true, ...) gives the mesh of
+// `iflame sample` with the same switch and seed. `plain` holds the other fields, also sent.
+void expect_switch_field_gives_sample_mesh(ServeTest& test, const char* field, bool SamplingOptions::*flag,
+                                           SamplingOptions plain) {
+  SamplingOptions switched = plain;
+  switched.*flag = true;
   for (uint64_t seed : {7, 13}) {
     // The field changes these meshes, so a server that ignored it would fail.
-    ASSERT_NE(expected_obj(seed, 40, unrepeated), expected_obj(seed, 40, plain)) << seed;
-    const json body = {{"seed", seed}, {"max_faces", 40}, {"temperature", 0.2}, {"no_repeat_faces", true}};
-    auto res = client().Post("/v1/generate", body.dump(), "application/json");
+    ASSERT_NE(test.expected_obj(seed, 40, switched), test.expected_obj(seed, 40, plain)) << field << " " << seed;
+    const json body = {{"seed", seed},         {"max_faces", 40},        {"temperature", plain.temperature},
+                       {"top_k", plain.top_k}, {"top_p", plain.top_p},   {field, true}};
+    auto res = test.client().Post("/v1/generate", body.dump(), "application/json");
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 200) << res->body;
-    EXPECT_EQ(json::parse(res->body)["obj"], expected_obj(seed, 40, unrepeated)) << seed;
+    EXPECT_EQ(json::parse(res->body)["obj"], test.expected_obj(seed, 40, switched)) << field << " " << seed;
   }
-  EXPECT_TRUE(idle());
+  EXPECT_TRUE(test.idle());
+}
+
+TEST_F(ServeTest, NoRepeatFacesRequestGivesTheSampleCommandsMesh) {
+  start(BatcherOptions{});
+  SamplingOptions plain;
+  plain.temperature = 0.2;  // cool enough for this model to repeat faces
+  expect_switch_field_gives_sample_mesh(*this, "no_repeat_faces", &SamplingOptions::no_repeat_faces, plain);
+}
+
+TEST_F(ServeTest, FullRowStartsRequestGivesTheSampleCommandsMesh) {
+  start(BatcherOptions{});
+  SamplingOptions plain;
+  plain.top_k = 3;  // truncated enough that untruncated row starts change the meshes
+  plain.top_p = 0.5;
+  expect_switch_field_gives_sample_mesh(*this, "full_row_starts", &SamplingOptions::full_row_starts, plain);
 }
 
 TEST_F(ServeTest, StreamSendsOneEventPerFaceThenTheResponse) {
@@ -211,6 +227,7 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
       {R"({"distinct_faces": 1})", "distinct_faces"},
       {R"({"no_repeat_faces": "yes"})", "no_repeat_faces"},
       {R"({"no_degenerate_faces": 0})", "no_degenerate_faces"},
+      {R"({"full_row_starts": "on"})", "full_row_starts"},
       {R"({"order": false, "distinct_faces": true})", "distinct_faces"},
   };
   for (const auto& [body, needle] : cases) {

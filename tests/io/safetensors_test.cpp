@@ -328,7 +328,8 @@ TEST(SafetensorsTest, AverageIsTheElementwiseMeanOfFloatingTensors) {
       {wider, "'w' has another shape"}, {missing, "'h' of the first file is missing"},
       {extra, "'x' is not in the first file"}, {counter, "non-floating tensor 'step' differs"}};
   for (const auto& [path, what] : cases) {
-    const std::string text = test::error_text([&] { average_safetensors({paths[0], path}); });
+    const std::string second = path;  // (C++17 lambdas cannot capture a structured binding)
+    const std::string text = test::error_text([&] { average_safetensors({paths[0], second}); });
     EXPECT_NE(text.find(path), std::string::npos) << text;
     EXPECT_NE(text.find(what), std::string::npos) << text;
   }

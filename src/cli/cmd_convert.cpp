@@ -26,9 +26,7 @@ void rewrite_safetensors(SafetensorsFile file, const std::string& out_path, cons
                          const std::map<std::string, std::string>& meta, bool quiet) {
   size_t changed = 0;
   for (auto& [name, tensor] : file.tensors) {
-    const bool floating = tensor.dtype == DType::F16 || tensor.dtype == DType::BF16 || tensor.dtype == DType::F32 ||
-                          tensor.dtype == DType::F64;
-    if (!floating || dtype == "keep") continue;
+    if (!is_floating(tensor.dtype) || dtype == "keep") continue;
     if (dtype == "bf16" && tensor.dtype != DType::BF16) {
       tensor = to_bfloat16(tensor);
       ++changed;

@@ -167,11 +167,11 @@ std::vector<float> to_float32(const TensorData& tensor) {
   return out;
 }
 
-namespace {
-
 bool is_floating(DType dtype) {
   return dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::F32 || dtype == DType::F64;
 }
+
+namespace {
 
 // Adds FILE (read from PATH) into SUMS, after checking it matches FIRST tensor by tensor.
 void accumulate_into(const SafetensorsFile& first, const SafetensorsFile& file, const std::string& path,

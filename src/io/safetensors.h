@@ -15,6 +15,8 @@ enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 DType dtype_from_name(const std::string& name);
 const char* dtype_name(DType dtype);
 size_t dtype_size(DType dtype);
+// F16, BF16, F32 or F64: the dtypes to_float32 reads.
+bool is_floating(DType dtype);
 
 struct TensorData {
   DType dtype = DType::F32;

@@ -373,7 +373,7 @@ void expect_switch_removes(bool SamplingOptions::*masked, RuleCount RuleStats::*
   opts.count = 4;
   opts.batch = 2;
   opts.max_faces = 20;
-  opts.sampling.greedy = true;  // this random model's argmax repeats faces (36 times in these 4)
+  opts.sampling.greedy = true;  // this random model's argmax breaks both rules (36 repeats in these 4)
   for (bool continuous : {true, false}) {
     opts.continuous = continuous;
     opts.sampling.*masked = false;

@@ -8,6 +8,7 @@
 SAMPLING_DEFAULTS=(
   sample.temperature=1.0
   sample.top-p=0.9
+  sample.min-p=0
   sample.top-k=0
   sample.max-faces=800
   sample.order-constraints=false

@@ -65,7 +65,7 @@ int run_sample(int argc, char** argv) {
   std::string weights, prompt_path, out_dir = "samples", tokens_out, format = "obj", device_name = "cpu",
               precision = "fp32";
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
-  double temperature = 1.0, top_p = 0.95;
+  double temperature = 1.0, top_p = 0.95, min_p = 0.0;
   bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false, overwrite = false;
   bool distinct_faces = false, no_repeat_faces = false, no_degenerate_faces = false, full_row_starts = false;
   ArgParser args("sample",
@@ -82,7 +82,7 @@ int run_sample(int argc, char** argv) {
                  "Without --weights the shipped model is used: $IFLAME_MODEL when set, else\n"
                  "models/iflame-default.safetensors beside the build folder, in the install prefix\n"
                  "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
-                 "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.top-k,\n"
+                 "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.min-p, sample.top-k,\n"
                  "sample.max-faces, sample.order-constraints, sample.distinct-faces, sample.no-repeat-faces,\n"
                  "sample.no-degenerate-faces, sample.full-row-starts); options given here win.\n"
                  "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
@@ -93,6 +93,7 @@ int run_sample(int argc, char** argv) {
       .option("temperature", &temperature, "softmax temperature")
       .option("top-k", &top_k, "keep the k most likely tokens (0 = off)")
       .option("top-p", &top_p, "nucleus sampling mass (1 = off)")
+      .option("min-p", &min_p, "keep the tokens at least this fraction as likely as the most likely one (0 = off)")
       .option("seed", &seed, "random seed")
       .option("prompt", &prompt_path, "a mesh whose canonical face rows start every sequence (partial mesh to complete)")
       .option("max-faces", &max_faces, "end a sequence after this many faces")
@@ -158,6 +159,7 @@ int run_sample(int argc, char** argv) {
     given.temperature = temperature;
     given.top_k = top_k;
     given.top_p = top_p;
+    given.min_p = min_p;
     check_sampling_options(given, tokenizer.vocab_size());
   }
   if (weights.empty()) {
@@ -171,7 +173,7 @@ int run_sample(int argc, char** argv) {
   IFlameModel model = load_model(weights, heads, &metadata);
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
-      metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}},
+      metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}, {"min-p", &min_p}},
       {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}, {"no-repeat-faces", &no_repeat_faces}, {"no-degenerate-faces", &no_degenerate_faces}, {"full-row-starts", &full_row_starts}});
   check_max_faces();
   if (!from_model.empty()) {
@@ -195,6 +197,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.temperature = temperature;
   opts.sampling.top_k = top_k;
   opts.sampling.top_p = top_p;
+  opts.sampling.min_p = min_p;
   opts.sampling.greedy = greedy;
   opts.sampling.constraints = !no_constraints;
   opts.sampling.order = order_constraints;
@@ -305,6 +308,9 @@ int run_sample(int argc, char** argv) {
       {"argmax_repeats", rules.repeat.argmax_violations},
       {"mean_repeat_probability", mean_mass(rules.repeat)}};
   summary["full_row_starts"] = opts.sampling.full_row_starts;
+  summary["sampling"] = {{"temperature", opts.sampling.temperature}, {"top_k", opts.sampling.top_k},
+                         {"top_p", opts.sampling.top_p},             {"min_p", opts.sampling.min_p},
+                         {"greedy", opts.sampling.greedy},           {"max_faces", max_faces}};
   summary["degenerate_faces"] = {{"masked", opts.sampling.no_degenerate_faces},
                                  {"steps", rules.degenerate.steps},
                                  {"argmax_degenerate", rules.degenerate.argmax_violations},

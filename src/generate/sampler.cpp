@@ -15,7 +15,8 @@ namespace iflame {
 
 void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames names) {
   const bool cli = names == OptionNames::kCommandLine;
-  const std::string prefix = cli ? "--" : "", top_k = cli ? "--top-k" : "top_k", top_p = cli ? "--top-p" : "top_p";
+  const std::string prefix = cli ? "--" : "", top_k = cli ? "--top-k" : "top_k", top_p = cli ? "--top-p" : "top_p",
+                    min_p = cli ? "--min-p" : "min_p";
   auto text = [](double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g", v);
@@ -29,6 +30,7 @@ void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames
                 std::to_string(o.top_k));
   }
   if (!(o.top_p > 0 && o.top_p <= 1)) throw Error(top_p + " must be in (0, 1] (1 = off), got " + text(o.top_p));
+  if (!(o.min_p >= 0 && o.min_p < 1)) throw Error(min_p + " must be in [0, 1) (0 = off), got " + text(o.min_p));
   if (o.order && !o.constraints) throw Error(cli ? "--order-constraints needs the grammar constraints (drop --no-constraints)"
                                            : "order needs constraints");
   if (o.distinct_faces && !o.order) throw Error(cli ? "--distinct-faces needs --order-constraints" : "distinct_faces needs order");
@@ -289,6 +291,12 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
         }
         before += p[i];
       }
+    }
+    if (truncate && options.min_p > 0) {
+      // p[i] is the candidate's probability over the best one's (p[0] = 1); sorted, so a prefix.
+      size_t likely = 1;
+      while (likely < keep && p[likely] >= options.min_p) ++likely;
+      keep = likely;
     }
     double kept = 0;
     for (size_t i = 0; i < keep; ++i) kept += p[i];

@@ -15,6 +15,9 @@ struct SamplingOptions {
   double temperature = 1.0;  // the reference's defaults
   int64_t top_k = 50;        // 0 = off
   double top_p = 0.95;       // 1 = off
+  // Min-p: keep the tokens at least min_p times as likely as the most likely one (0 = off). Unlike
+  // top-p it keeps more of the tail where the model is sure and less where it is unsure.
+  double min_p = 0.0;
   bool greedy = false;       // argmax (ignores the three above)
   bool constraints = true;   // grammar: coordinates inside a row, EOS only at a row start
   // Canonical order (spec 1.4-1.5, the tokenizer's): inside a face the first vertex is the
@@ -37,14 +40,14 @@ struct SamplingOptions {
   // degenerate face is written.
   bool no_degenerate_faces = false;
   // The first token of each face row (EOS, or the first coordinate of the next face) is drawn
-  // from the whole distribution (temperature only): top-k and top-p apply inside rows. Whether
+  // from the whole distribution (temperature only): top-k, top-p and min-p apply inside rows. Whether
   // and where a new face starts keeps its tail, which is how a sample leaves a loop (a
   // truncated tail cuts the rare EOS and the rare jump away from a run of tiny faces).
   bool full_row_starts = false;
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
-// finite and > 0, top_k in [0, vocab], top_p in (0, 1]; order needs constraints, distinct_faces
+// finite and > 0, top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1); order needs constraints, distinct_faces
 // needs order. Options are
 // named as on the command line (--top-p) or as request fields (top_p).
 enum class OptionNames { kCommandLine, kRequestFields };

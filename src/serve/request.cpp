@@ -54,6 +54,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
     else if (key == "temperature") r.sampling.temperature = number_field(v, key);
     else if (key == "top_k") r.sampling.top_k = integer_field(v, key, 0, kMaxInt);
     else if (key == "top_p") r.sampling.top_p = number_field(v, key);
+    else if (key == "min_p") r.sampling.min_p = number_field(v, key);
     else if (key == "max_faces") r.max_faces = integer_field(v, key, 1, kMaxInt);
     else if (key == "constraints") r.sampling.constraints = bool_field(v, key);
     else if (key == "order") r.sampling.order = bool_field(v, key);
@@ -70,7 +71,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
       r.prompt = encode_prompt(canonicalize(mesh, tokenizer), tokenizer);
     } else {
       throw Error("unknown field '" + key +
-                  "' (known: seed, temperature, top_k, top_p, max_faces, constraints, order, distinct_faces, "
+                  "' (known: seed, temperature, top_k, top_p, min_p, max_faces, constraints, order, distinct_faces, "
                   "no_repeat_faces, no_degenerate_faces, full_row_starts, greedy, prompt, stream)");
     }
   }

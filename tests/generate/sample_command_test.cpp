@@ -52,6 +52,8 @@ std::vector<std::pair<std::string, std::string>> out_of_range_options() {
       {"--temperature nan", "--temperature"}, {"--temperature inf", "--temperature"},
       {"--top-p 1.5", "--top-p"},            {"--top-p 0", "--top-p"},
       {"--top-p -0.1", "--top-p"},           {"--top-k -1", "--top-k"},
+      {"--min-p 1", "--min-p"},              {"--min-p -0.01", "--min-p"},
+      {"--min-p nan", "--min-p"},
       {"--top-k 100000", "--top-k"},         {"--max-faces 0", "--max-faces"},
       {"--max-faces 100000000", "--max-faces"}, {"--n 0", "--n"},
       {"--batch -2", "--batch"},             {"--max-new-tokens -1", "--max-new-tokens"},
@@ -124,18 +126,24 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   SafetensorsFile file = read_safetensors(reference_weights());
   file.metadata["sample.max-faces"] = "2";
   file.metadata["sample.temperature"] = "0.7";
+  file.metadata["sample.min-p"] = "0.05";
   write_safetensors(file, dir + "/with-defaults.safetensors");
   const std::string base = "sample --weights " + dir + "/with-defaults.safetensors --n 2 --no-previews --threads 1 ";
 
   const auto defaults = test::run_iflame(base + "--out " + dir + "/a");
   ASSERT_EQ(defaults.code, 0) << defaults.out;
-  EXPECT_NE(defaults.out.find("defaults from the model's metadata: --temperature --max-faces"), std::string::npos)
+  EXPECT_NE(defaults.out.find("defaults from the model's metadata: --temperature --min-p --max-faces"), std::string::npos)
       << defaults.out;
-  for (const json& s : read_json(dir + "/a/summary.json").at("samples")) EXPECT_LE(s.at("faces"), 2);
+  const json summary = read_json(dir + "/a/summary.json");
+  for (const json& s : summary.at("samples")) EXPECT_LE(s.at("faces"), 2);
+  EXPECT_EQ(summary.at("sampling").at("temperature"), 0.7);
+  EXPECT_EQ(summary.at("sampling").at("min_p"), 0.05);
+  EXPECT_EQ(summary.at("sampling").at("max_faces"), 2);
 
-  const auto given = test::run_iflame(base + "--max-faces 4 --temperature 1 --out " + dir + "/b");
+  const auto given = test::run_iflame(base + "--max-faces 4 --temperature 1 --min-p 0 --out " + dir + "/b");
   ASSERT_EQ(given.code, 0) << given.out;
   EXPECT_EQ(given.out.find("defaults from the model's metadata"), std::string::npos) << given.out;
+  EXPECT_EQ(read_json(dir + "/b/summary.json").at("sampling").at("min_p"), 0.0);
 
   file.metadata["sample.max-faces"] = "lots";
   write_safetensors(file, dir + "/bad.safetensors");

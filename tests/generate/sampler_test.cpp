@@ -177,6 +177,33 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
   EXPECT_EQ(seen, (std::set<int64_t>{3, 7}));
 }
 
+TEST(Sampler, MinPKeepsTheTokensNearTheMostLikely) {
+  // Probabilities 0.5, 0.3, 0.15, 0.05: min-p 0.4 keeps those of at least 0.2 (the first two),
+  // in proportion 5:3; min-p 0.25 adds the third; with top-p 0.6 as well only the nucleus stays.
+  Tensor logits = torch::full({1, 132}, -1e9);
+  const std::vector<std::pair<int64_t, double>> probs = {{3, 0.5}, {7, 0.3}, {9, 0.15}, {11, 0.05}};
+  for (const auto& [token, prob] : probs) logits[0][token] = std::log(prob);
+  auto draw = [&](double min_p, double top_p) {
+    SamplingOptions opts;
+    opts.top_k = 0;
+    opts.top_p = top_p;
+    opts.min_p = min_p;
+    std::vector<at::Generator> gens = {make_generator(2, 0)};
+    std::map<int64_t, int> counts;
+    for (int i = 0; i < 4000; ++i) ++counts[sample_tokens(logits, 10, opts, {}, gens).item<int64_t>()];
+    return counts;
+  };
+  const auto two = draw(0.4, 1.0);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_NEAR(two.at(3), 2500, 120);
+  EXPECT_NEAR(two.at(7), 1500, 120);
+  const auto three = draw(0.25, 1.0);
+  EXPECT_EQ(three.size(), 3u);
+  EXPECT_EQ(three.count(11), 0u);
+  EXPECT_EQ(draw(0.0, 1.0).size(), 4u);
+  EXPECT_EQ(draw(0.25, 0.6).size(), 2u);
+}
+
 TEST(Sampler, FullRowStartsDrawTheFirstTokenOfARowUntruncated) {
   // At a row start EOS (0.1) and two coordinates (0.6, 0.3): top-p 0.5 and top-k 1 keep only
   // the first. With full_row_starts the row start draws all three; inside a row nothing changes.

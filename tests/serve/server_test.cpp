@@ -165,6 +165,23 @@ TEST_F(ServeTest, FullRowStartsRequestGivesTheSampleCommandsMesh) {
   expect_switch_field_gives_sample_mesh(*this, "full_row_starts", &SamplingOptions::full_row_starts, plain);
 }
 
+TEST_F(ServeTest, MinPRequestGivesTheSampleCommandsMesh) {
+  start(BatcherOptions{});
+  SamplingOptions plain;
+  plain.top_k = 0;
+  plain.top_p = 1.0;
+  SamplingOptions min_p = plain;
+  min_p.min_p = 0.3;
+  for (uint64_t seed : {7, 13}) {
+    ASSERT_NE(expected_obj(seed, 40, min_p), expected_obj(seed, 40, plain)) << seed;  // min_p matters here
+    const json body = {{"seed", seed}, {"max_faces", 40}, {"top_k", 0}, {"top_p", 1.0}, {"min_p", 0.3}};
+    auto res = client().Post("/v1/generate", body.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(json::parse(res->body)["obj"], expected_obj(seed, 40, min_p)) << seed;
+  }
+}
+
 TEST_F(ServeTest, StreamSendsOneEventPerFaceThenTheResponse) {
   start(BatcherOptions{});
   httplib::Request req;
@@ -215,6 +232,8 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
       {R"({"temperature": -1})", "temperature"},
       {R"({"temperature": "hot"})", "temperature"},
       {R"({"top_p": 1.5})", "top_p"},
+      {R"({"min_p": 1})", "min_p"},
+      {R"({"min_p": "low"})", "min_p"},
       {R"({"top_k": -3})", "top_k"},
       {R"({"max_faces": 51})", "max_faces"},
       {R"({"max_faces": 0})", "max_faces"},

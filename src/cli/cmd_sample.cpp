@@ -67,7 +67,8 @@ int run_sample(int argc, char** argv) {
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
   double temperature = 1.0, top_p = 0.95, min_p = 0.0;
   bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false, overwrite = false;
-  bool distinct_faces = false, no_repeat_faces = false, no_degenerate_faces = false, full_row_starts = false;
+  bool distinct_faces = false, no_repeat_faces = false, no_degenerate_faces = false, full_row_starts = false,
+       escape_loops = false;
   ArgParser args("sample",
                  "Generates meshes token by token with the cached hybrid decoder. Sequences decode in\n"
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
@@ -84,7 +85,7 @@ int run_sample(int argc, char** argv) {
                  "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
                  "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.min-p, sample.top-k,\n"
                  "sample.max-faces, sample.order-constraints, sample.distinct-faces, sample.no-repeat-faces,\n"
-                 "sample.no-degenerate-faces, sample.full-row-starts); options given here win.\n"
+                 "sample.no-degenerate-faces, sample.full-row-starts, sample.escape-loops); options given here win.\n"
                  "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
                  "max_new_tokens (a cap).");
   args.option("weights", &weights, "model weights (.safetensors; default: the shipped model, see below)")
@@ -115,6 +116,9 @@ int run_sample(int argc, char** argv) {
       .flag("full-row-starts", &full_row_starts,
             "draw the first token of each face row (EOS or where the next face starts) without top-k/top-p, "
             "which apply inside rows; lets samples end and leave loops that truncation holds them in")
+      .flag("escape-loops", &escape_loops,
+            "after a broken face (without area, or the corners of an earlier face) draw the next row start "
+            "without top-k/top-p, so a loop of broken faces can end or jump away")
       .option("out", &out_dir, "output folder (one that holds an earlier run's samples is refused)")
       .flag("overwrite", &overwrite, "replace the samples of an earlier run in --out")
       .option("format", &format, "mesh files to write: a comma list of obj, ply, glb (both = obj,ply)")
@@ -174,7 +178,7 @@ int run_sample(int argc, char** argv) {
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}, {"min-p", &min_p}},
-      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}, {"no-repeat-faces", &no_repeat_faces}, {"no-degenerate-faces", &no_degenerate_faces}, {"full-row-starts", &full_row_starts}});
+      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}, {"no-repeat-faces", &no_repeat_faces}, {"no-degenerate-faces", &no_degenerate_faces}, {"full-row-starts", &full_row_starts}, {"escape-loops", &escape_loops}});
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;
@@ -205,6 +209,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.no_repeat_faces = no_repeat_faces;
   opts.sampling.no_degenerate_faces = no_degenerate_faces;
   opts.sampling.full_row_starts = full_row_starts;
+  opts.sampling.escape_loops = escape_loops;
   settle_sampling_switches(opts.sampling, {args.given("order-constraints"), args.given("distinct-faces")});
   check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
@@ -308,6 +313,7 @@ int run_sample(int argc, char** argv) {
       {"argmax_repeats", rules.repeat.argmax_violations},
       {"mean_repeat_probability", mean_mass(rules.repeat)}};
   summary["full_row_starts"] = opts.sampling.full_row_starts;
+  summary["escape_loops"] = opts.sampling.escape_loops;
   summary["sampling"] = {{"temperature", opts.sampling.temperature}, {"top_k", opts.sampling.top_k},
                          {"top_p", opts.sampling.top_p},             {"min_p", opts.sampling.min_p},
                          {"greedy", opts.sampling.greedy},           {"max_faces", max_faces}};

@@ -147,7 +147,8 @@ std::vector<GeneratedSequence> generate(IFlameModelImpl& model, const TokenizerC
     for (int64_t t = P; t < limit && !lane_of.empty(); ++t) {
       // Each row's tokens so far, for the canonical-order mask and its statistics.
       std::vector<const int64_t*> history;
-      if (options.sampling.order || options.sampling.no_repeat_faces || options.sampling.no_degenerate_faces || stats) {
+      if (options.sampling.order || options.sampling.no_repeat_faces || options.sampling.no_degenerate_faces ||
+          options.sampling.escape_loops || stats) {
         for (int64_t lane : lane_of) history.push_back(results[size_t(lane)].tokens.data());
       }
       Tensor next = sample_tokens(logits, t, options.sampling, tokenizer, gens, stats ? &stats->rules : nullptr, history);

@@ -268,7 +268,9 @@ Tensor sample_tokens(const Tensor& logits_in, int64_t t, const SamplingOptions& 
     auto by_logit = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& c) {
       return a.first > c.first || (a.first == c.first && a.second < c.second);
     };
-    const bool truncate = !(options.full_row_starts && in_row == 0);
+    const bool truncate = !(in_row == 0 && (options.full_row_starts ||
+                                            (options.escape_loops && !history.empty() && t >= kTokensPerFace &&
+                                             face_row_is_broken(history[size_t(b)], t - kTokensPerFace, tokenizer))));
     // Top-k keeps every token at least as likely as the k-th (ties included).
     if (truncate && options.top_k > 0 && options.top_k < int64_t(cand.size())) {
       std::nth_element(cand.begin(), cand.begin() + (options.top_k - 1), cand.end(), by_logit);

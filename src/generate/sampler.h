@@ -44,6 +44,10 @@ struct SamplingOptions {
   // and where a new face starts keeps its tail, which is how a sample leaves a loop (a
   // truncated tail cuts the rare EOS and the rare jump away from a run of tiny faces).
   bool full_row_starts = false;
+  // After a broken face (without area, or the corners of an earlier face: a copy or a back side)
+  // the next row start is drawn as with full_row_starts: a loop of broken faces meets the rare
+  // EOS or jump that truncation cuts, while rows that go well keep their truncation.
+  bool escape_loops = false;
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be

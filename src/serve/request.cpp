@@ -62,6 +62,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
     else if (key == "no_repeat_faces") r.sampling.no_repeat_faces = bool_field(v, key);
     else if (key == "no_degenerate_faces") r.sampling.no_degenerate_faces = bool_field(v, key);
     else if (key == "full_row_starts") r.sampling.full_row_starts = bool_field(v, key);
+    else if (key == "escape_loops") r.sampling.escape_loops = bool_field(v, key);
     else if (key == "greedy") r.sampling.greedy = bool_field(v, key);
     else if (key == "stream") out.stream = bool_field(v, key);
     else if (key == "prompt") {
@@ -72,7 +73,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
     } else {
       throw Error("unknown field '" + key +
                   "' (known: seed, temperature, top_k, top_p, min_p, max_faces, constraints, order, distinct_faces, "
-                  "no_repeat_faces, no_degenerate_faces, full_row_starts, greedy, prompt, stream)");
+                  "no_repeat_faces, no_degenerate_faces, full_row_starts, escape_loops, greedy, prompt, stream)");
     }
   }
   settle_sampling_switches(r.sampling, {j.contains("order"), j.contains("distinct_faces")});

@@ -1,6 +1,7 @@
 #include "tokenizer/face_rules.h"
 
 #include <algorithm>
+#include <array>
 
 namespace iflame {
 
@@ -58,6 +59,28 @@ int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerCo
     if (bad[size_t(v)]) allowed[v] = 0;
   }
   return cleared;
+}
+
+bool face_row_is_broken(const int64_t* tokens, int64_t start, const TokenizerConfig& tokenizer) {
+  using Corners = std::array<std::array<int64_t, 3>, 3>;
+  auto corners_of = [&](const int64_t* row, Corners& out) {
+    if (!std::all_of(row, row + kTokensPerFace, [&](int64_t v) { return tokenizer.is_coordinate(v); })) return false;
+    for (int c = 0; c < 3; ++c) out[size_t(c)] = {row[3 * c], row[3 * c + 1], row[3 * c + 2]};
+    return true;
+  };
+  Corners face;
+  if (!corners_of(tokens + start, face)) return false;
+  const auto &a = face[0], &b = face[1], &c = face[2];
+  const int64_t d[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]}, e[3] = {c[0] - a[0], c[1] - a[1], c[2] - a[2]};
+  if (d[1] * e[2] == d[2] * e[1] && d[2] * e[0] == d[0] * e[2] && d[0] * e[1] == d[1] * e[0]) return true;
+  std::sort(face.begin(), face.end());
+  Corners earlier;
+  for (int64_t s = start - kTokensPerFace; s >= 0; s -= kTokensPerFace) {
+    if (!corners_of(tokens + s, earlier)) continue;
+    std::sort(earlier.begin(), earlier.end());
+    if (earlier == face) return true;
+  }
+  return false;
 }
 
 std::vector<int64_t> unlikely_coordinates(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer) {

@@ -29,4 +29,9 @@ int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerCo
 // other indices, and where every coordinate would (then no choice is better than another).
 std::vector<int64_t> unlikely_coordinates(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer);
 
+// Whether the face row at tokens[start, start + 9) (start % 9 == 0) is broken: without area (its
+// corners on one line of the grid) or with the corners of an earlier face row (the same face
+// again, in either winding: a copy or a back side). Rows holding a non-coordinate are not.
+bool face_row_is_broken(const int64_t* tokens, int64_t start, const TokenizerConfig& tokenizer);
+
 }  // namespace iflame

@@ -13,7 +13,8 @@ namespace iflame {
 ArgParser::ArgParser(std::string command, std::string summary) : command_(std::move(command)), summary_(std::move(summary)) {}
 
 ArgParser& ArgParser::flag(const std::string& name, bool* value, const std::string& help) {
-  options_.push_back({name, help, "", "", false, false, [value](const std::string&) { *value = true; }});
+  // `--name` alone turns the switch on; `--name=false` turns off one a default turned on.
+  options_.push_back({name, help, "", "", false, false, [value](const std::string& s) { *value = s != "false"; }});
   return *this;
 }
 
@@ -88,8 +89,10 @@ bool ArgParser::parse(int argc, char** argv) {
       if (!o) throw Error(command_ + ": unknown option --" + name + " (see `iflame " + command_ + " --help`)");
       given_.insert(name);
       if (!o->takes_value) {
-        if (has_inline) throw Error(command_ + ": --" + name + " takes no value");
-        o->set("");
+        if (has_inline && value != "true" && value != "false") {
+          throw Error(command_ + ": --" + name + " takes no value, or =true or =false, got '" + value + "'");
+        }
+        o->set(value);
         continue;
       }
       if (has_inline) {

@@ -18,7 +18,9 @@ class ArgParser {
  public:
   ArgParser(std::string command, std::string summary);
 
-  // Registers options. `value` receives the parsed value; its current value is the default.
+  // Registers options. `value` receives the parsed value; its current value is the default. A
+  // flag is set by `--name` or `--name=true` and cleared by `--name=false` (against a default
+  // that is on, e.g. from a model's metadata); both count as given.
   ArgParser& flag(const std::string& name, bool* value, const std::string& help);
   ArgParser& option(const std::string& name, std::string* value, const std::string& help);
   ArgParser& option(const std::string& name, int64_t* value, const std::string& help);

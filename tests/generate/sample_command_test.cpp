@@ -127,23 +127,27 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   file.metadata["sample.max-faces"] = "2";
   file.metadata["sample.temperature"] = "0.7";
   file.metadata["sample.min-p"] = "0.05";
+  file.metadata["sample.escape-loops"] = "true";
   write_safetensors(file, dir + "/with-defaults.safetensors");
   const std::string base = "sample --weights " + dir + "/with-defaults.safetensors --n 2 --no-previews --threads 1 ";
 
   const auto defaults = test::run_iflame(base + "--out " + dir + "/a");
   ASSERT_EQ(defaults.code, 0) << defaults.out;
-  EXPECT_NE(defaults.out.find("defaults from the model's metadata: --temperature --min-p --max-faces"), std::string::npos)
+  EXPECT_NE(defaults.out.find("defaults from the model's metadata: --temperature --min-p --max-faces --escape-loops"), std::string::npos)
       << defaults.out;
   const json summary = read_json(dir + "/a/summary.json");
   for (const json& s : summary.at("samples")) EXPECT_LE(s.at("faces"), 2);
   EXPECT_EQ(summary.at("sampling").at("temperature"), 0.7);
   EXPECT_EQ(summary.at("sampling").at("min_p"), 0.05);
   EXPECT_EQ(summary.at("sampling").at("max_faces"), 2);
+  EXPECT_EQ(summary.at("escape_loops"), true);
 
-  const auto given = test::run_iflame(base + "--max-faces 4 --temperature 1 --min-p 0 --out " + dir + "/b");
+  const auto given = test::run_iflame(base + "--max-faces 4 --temperature 1 --min-p 0 --escape-loops=false --out " + dir + "/b");
   ASSERT_EQ(given.code, 0) << given.out;
   EXPECT_EQ(given.out.find("defaults from the model's metadata"), std::string::npos) << given.out;
-  EXPECT_EQ(read_json(dir + "/b/summary.json").at("sampling").at("min_p"), 0.0);
+  const json given_summary = read_json(dir + "/b/summary.json");
+  EXPECT_EQ(given_summary.at("sampling").at("min_p"), 0.0);
+  EXPECT_EQ(given_summary.at("escape_loops"), false);
 
   file.metadata["sample.max-faces"] = "lots";
   write_safetensors(file, dir + "/bad.safetensors");

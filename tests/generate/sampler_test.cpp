@@ -236,6 +236,33 @@ TEST(Sampler, FullRowStartsDrawTheFirstTokenOfARowUntruncated) {
   }
 }
 
+TEST(Sampler, EscapeLoopsLiftsTruncationOnlyAfterABrokenFace) {
+  // At a row start EOS (0.1) and two coordinates (0.6, 0.3), top-k 1: after a good face only
+  // the first is drawn; after a back side of the face before it (a broken face) all three.
+  const TokenizerConfig tk;
+  Tensor logits = torch::full({1, 132}, -1e9);
+  logits[0][3] = std::log(0.6);
+  logits[0][7] = std::log(0.3);
+  logits[0][tk.eos()] = std::log(0.1);
+  std::vector<int64_t> good(9, tk.bos()), broken(9, tk.bos());
+  for (int64_t v : {0, 0, 0, 0, 5, 0, 0, 0, 5}) good.push_back(v), broken.push_back(v);
+  for (int64_t v : {1, 1, 1, 4, 2, 1, 1, 1, 6}) good.push_back(v);
+  for (int64_t v : {0, 0, 0, 0, 0, 5, 0, 5, 0}) broken.push_back(v);
+  SamplingOptions opts;
+  opts.top_k = 1;
+  opts.escape_loops = true;
+  std::vector<at::Generator> gens = {make_generator(3, 0)};
+  std::map<int64_t, int> after_good, after_broken;
+  for (int i = 0; i < 2000; ++i) {
+    ++after_good[sample_tokens(logits, 27, opts, tk, gens, nullptr, {good.data()}).item<int64_t>()];
+    ++after_broken[sample_tokens(logits, 27, opts, tk, gens, nullptr, {broken.data()}).item<int64_t>()];
+  }
+  EXPECT_EQ(after_good, (std::map<int64_t, int>{{3, 2000}}));
+  ASSERT_EQ(after_broken.size(), 3u);
+  EXPECT_NEAR(after_broken[3], 1200, 100);
+  EXPECT_NEAR(after_broken[tk.eos()], 200, 60);
+}
+
 // The canonical order by brute force, with 1-bit coordinates (levels 0..2, 27 vertex keys):
 // every row of 9 tokens is listed, and the mask after every prefix must allow exactly the
 // tokens that some in-order completion uses next.

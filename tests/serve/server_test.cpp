@@ -165,6 +165,15 @@ TEST_F(ServeTest, FullRowStartsRequestGivesTheSampleCommandsMesh) {
   expect_switch_field_gives_sample_mesh(*this, "full_row_starts", &SamplingOptions::full_row_starts, plain);
 }
 
+TEST_F(ServeTest, EscapeLoopsRequestGivesTheSampleCommandsMesh) {
+  start(BatcherOptions{});
+  SamplingOptions plain;
+  plain.temperature = 0.3;  // cool and truncated: this model writes broken faces, and loops
+  plain.top_k = 3;
+  plain.top_p = 0.5;
+  expect_switch_field_gives_sample_mesh(*this, "escape_loops", &SamplingOptions::escape_loops, plain);
+}
+
 TEST_F(ServeTest, MinPRequestGivesTheSampleCommandsMesh) {
   start(BatcherOptions{});
   SamplingOptions plain;
@@ -247,6 +256,7 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
       {R"({"no_repeat_faces": "yes"})", "no_repeat_faces"},
       {R"({"no_degenerate_faces": 0})", "no_degenerate_faces"},
       {R"({"full_row_starts": "on"})", "full_row_starts"},
+      {R"({"escape_loops": 1})", "escape_loops"},
       {R"({"order": false, "distinct_faces": true})", "distinct_faces"},
   };
   for (const auto& [body, needle] : cases) {

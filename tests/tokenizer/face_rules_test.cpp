@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
+#include <set>
 #include <vector>
 
 namespace iflame {
@@ -127,6 +130,55 @@ TEST(FaceRules, UnlikelyCoordinatesAreTheCopiesAndTheFlatCompletions) {
   std::vector<int64_t> on_a(9, tk.bos());
   for (int64_t v : {4, 4, 4, 4, 4, 4, 9, 9}) on_a.push_back(v);  // B = A: every third corner is flat
   EXPECT_TRUE(unlikely_coordinates(on_a.data(), int64_t(on_a.size()), tk).empty());
+}
+
+// A face row is broken when it has no area or the corner set of an earlier row: checked against
+// the area in doubles and a plain set comparison, on random rows over a small grid where both
+// happen often; and on named cases (a back side, a copy, a row that only shares corners).
+TEST(FaceRules, BrokenFaceRowsAreTheFlatOnesAndRepeatedCornerSets) {
+  const TokenizerConfig tk;
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int64_t> coord(0, 2);
+  int64_t flat = 0, repeated = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<int64_t> tokens(9, tk.bos());
+    for (int r = 0; r < 12; ++r) {
+      if (r > 0 && rng() % 3 == 0) {  // an earlier row's corners in a random order
+        const size_t from = 9 * (1 + rng() % size_t(r));
+        std::array<int, 3> order = {0, 1, 2};
+        std::shuffle(order.begin(), order.end(), rng);
+        for (int c : order) {
+          for (int k = 0; k < 3; ++k) tokens.push_back(tokens[from + size_t(3 * c + k)]);
+        }
+      } else {
+        for (int k = 0; k < 9; ++k) tokens.push_back(coord(rng));
+      }
+    }
+    for (int64_t start = 9; start < int64_t(tokens.size()); start += 9) {
+      const int64_t* row = tokens.data() + start;
+      auto corners = [](const int64_t* r) {
+        std::multiset<std::vector<int64_t>> out;
+        for (int c = 0; c < 3; ++c) out.insert({r[3 * c], r[3 * c + 1], r[3 * c + 2]});
+        return out;
+      };
+      bool seen = false;
+      for (int64_t s = 9; s < start; s += 9) seen = seen || corners(tokens.data() + s) == corners(row);
+      const bool no_area = doubled_area(row) == 0;
+      flat += no_area, repeated += seen && !no_area;
+      EXPECT_EQ(face_row_is_broken(tokens.data(), start, tk), no_area || seen) << trial << " " << start;
+    }
+  }
+  EXPECT_GT(flat, 100);
+  EXPECT_GT(repeated, 20);
+  std::vector<int64_t> tokens(9, tk.bos());
+  for (int64_t v : {0, 0, 0, 0, 5, 0, 0, 0, 5}) tokens.push_back(v);    // A, B, C
+  for (int64_t v : {0, 0, 0, 0, 0, 5, 0, 5, 0}) tokens.push_back(v);    // A, C, B: its back side
+  for (int64_t v : {0, 5, 0, 0, 0, 5, 0, 0, 0}) tokens.push_back(v);    // B, C, A: a copy, rotated
+  for (int64_t v : {0, 0, 0, 0, 5, 0, 3, 3, 3}) tokens.push_back(v);    // shares two corners only
+  for (int64_t v : {1, 1, 1, 2, 2, 2, 3, 3, 3}) tokens.push_back(v);    // on one line
+  const std::vector<bool> expected = {false, true, true, false, true};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(face_row_is_broken(tokens.data(), int64_t(9 * (i + 1)), tk), expected[i]) << i;
+  EXPECT_FALSE(face_row_is_broken(tokens.data(), 0, tk));  // the BOS row holds no coordinates
 }
 
 }  // namespace

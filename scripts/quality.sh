@@ -52,6 +52,7 @@ t0.8-p0.95-k50 | --temperature 0.8 --top-p 0.95 --top-k 50
 t1.0-p0.9-k0 | --temperature 1.0 --top-p 0.9 --top-k 0
 t1.0-p1.0-k0 | --temperature 1.0 --top-p 1.0 --top-k 0
 t1.0-p0.9-k0-rows | --temperature 1.0 --top-p 0.9 --top-k 0 --full-row-starts
+t1.0-p0.9-k0-escape | --temperature 1.0 --top-p 0.9 --top-k 0 --escape-loops
 t1.0-p1.0-k0-m0.02 | --temperature 1.0 --top-p 1.0 --top-k 0 --min-p 0.02
 t1.0-p1.0-k0-m0.05 | --temperature 1.0 --top-p 1.0 --top-k 0 --min-p 0.05
 t0.9-p0.95-k50-order | --temperature 0.9 --top-p 0.95 --top-k 50 --order-constraints

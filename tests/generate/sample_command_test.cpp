@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -233,6 +234,30 @@ TEST(SampleCommand, TheShippedModelSamplesWithItsOwnDefaults) {
   const json summary = read_json(dir + "/summary.json");
   ASSERT_EQ(summary.at("samples").size(), 1u);
   EXPECT_LE(summary.at("samples")[0].at("faces").get<int64_t>(), 3);
+}
+
+// The shipped file's sample.* metadata is models/sampling-defaults.sh, entry for entry: a default
+// changed in the script (and documented) reaches the model that users run.
+TEST(SampleCommand, TheShippedModelCarriesTheScriptsSamplingDefaults) {
+  const std::string source = std::string(IFLAME_SOURCE_DIR);
+  const std::string shipped = source + "/models/iflame-default.safetensors";
+  if (!std::filesystem::exists(shipped)) GTEST_SKIP() << "no model shipped in models/ yet";
+  std::map<std::string, std::string> script;
+  std::ifstream in(source + "/models/sampling-defaults.sh");
+  ASSERT_TRUE(in.good());
+  for (std::string line; std::getline(in, line);) {
+    const size_t key = line.find_first_not_of(' ');
+    if (key == std::string::npos || line.compare(key, 7, "sample.") != 0) continue;
+    const size_t eq = line.find('=', key);
+    ASSERT_NE(eq, std::string::npos) << line;
+    script[line.substr(key, eq - key)] = line.substr(eq + 1);
+  }
+  EXPECT_GE(script.size(), 10u);
+  std::map<std::string, std::string> metadata;
+  for (const auto& [k, v] : read_safetensors(shipped).metadata) {
+    if (k.rfind("sample.", 0) == 0) metadata[k] = v;
+  }
+  EXPECT_EQ(metadata, script);
 }
 
 }  // namespace

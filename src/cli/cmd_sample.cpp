@@ -83,9 +83,11 @@ int run_sample(int argc, char** argv) {
                  "Without --weights the shipped model is used: $IFLAME_MODEL when set, else\n"
                  "models/iflame-default.safetensors beside the build folder, in the install prefix\n"
                  "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
-                 "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.min-p, sample.top-k,\n"
-                 "sample.max-faces, sample.order-constraints, sample.distinct-faces, sample.no-repeat-faces,\n"
-                 "sample.no-degenerate-faces, sample.full-row-starts, sample.escape-loops); options given here win.\n"
+                 "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.min-p,\n"
+                 "sample.top-k, sample.max-faces, sample.order-constraints, sample.distinct-faces,\n"
+                 "sample.no-repeat-faces, sample.no-degenerate-faces, sample.full-row-starts,\n"
+                 "sample.escape-loops); options given here win, and a switch the model turns on is turned\n"
+                 "off with --NAME=false.\n"
                  "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
                  "max_new_tokens (a cap).");
   args.option("weights", &weights, "model weights (.safetensors; default: the shipped model, see below)")
@@ -178,7 +180,13 @@ int run_sample(int argc, char** argv) {
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}, {"min-p", &min_p}},
-      {{"top-k", &top_k}, {"max-faces", &max_faces}}, {{"order-constraints", &order_constraints}, {"distinct-faces", &distinct_faces}, {"no-repeat-faces", &no_repeat_faces}, {"no-degenerate-faces", &no_degenerate_faces}, {"full-row-starts", &full_row_starts}, {"escape-loops", &escape_loops}});
+      {{"top-k", &top_k}, {"max-faces", &max_faces}},
+      {{"order-constraints", &order_constraints},
+       {"distinct-faces", &distinct_faces},
+       {"no-repeat-faces", &no_repeat_faces},
+       {"no-degenerate-faces", &no_degenerate_faces},
+       {"full-row-starts", &full_row_starts},
+       {"escape-loops", &escape_loops}});
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;

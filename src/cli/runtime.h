@@ -15,8 +15,8 @@ namespace iflame::cli {
 torch::Device parse_device(const std::string& name);
 
 // Sets each option the command line did not give from the model's "sample.<option>" metadata
-// (sample.temperature, sample.top-p, sample.min-p, sample.top-k, sample.max-faces, and the switches the caller
-// names: sample.order-constraints, sample.distinct-faces, sample.no-repeat-faces, ...).
+// (sample.temperature, sample.top-p, sample.min-p, sample.top-k, sample.max-faces, and the
+// switches the caller names: sample.order-constraints, sample.distinct-faces, ...).
 // Returns the options so set. A malformed value is an error naming the file and key.
 std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std::string>& metadata,
                                                  const std::string& path, const ArgParser& args,

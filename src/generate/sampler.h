@@ -40,8 +40,8 @@ struct SamplingOptions {
   // degenerate face is written.
   bool no_degenerate_faces = false;
   // The first token of each face row (EOS, or the first coordinate of the next face) is drawn
-  // from the whole distribution (temperature only): top-k, top-p and min-p apply inside rows. Whether
-  // and where a new face starts keeps its tail, which is how a sample leaves a loop (a
+  // from the whole distribution (temperature only): top-k, top-p and min-p apply inside rows.
+  // Whether and where a new face starts keeps its tail, which is how a sample leaves a loop (a
   // truncated tail cuts the rare EOS and the rare jump away from a run of tiny faces).
   bool full_row_starts = false;
   // After a broken face (without area, or the corners of an earlier face: a copy or a back side)
@@ -51,9 +51,9 @@ struct SamplingOptions {
 };
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
-// finite and > 0, top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1); order needs constraints, distinct_faces
-// needs order. Options are
-// named as on the command line (--top-p) or as request fields (top_p).
+// finite and > 0, top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1); order needs
+// constraints, distinct_faces needs order. Options are named as on the command line (--top-p)
+// or as request fields (top_p).
 enum class OptionNames { kCommandLine, kRequestFields };
 void check_sampling_options(const SamplingOptions& options, int64_t vocab, OptionNames names = OptionNames::kCommandLine);
 

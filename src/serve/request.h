@@ -22,9 +22,9 @@ struct ParsedRequest {
 
 // Fields: seed (integer >= 0), temperature, top_k, top_p, min_p, max_faces, constraints (bool),
 // order (bool: canonical-order constraints), the other switches of SamplingOptions (bool),
-// greedy (bool), prompt (OBJ text to complete), stream (bool). Anything else, a wrong type, a value out of range or malformed JSON throws
-// iflame::Error with a message for the client (the server answers 400). max_faces is checked
-// against the server's cap by Batcher::submit.
+// greedy (bool), prompt (OBJ text to complete), stream (bool). Anything else, a wrong type, a
+// value out of range or malformed JSON throws iflame::Error with a message for the client (the
+// server answers 400). max_faces is checked against the server's cap by Batcher::submit.
 ParsedRequest parse_generate_request(const std::string& body, const RequestDefaults& defaults,
                                      const TokenizerConfig& tokenizer);
 

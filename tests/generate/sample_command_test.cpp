@@ -134,8 +134,8 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
 
   const auto defaults = test::run_iflame(base + "--out " + dir + "/a");
   ASSERT_EQ(defaults.code, 0) << defaults.out;
-  EXPECT_NE(defaults.out.find("defaults from the model's metadata: --temperature --min-p --max-faces --escape-loops"), std::string::npos)
-      << defaults.out;
+  const std::string applied = "defaults from the model's metadata: --temperature --min-p --max-faces --escape-loops";
+  EXPECT_NE(defaults.out.find(applied), std::string::npos) << defaults.out;
   const json summary = read_json(dir + "/a/summary.json");
   for (const json& s : summary.at("samples")) EXPECT_LE(s.at("faces"), 2);
   EXPECT_EQ(summary.at("sampling").at("temperature"), 0.7);
@@ -143,7 +143,8 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   EXPECT_EQ(summary.at("sampling").at("max_faces"), 2);
   EXPECT_EQ(summary.at("escape_loops"), true);
 
-  const auto given = test::run_iflame(base + "--max-faces 4 --temperature 1 --min-p 0 --escape-loops=false --out " + dir + "/b");
+  const auto given =
+      test::run_iflame(base + "--max-faces 4 --temperature 1 --min-p 0 --escape-loops=false --out " + dir + "/b");
   ASSERT_EQ(given.code, 0) << given.out;
   EXPECT_EQ(given.out.find("defaults from the model's metadata"), std::string::npos) << given.out;
   const json given_summary = read_json(dir + "/b/summary.json");

@@ -177,7 +177,9 @@ TEST(FaceRules, BrokenFaceRowsAreTheFlatOnesAndRepeatedCornerSets) {
   for (int64_t v : {0, 0, 0, 0, 5, 0, 3, 3, 3}) tokens.push_back(v);    // shares two corners only
   for (int64_t v : {1, 1, 1, 2, 2, 2, 3, 3, 3}) tokens.push_back(v);    // on one line
   const std::vector<bool> expected = {false, true, true, false, true};
-  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(face_row_is_broken(tokens.data(), int64_t(9 * (i + 1)), tk), expected[i]) << i;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(face_row_is_broken(tokens.data(), int64_t(9 * (i + 1)), tk), expected[i]) << i;
+  }
   EXPECT_FALSE(face_row_is_broken(tokens.data(), 0, tk));  // the BOS row holds no coordinates
 }
 

@@ -5,6 +5,16 @@
 
 namespace iflame {
 
+namespace {
+
+// Whether grid vectors d and e are parallel (their cross product is zero): with d = B - A and
+// e = C - A, whether corners A, B, C lie on one line.
+bool parallel(const int64_t (&d)[3], const int64_t (&e)[3]) {
+  return d[1] * e[2] == d[2] * e[1] && d[2] * e[0] == d[0] * e[2] && d[0] * e[1] == d[1] * e[0];
+}
+
+}  // namespace
+
 int64_t mask_repeated_face(const int64_t* tokens, int64_t t, const TokenizerConfig& tokenizer, uint8_t* allowed) {
   constexpr int64_t last = kTokensPerFace - 1;
   if (t < kTokensPerFace || t % kTokensPerFace != last) return 0;
@@ -44,7 +54,7 @@ int64_t mask_degenerate_face(const int64_t* tokens, int64_t t, const TokenizerCo
     } else {
       for (int64_t v = 0; v < levels; ++v) {
         const int64_t e[3] = {row[6] - a[0], row[7] - a[1], v - a[2]};  // C - A
-        bad[size_t(v)] = d[1] * e[2] == d[2] * e[1] && d[2] * e[0] == d[0] * e[2] && d[0] * e[1] == d[1] * e[0];
+        bad[size_t(v)] = parallel(d, e);
       }
     }
   }
@@ -72,7 +82,7 @@ bool face_row_is_broken(const int64_t* tokens, int64_t start, const TokenizerCon
   if (!corners_of(tokens + start, face)) return false;
   const auto &a = face[0], &b = face[1], &c = face[2];
   const int64_t d[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]}, e[3] = {c[0] - a[0], c[1] - a[1], c[2] - a[2]};
-  if (d[1] * e[2] == d[2] * e[1] && d[2] * e[0] == d[0] * e[2] && d[0] * e[1] == d[1] * e[0]) return true;
+  if (parallel(d, e)) return true;
   std::sort(face.begin(), face.end());
   Corners earlier;
   for (int64_t s = start - kTokensPerFace; s >= 0; s -= kTokensPerFace) {

@@ -204,14 +204,20 @@ TEST(Sampler, MinPKeepsTheTokensNearTheMostLikely) {
   EXPECT_EQ(draw(0.25, 0.6).size(), 2u);
 }
 
-TEST(Sampler, FullRowStartsDrawTheFirstTokenOfARowUntruncated) {
-  // At a row start EOS (0.1) and two coordinates (0.6, 0.3): top-p 0.5 and top-k 1 keep only
-  // the first. With full_row_starts the row start draws all three; inside a row nothing changes.
-  const TokenizerConfig tk;
+// Logits (1, vocab) with coordinates 3 and 7 at probabilities 0.6 and 0.3, EOS at 0.1.
+Tensor two_coordinates_and_eos(const TokenizerConfig& tk) {
   Tensor logits = torch::full({1, 132}, -1e9);
   logits[0][3] = std::log(0.6);
   logits[0][7] = std::log(0.3);
   logits[0][tk.eos()] = std::log(0.1);
+  return logits;
+}
+
+TEST(Sampler, FullRowStartsDrawTheFirstTokenOfARowUntruncated) {
+  // At a row start EOS (0.1) and two coordinates (0.6, 0.3): top-p 0.5 and top-k 1 keep only
+  // the first. With full_row_starts the row start draws all three; inside a row nothing changes.
+  const TokenizerConfig tk;
+  const Tensor logits = two_coordinates_and_eos(tk);
   for (bool full : {false, true}) {
     SamplingOptions opts;
     opts.top_k = 1;
@@ -240,10 +246,7 @@ TEST(Sampler, EscapeLoopsLiftsTruncationOnlyAfterABrokenFace) {
   // At a row start EOS (0.1) and two coordinates (0.6, 0.3), top-k 1: after a good face only
   // the first is drawn; after a back side of the face before it (a broken face) all three.
   const TokenizerConfig tk;
-  Tensor logits = torch::full({1, 132}, -1e9);
-  logits[0][3] = std::log(0.6);
-  logits[0][7] = std::log(0.3);
-  logits[0][tk.eos()] = std::log(0.1);
+  const Tensor logits = two_coordinates_and_eos(tk);
   std::vector<int64_t> good(9, tk.bos()), broken(9, tk.bos());
   for (int64_t v : {0, 0, 0, 0, 5, 0, 0, 0, 5}) good.push_back(v), broken.push_back(v);
   for (int64_t v : {1, 1, 1, 4, 2, 1, 1, 1, 6}) good.push_back(v);

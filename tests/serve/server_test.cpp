@@ -131,23 +131,30 @@ TEST_F(ServeTest, DistinctFacesRequestGivesTheStrictlyOrderedMesh) {
   EXPECT_TRUE(idle());
 }
 
-// A sampling switch sent as a request field ("no_repeat_faces": true, ...) gives the mesh of
-// `iflame sample` with the same switch and seed. `plain` holds the other fields, also sent.
-void expect_switch_field_gives_sample_mesh(ServeTest& test, const char* field, bool SamplingOptions::*flag,
-                                           SamplingOptions plain) {
-  SamplingOptions switched = plain;
-  switched.*flag = true;
+// A sampling field sent in a request ("min_p": 0.3, ...) gives the mesh of `iflame sample` with
+// the same seed and options: `changed` is `plain` with the field's value. `plain` holds the
+// other fields, also sent.
+void expect_field_gives_sample_mesh(ServeTest& test, const char* field, const json& value,
+                                    const SamplingOptions& changed, const SamplingOptions& plain) {
   for (uint64_t seed : {7, 13}) {
     // The field changes these meshes, so a server that ignored it would fail.
-    ASSERT_NE(test.expected_obj(seed, 40, switched), test.expected_obj(seed, 40, plain)) << field << " " << seed;
+    ASSERT_NE(test.expected_obj(seed, 40, changed), test.expected_obj(seed, 40, plain)) << field << " " << seed;
     const json body = {{"seed", seed},         {"max_faces", 40},        {"temperature", plain.temperature},
-                       {"top_k", plain.top_k}, {"top_p", plain.top_p},   {field, true}};
+                       {"top_k", plain.top_k}, {"top_p", plain.top_p},   {field, value}};
     auto res = test.client().Post("/v1/generate", body.dump(), "application/json");
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 200) << res->body;
-    EXPECT_EQ(json::parse(res->body)["obj"], test.expected_obj(seed, 40, switched)) << field << " " << seed;
+    EXPECT_EQ(json::parse(res->body)["obj"], test.expected_obj(seed, 40, changed)) << field << " " << seed;
   }
   EXPECT_TRUE(test.idle());
+}
+
+// A sampling switch sent as a request field ("no_repeat_faces": true, ...).
+void expect_switch_field_gives_sample_mesh(ServeTest& test, const char* field, bool SamplingOptions::*flag,
+                                           const SamplingOptions& plain) {
+  SamplingOptions switched = plain;
+  switched.*flag = true;
+  expect_field_gives_sample_mesh(test, field, true, switched, plain);
 }
 
 TEST_F(ServeTest, NoRepeatFacesRequestGivesTheSampleCommandsMesh) {
@@ -181,14 +188,7 @@ TEST_F(ServeTest, MinPRequestGivesTheSampleCommandsMesh) {
   plain.top_p = 1.0;
   SamplingOptions min_p = plain;
   min_p.min_p = 0.3;
-  for (uint64_t seed : {7, 13}) {
-    ASSERT_NE(expected_obj(seed, 40, min_p), expected_obj(seed, 40, plain)) << seed;  // min_p matters here
-    const json body = {{"seed", seed}, {"max_faces", 40}, {"top_k", 0}, {"top_p", 1.0}, {"min_p", 0.3}};
-    auto res = client().Post("/v1/generate", body.dump(), "application/json");
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 200) << res->body;
-    EXPECT_EQ(json::parse(res->body)["obj"], expected_obj(seed, 40, min_p)) << seed;
-  }
+  expect_field_gives_sample_mesh(*this, "min_p", 0.3, min_p, plain);
 }
 
 TEST_F(ServeTest, StreamSendsOneEventPerFaceThenTheResponse) {

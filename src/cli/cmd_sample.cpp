@@ -66,9 +66,10 @@ int run_sample(int argc, char** argv) {
               precision = "fp32";
   int64_t n = 4, batch = 8, top_k = 50, seed = 0, max_faces = 800, max_new_tokens = 0, heads = 16, threads = 0, bits = 7;
   double temperature = 1.0, top_p = 0.95, min_p = 0.0;
-  bool greedy = false, no_constraints = false, no_previews = false, order_constraints = false, overwrite = false;
-  bool distinct_faces = false, no_repeat_faces = false, no_degenerate_faces = false, full_row_starts = false,
-       escape_loops = false;
+  bool greedy = false, no_constraints = false, no_previews = false, overwrite = false;
+  SamplingOptions switches;  // the on/off rules (sampling_switches()); its numbers are unused
+  std::string switch_keys;
+  for (const SamplingSwitch& rule : sampling_switches()) switch_keys += std::string(" sample.") + rule.option + ",";
   ArgParser args("sample",
                  "Generates meshes token by token with the cached hybrid decoder. Sequences decode in\n"
                  "batches; each stops at its own EOS row (or --max-faces) and frees its slot. Each sample i\n"
@@ -83,11 +84,12 @@ int run_sample(int argc, char** argv) {
                  "Without --weights the shipped model is used: $IFLAME_MODEL when set, else\n"
                  "models/iflame-default.safetensors beside the build folder, in the install prefix\n"
                  "(share/iflame/models) or in the source tree this binary was configured from. A model may carry\n"
-                 "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.min-p,\n"
-                 "sample.top-k, sample.max-faces, sample.order-constraints, sample.distinct-faces,\n"
-                 "sample.no-repeat-faces, sample.no-degenerate-faces, sample.full-row-starts,\n"
-                 "sample.escape-loops); options given here win, and a switch the model turns on is turned\n"
-                 "off with --NAME=false.\n"
+                 + wrap_words("", "its sampling defaults in its metadata (sample.temperature, sample.top-p, sample.min-p, "
+                              "sample.top-k, sample.max-faces," + switch_keys.substr(0, switch_keys.size() - 1) +
+                                  "); options given here win, and a switch the model turns on is turned off with "
+                                  "--NAME=false.",
+                              96, "") +
+                     "\n"
                  "Every sample's \"finished\" in summary.json says what ended it: eos (the model), max_faces or\n"
                  "max_new_tokens (a cap).");
   args.option("weights", &weights, "model weights (.safetensors; default: the shipped model, see below)")
@@ -102,26 +104,9 @@ int run_sample(int argc, char** argv) {
       .option("max-faces", &max_faces, "end a sequence after this many faces")
       .option("max-new-tokens", &max_new_tokens, "stop after this many new tokens (0 = no limit)")
       .flag("greedy", &greedy, "argmax decoding")
-      .flag("no-constraints", &no_constraints, "do not mask tokens the mesh grammar forbids (and do not stop at EOS)")
-      .flag("order-constraints", &order_constraints,
-            "also keep the tokenizer's canonical order (first vertex of a face the smallest, faces sorted), so "
-            "every output re-tokenizes to itself; off by default: samples follow the model's own distribution")
-      .flag("distinct-faces", &distinct_faces,
-            "faces strictly increasing in the canonical order (implies --order-constraints): no face twice, so a "
-            "sample cannot loop on one face")
-      .flag("no-repeat-faces", &no_repeat_faces,
-            "never write a face row that was written before (the last coordinate of a copy is masked); keeps "
-            "the model's own order and allows a face's back side")
-      .flag("no-degenerate-faces", &no_degenerate_faces,
-            "never write a face without area (a corner on another, or the third on the line of the first two): "
-            "the coordinate that would make one is masked")
-      .flag("full-row-starts", &full_row_starts,
-            "draw the first token of each face row (EOS or where the next face starts) without top-k/top-p, "
-            "which apply inside rows; lets samples end and leave loops that truncation holds them in")
-      .flag("escape-loops", &escape_loops,
-            "after a broken face (without area, or the corners of an earlier face) draw the next row start "
-            "without top-k/top-p, so a loop of broken faces can end or jump away")
-      .option("out", &out_dir, "output folder (one that holds an earlier run's samples is refused)")
+      .flag("no-constraints", &no_constraints, "do not mask tokens the mesh grammar forbids (and do not stop at EOS)");
+  for (const SamplingSwitch& rule : sampling_switches()) args.flag(rule.option, &(switches.*rule.member), rule.help);
+  args.option("out", &out_dir, "output folder (one that holds an earlier run's samples is refused)")
       .flag("overwrite", &overwrite, "replace the samples of an earlier run in --out")
       .option("format", &format, "mesh files to write: a comma list of obj, ply, glb (both = obj,ply)")
       .flag("no-previews", &no_previews, "do not write the PNG previews (sample_NNN.png, and grid.png of the first 64)")
@@ -148,8 +133,8 @@ int run_sample(int argc, char** argv) {
   }
   if (formats.empty()) throw Error("sample: --format must name at least one of obj, ply, glb");
   if (precision != "fp32" && precision != "bf16") throw Error("sample: --precision must be fp32 or bf16");
-  if (order_constraints && no_constraints) throw Error("sample: --order-constraints needs the grammar constraints (drop --no-constraints)");
-  if (distinct_faces && no_constraints) throw Error("sample: --distinct-faces needs the grammar constraints (drop --no-constraints)");
+  if (switches.order && no_constraints) throw Error("sample: --order-constraints needs the grammar constraints (drop --no-constraints)");
+  if (switches.distinct_faces && no_constraints) throw Error("sample: --distinct-faces needs the grammar constraints (drop --no-constraints)");
   TokenizerConfig tokenizer;
   tokenizer.bits = int(bits);
   auto check_max_faces = [&] {
@@ -180,13 +165,7 @@ int run_sample(int argc, char** argv) {
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}, {"min-p", &min_p}},
-      {{"top-k", &top_k}, {"max-faces", &max_faces}},
-      {{"order-constraints", &order_constraints},
-       {"distinct-faces", &distinct_faces},
-       {"no-repeat-faces", &no_repeat_faces},
-       {"no-degenerate-faces", &no_degenerate_faces},
-       {"full-row-starts", &full_row_starts},
-       {"escape-loops", &escape_loops}});
+      {{"top-k", &top_k}, {"max-faces", &max_faces}}, switch_targets(switches));
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;
@@ -212,12 +191,7 @@ int run_sample(int argc, char** argv) {
   opts.sampling.min_p = min_p;
   opts.sampling.greedy = greedy;
   opts.sampling.constraints = !no_constraints;
-  opts.sampling.order = order_constraints;
-  opts.sampling.distinct_faces = distinct_faces;
-  opts.sampling.no_repeat_faces = no_repeat_faces;
-  opts.sampling.no_degenerate_faces = no_degenerate_faces;
-  opts.sampling.full_row_starts = full_row_starts;
-  opts.sampling.escape_loops = escape_loops;
+  for (const SamplingSwitch& rule : sampling_switches()) opts.sampling.*rule.member = switches.*rule.member;
   settle_sampling_switches(opts.sampling, {args.given("order-constraints"), args.given("distinct-faces")});
   check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
@@ -320,11 +294,10 @@ int run_sample(int argc, char** argv) {
       {"steps", rules.repeat.steps},
       {"argmax_repeats", rules.repeat.argmax_violations},
       {"mean_repeat_probability", mean_mass(rules.repeat)}};
-  summary["full_row_starts"] = opts.sampling.full_row_starts;
-  summary["escape_loops"] = opts.sampling.escape_loops;
   summary["sampling"] = {{"temperature", opts.sampling.temperature}, {"top_k", opts.sampling.top_k},
                          {"top_p", opts.sampling.top_p},             {"min_p", opts.sampling.min_p},
                          {"greedy", opts.sampling.greedy},           {"max_faces", max_faces}};
+  for (const SamplingSwitch& rule : sampling_switches()) summary["sampling"][rule.field] = opts.sampling.*rule.member;
   summary["degenerate_faces"] = {{"masked", opts.sampling.no_degenerate_faces},
                                  {"steps", rules.degenerate.steps},
                                  {"argmax_degenerate", rules.degenerate.argmax_violations},

@@ -40,10 +40,10 @@ int run_serve(int argc, char** argv) {
                  "as slots free up (continuous batching), and faces stream back as they are generated.\n"
                  "  GET  /             a web page: generate meshes and watch them grow\n"
                  "  GET  /health       status, slots and queue\n"
-                 "  POST /v1/generate  JSON {seed, temperature, top_k, top_p, min_p, max_faces, constraints,\n"
-                 "                     order, distinct_faces, no_repeat_faces, no_degenerate_faces, full_row_starts,\n"
-                 "                     escape_loops, greedy, prompt (OBJ text), stream}; answers\n"
-                 "                     {obj, faces, tokens, finished, timing}, or with \"stream\": true server-sent\n"
+                 + wrap_words("  POST /v1/generate  JSON {", serve::known_fields() + "} (prompt: OBJ text);", 100,
+                              std::string(21, ' ')) +
+                     "\n"
+                     "                     answers {obj, faces, tokens, finished, timing}, or with \"stream\": true server-sent\n"
                  "                     events, one per face.\n"
                  "A request with seed S gives the mesh of `iflame sample --seed S` (its first sample), at any load.\n"
                  "Fields left out take the model's sampling defaults (its sample.* metadata). Without --weights\n"
@@ -101,12 +101,7 @@ int run_serve(int argc, char** argv) {
   int64_t default_faces = std::min<int64_t>(800, max_faces);
   apply_sampling_defaults(metadata, weights, args, {{"temperature", &d.temperature}, {"top-p", &d.top_p}, {"min-p", &d.min_p}},
                           {{"top-k", &d.top_k}, {"max-faces", &default_faces}},
-                          {{"order-constraints", &d.order},
-                           {"distinct-faces", &d.distinct_faces},
-                           {"no-repeat-faces", &d.no_repeat_faces},
-                           {"no-degenerate-faces", &d.no_degenerate_faces},
-                           {"full-row-starts", &d.full_row_starts},
-                           {"escape-loops", &d.escape_loops}});
+                          switch_targets(d));
   settle_sampling_switches(d, {});  // the server's defaults: none named by a request yet
   options.defaults.max_faces = std::clamp<int64_t>(default_faces, 1, max_faces);
   check_sampling_options(d, model->config.vocab);

@@ -60,4 +60,10 @@ std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std
   return applied;
 }
 
+std::vector<std::pair<std::string, bool*>> switch_targets(SamplingOptions& sampling) {
+  std::vector<std::pair<std::string, bool*>> targets;
+  for (const SamplingSwitch& rule : sampling_switches()) targets.emplace_back(rule.option, &(sampling.*rule.member));
+  return targets;
+}
+
 }  // namespace iflame::cli

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "generate/sampler.h"
 #include "model/torch_compat.h"
 #include "util/args.h"
 
@@ -23,5 +24,9 @@ std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std
                                                  const std::vector<std::pair<std::string, double*>>& numbers,
                                                  const std::vector<std::pair<std::string, int64_t*>>& integers,
                                                  const std::vector<std::pair<std::string, bool*>>& flags);
+
+// The switches of sampling_switches() as (option, member of `sampling`), for
+// apply_sampling_defaults.
+std::vector<std::pair<std::string, bool*>> switch_targets(SamplingOptions& sampling);
 
 }  // namespace iflame::cli

@@ -13,6 +13,30 @@
 
 namespace iflame {
 
+const std::vector<SamplingSwitch>& sampling_switches() {
+  static const std::vector<SamplingSwitch> table = {
+      {"order-constraints", "order", &SamplingOptions::order,
+       "also keep the tokenizer's canonical order (first vertex of a face the smallest, faces sorted), so every "
+       "output re-tokenizes to itself; off by default: samples follow the model's own distribution"},
+      {"distinct-faces", "distinct_faces", &SamplingOptions::distinct_faces,
+       "faces strictly increasing in the canonical order (implies --order-constraints): no face twice, so a sample "
+       "cannot loop on one face"},
+      {"no-repeat-faces", "no_repeat_faces", &SamplingOptions::no_repeat_faces,
+       "never write a face row that was written before (the last coordinate of a copy is masked); keeps the "
+       "model's own order and allows a face's back side"},
+      {"no-degenerate-faces", "no_degenerate_faces", &SamplingOptions::no_degenerate_faces,
+       "never write a face without area (a corner on another, or the third on the line of the first two): the "
+       "coordinate that would make one is masked"},
+      {"full-row-starts", "full_row_starts", &SamplingOptions::full_row_starts,
+       "draw the first token of each face row (EOS or where the next face starts) without top-k/top-p/min-p, "
+       "which apply inside rows; lets samples end and leave loops that truncation holds them in"},
+      {"escape-loops", "escape_loops", &SamplingOptions::escape_loops,
+       "after a broken face (without area, or the corners of an earlier face) draw the next row start without "
+       "top-k/top-p/min-p, so a loop of broken faces can end or jump away"},
+  };
+  return table;
+}
+
 void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames names) {
   const bool cli = names == OptionNames::kCommandLine;
   const std::string prefix = cli ? "--" : "", top_k = cli ? "--top-k" : "top_k", top_p = cli ? "--top-p" : "top_p",

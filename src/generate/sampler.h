@@ -50,6 +50,18 @@ struct SamplingOptions {
   bool escape_loops = false;
 };
 
+// The on/off rules of SamplingOptions, one row each; the command line (--option, and a model's
+// metadata sample.option), the server's request fields and summary.json all list them from here,
+// so a new rule is one row. (greedy and constraints are not in it: greedy is no model default and
+// constraints is switched off, by --no-constraints.)
+struct SamplingSwitch {
+  const char* option;  // command-line flag and metadata key: order-constraints
+  const char* field;   // request and summary.json field: order
+  bool SamplingOptions::*member;
+  const char* help;    // for --help
+};
+const std::vector<SamplingSwitch>& sampling_switches();
+
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
 // finite and > 0, top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1); order needs
 // constraints, distinct_faces needs order. Options are named as on the command line (--top-p)

@@ -33,7 +33,20 @@ bool bool_field(const json& v, const std::string& name) {
   return v.get<bool>();
 }
 
+const SamplingSwitch* switch_named(const std::string& field) {
+  for (const SamplingSwitch& rule : sampling_switches()) {
+    if (field == rule.field) return &rule;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+std::string known_fields() {
+  std::string list = "seed, temperature, top_k, top_p, min_p, max_faces, constraints";
+  for (const SamplingSwitch& rule : sampling_switches()) list += std::string(", ") + rule.field;
+  return list + ", greedy, prompt, stream";
+}
 
 ParsedRequest parse_generate_request(const std::string& body, const RequestDefaults& defaults,
                                      const TokenizerConfig& tokenizer) {
@@ -57,12 +70,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
     else if (key == "min_p") r.sampling.min_p = number_field(v, key);
     else if (key == "max_faces") r.max_faces = integer_field(v, key, 1, kMaxInt);
     else if (key == "constraints") r.sampling.constraints = bool_field(v, key);
-    else if (key == "order") r.sampling.order = bool_field(v, key);
-    else if (key == "distinct_faces") r.sampling.distinct_faces = bool_field(v, key);
-    else if (key == "no_repeat_faces") r.sampling.no_repeat_faces = bool_field(v, key);
-    else if (key == "no_degenerate_faces") r.sampling.no_degenerate_faces = bool_field(v, key);
-    else if (key == "full_row_starts") r.sampling.full_row_starts = bool_field(v, key);
-    else if (key == "escape_loops") r.sampling.escape_loops = bool_field(v, key);
+    else if (const SamplingSwitch* rule = switch_named(key)) r.sampling.*rule->member = bool_field(v, key);
     else if (key == "greedy") r.sampling.greedy = bool_field(v, key);
     else if (key == "stream") out.stream = bool_field(v, key);
     else if (key == "prompt") {
@@ -71,9 +79,7 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
       const Mesh mesh = readers::read_obj(std::vector<uint8_t>(text.begin(), text.end()), "prompt");
       r.prompt = encode_prompt(canonicalize(mesh, tokenizer), tokenizer);
     } else {
-      throw Error("unknown field '" + key +
-                  "' (known: seed, temperature, top_k, top_p, min_p, max_faces, constraints, order, distinct_faces, "
-                  "no_repeat_faces, no_degenerate_faces, full_row_starts, escape_loops, greedy, prompt, stream)");
+      throw Error("unknown field '" + key + "' (known: " + known_fields() + ")");
     }
   }
   settle_sampling_switches(r.sampling, {j.contains("order"), j.contains("distinct_faces")});

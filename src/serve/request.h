@@ -20,8 +20,11 @@ struct ParsedRequest {
   bool stream = false;
 };
 
+// The fields a generate request may hold, comma-separated (for errors and --help).
+std::string known_fields();
+
 // Fields: seed (integer >= 0), temperature, top_k, top_p, min_p, max_faces, constraints (bool),
-// order (bool: canonical-order constraints), the other switches of SamplingOptions (bool),
+// the switches of sampling_switches() by their `field` names (bool),
 // greedy (bool), prompt (OBJ text to complete), stream (bool). Anything else, a wrong type, a
 // value out of range or malformed JSON throws iflame::Error with a message for the client (the
 // server answers 400). max_faces is checked against the server's cap by Batcher::submit.

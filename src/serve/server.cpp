@@ -36,8 +36,21 @@ struct Server::Impl {
                        {"slots", {{"total", load.slots}, {"busy", load.busy}, {"free", load.slots - load.busy}}},
                        {"queue", {{"waiting", load.queued}, {"max", batcher.options().max_queue}}},
                        {"max_faces", batcher.options().max_faces},
+                       {"defaults", defaults_json()},
                        {"tokens", load.tokens}};
     res.set_content(body.dump(), "application/json");
+  }
+
+  // What a request that leaves a field out gets (the model's sampling defaults); the web page
+  // shows them and makes one checkbox per switch.
+  json defaults_json() const {
+    const SamplingOptions& s = options.defaults.sampling;
+    json d = {{"temperature", s.temperature}, {"top_k", s.top_k},   {"top_p", s.top_p},
+              {"min_p", s.min_p},             {"greedy", s.greedy}, {"max_faces", options.defaults.max_faces}};
+    json switches = json::array();  // in the table's order, which the page keeps
+    for (const SamplingSwitch& rule : sampling_switches()) switches.push_back({{"field", rule.field}, {"on", s.*rule.member}});
+    d["switches"] = switches;
+    return d;
   }
 
   void generate(const httplib::Request& req, httplib::Response& res) {

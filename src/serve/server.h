@@ -1,6 +1,7 @@
 // `iflame serve`: HTTP over a Batcher (cpp-httplib, as llama.cpp's server uses).
 //
-//   GET  /health        {"status":"ok","model":...,"slots":{"total","busy","free"},"queue":{"waiting","max"},...}
+//   GET  /health        {"status":"ok","model":...,"slots":{"total","busy","free"},"queue":{"waiting","max"},
+//                        "defaults":{temperature, top_k, top_p, min_p, greedy, max_faces, "switches":[{field, on}]},...}
 //   POST /v1/generate   serve/request.h's JSON; with "stream": true, server-sent events: one
 //                       `data: {"face":...,"index":i}` per face, then `data: <the response>`
 //   GET  /              the web page (web/src/serve.html with the viewer bundle)

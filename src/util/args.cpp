@@ -154,4 +154,26 @@ void require_finite_non_negative(const std::string& option, double value) {
   }
 }
 
+std::string wrap_words(const std::string& first, const std::string& words, size_t width, const std::string& indent) {
+  std::string out, line = first;
+  bool fresh = true;  // no word on `line` yet
+  size_t start = 0;
+  while (start < words.size()) {
+    size_t end = words.find(' ', start);
+    if (end == std::string::npos) end = words.size();
+    const std::string word = words.substr(start, end - start);
+    start = end + 1;
+    if (word.empty()) continue;
+    if (!fresh && line.size() + 1 + word.size() > width) {
+      out += line + "\n";
+      line = indent;
+    } else if (!fresh) {
+      line += ' ';
+    }
+    line += word;
+    fresh = false;
+  }
+  return out + line;
+}
+
 }  // namespace iflame

@@ -58,4 +58,9 @@ class ArgParser {
 void require_at_least(const std::string& option, int64_t value, int64_t min);
 void require_finite_non_negative(const std::string& option, double value);
 
+// `first` followed by `words` broken into lines of at most `width` characters at spaces, every
+// line after the first starting with `indent` (for lists in help text). A word longer than a
+// line gets a line of its own.
+std::string wrap_words(const std::string& first, const std::string& words, size_t width, const std::string& indent);
+
 }  // namespace iflame

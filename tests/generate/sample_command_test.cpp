@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "generate/sampler.h"
 #include "io/safetensors.h"
 #include "mesh/load.h"
 #include "test_paths.h"
@@ -141,7 +142,7 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   EXPECT_EQ(summary.at("sampling").at("temperature"), 0.7);
   EXPECT_EQ(summary.at("sampling").at("min_p"), 0.05);
   EXPECT_EQ(summary.at("sampling").at("max_faces"), 2);
-  EXPECT_EQ(summary.at("escape_loops"), true);
+  EXPECT_EQ(summary.at("sampling").at("escape_loops"), true);
 
   const auto given =
       test::run_iflame(base + "--max-faces 4 --temperature 1 --min-p 0 --escape-loops=false --out " + dir + "/b");
@@ -149,7 +150,7 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   EXPECT_EQ(given.out.find("defaults from the model's metadata"), std::string::npos) << given.out;
   const json given_summary = read_json(dir + "/b/summary.json");
   EXPECT_EQ(given_summary.at("sampling").at("min_p"), 0.0);
-  EXPECT_EQ(given_summary.at("escape_loops"), false);
+  EXPECT_EQ(given_summary.at("sampling").at("escape_loops"), false);
 
   file.metadata["sample.max-faces"] = "lots";
   write_safetensors(file, dir + "/bad.safetensors");
@@ -161,6 +162,34 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
 
 // A second run into the same --out is refused and leaves the first's files; with --overwrite
 // it replaces them, leaving none of the earlier run's and nothing else touched.
+// Each row of sampling_switches() is a flag of `iflame sample` (listed in --help, turned off by
+// --NAME=false) and a metadata default sample.NAME, recorded in summary.json by its field name.
+TEST(SampleCommand, EverySamplingSwitchIsAFlagAndAMetadataDefault) {
+  IFLAME_REQUIRE_REFERENCE_DATA();
+  const std::string dir = test::temp_dir();
+  SafetensorsFile file = read_safetensors(reference_weights());
+  std::string all_off;
+  for (const SamplingSwitch& rule : sampling_switches()) {
+    file.metadata[std::string("sample.") + rule.option] = "true";
+    all_off += std::string(" --") + rule.option + "=false";
+  }
+  write_safetensors(file, dir + "/switches.safetensors");
+  const std::string base = "sample --weights " + dir + "/switches.safetensors --n 1 --max-faces 3 --no-previews --threads 1 ";
+  const auto help = test::run_iflame("sample --help");
+  const auto on = test::run_iflame(base + "--out " + dir + "/on");
+  ASSERT_EQ(on.code, 0) << on.out;
+  const auto off = test::run_iflame(base + all_off + " --out " + dir + "/off");
+  ASSERT_EQ(off.code, 0) << off.out;
+  const json on_sampling = read_json(dir + "/on/summary.json").at("sampling");
+  const json off_sampling = read_json(dir + "/off/summary.json").at("sampling");
+  for (const SamplingSwitch& rule : sampling_switches()) {
+    EXPECT_NE(help.out.find(std::string("--") + rule.option + "\n"), std::string::npos) << rule.option;
+    EXPECT_NE(help.out.find(std::string("sample.") + rule.option), std::string::npos) << rule.option;
+    EXPECT_EQ(on_sampling.at(rule.field), true) << rule.field;
+    EXPECT_EQ(off_sampling.at(rule.field), false) << rule.field;
+  }
+}
+
 TEST(SampleCommand, AnOutFolderWithEarlierSamplesIsRefusedUnlessOverwrite) {
   IFLAME_REQUIRE_REFERENCE_DATA();
   namespace fs = std::filesystem;

@@ -76,6 +76,11 @@ TEST(ServePageBrowserSlow, GenerateStreamsAMeshIntoATileAndOffersDownloads) {
   thread.join();
   ASSERT_FALSE(text.empty()) << "the page never reported; chromium's log is in " << dir;
   const json h = json::parse(text);
+  json fields = json::array();
+  for (const SamplingSwitch& rule : sampling_switches()) fields.push_back(rule.field);
+  EXPECT_EQ(h["switches"], fields) << "one checkbox per sampling switch, from /health";
+  EXPECT_EQ(h["request"], json({{"seed", 5}, {"max_faces", 30}, {"escape_loops", true}}))
+      << "the ticked switch, and only it, is sent";
   EXPECT_EQ(h["faces"], 30);
   EXPECT_EQ(h["finished"], "max_faces");
   EXPECT_NE(h["info"].get<std::string>().find("30 faces"), std::string::npos) << h["info"];

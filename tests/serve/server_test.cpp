@@ -16,6 +16,7 @@
 #include "mesh/readers.h"
 #include "mesh/write.h"
 #include "util/error.h"
+#include "error_text.h"
 
 namespace iflame::serve {
 namespace {
@@ -272,6 +273,42 @@ TEST_F(ServeTest, BadRequestsGetAClearRefusal) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 404);
   EXPECT_TRUE(idle());
+}
+
+// /health tells what a request that leaves a field out gets: the model's defaults, and every
+// switch by its request field (the web page makes its checkboxes from these).
+TEST_F(ServeTest, HealthReportsTheSamplingDefaultsAndEverySwitch) {
+  ServerOptions o;
+  o.defaults.sampling.temperature = 0.8;
+  o.defaults.sampling.escape_loops = true;
+  o.defaults.max_faces = 33;
+  start(BatcherOptions{}, o);
+  const json d = health()["defaults"];
+  EXPECT_EQ(d["temperature"], 0.8);
+  EXPECT_EQ(d["max_faces"], 33);
+  ASSERT_EQ(d["switches"].size(), sampling_switches().size()) << d;
+  for (size_t i = 0; i < sampling_switches().size(); ++i) {
+    const SamplingSwitch& rule = sampling_switches()[i];
+    EXPECT_EQ(d["switches"][i]["field"], rule.field);
+    EXPECT_EQ(d["switches"][i]["on"], rule.member == &SamplingOptions::escape_loops) << rule.field;
+  }
+}
+
+// Each row of sampling_switches() is a request field that sets its rule, either way, against
+// the server's defaults; and the refusal of an unknown field lists it.
+TEST(ServeRequest, EverySamplingSwitchIsARequestField) {
+  const TokenizerConfig tokenizer;
+  const std::string unknown = test::error_text([&] { parse_generate_request(R"({"loops": true})", {}, tokenizer); });
+  for (const SamplingSwitch& rule : sampling_switches()) {
+    EXPECT_NE(unknown.find(rule.field), std::string::npos) << rule.field << " missing from: " << unknown;
+    RequestDefaults defaults;
+    const ParsedRequest on = parse_generate_request(json{{rule.field, true}}.dump(), defaults, tokenizer);
+    EXPECT_TRUE(on.request.sampling.*rule.member) << rule.field;
+    defaults.sampling.*rule.member = true;
+    defaults.sampling.order = true;  // distinct_faces needs it
+    const ParsedRequest off = parse_generate_request(json{{rule.field, false}}.dump(), defaults, tokenizer);
+    EXPECT_FALSE(off.request.sampling.*rule.member) << rule.field;
+  }
 }
 
 TEST_F(ServeTest, AFullQueueAnswers503AndALeavingClientFreesItsSlot) {

@@ -192,7 +192,8 @@ int run_sample(int argc, char** argv) {
   opts.sampling.greedy = greedy;
   opts.sampling.constraints = !no_constraints;
   for (const SamplingSwitch& rule : sampling_switches()) opts.sampling.*rule.member = switches.*rule.member;
-  settle_sampling_switches(opts.sampling, {args.given("order-constraints"), args.given("distinct-faces")});
+  auto named = [&](bool SamplingOptions::*member) { return args.given(sampling_switch(member).option); };
+  settle_sampling_switches(opts.sampling, {named(&SamplingOptions::order), named(&SamplingOptions::distinct_faces)});
   check_sampling_options(opts.sampling, model->config.vocab);
   opts.stop_at_eos = !no_constraints;
   opts.bf16 = precision == "bf16";

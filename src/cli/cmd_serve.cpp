@@ -39,12 +39,12 @@ int run_serve(int argc, char** argv) {
                  "Serves mesh generation over HTTP from one loaded model. Requests join the running batch\n"
                  "as slots free up (continuous batching), and faces stream back as they are generated.\n"
                  "  GET  /             a web page: generate meshes and watch them grow\n"
-                 "  GET  /health       status, slots and queue\n"
+                 "  GET  /health       status, slots, queue and the sampling defaults\n"
                  + wrap_words("  POST /v1/generate  JSON {", serve::known_fields() + "} (prompt: OBJ text);", 100,
                               std::string(21, ' ')) +
                      "\n"
-                     "                     answers {obj, faces, tokens, finished, timing}, or with \"stream\": true server-sent\n"
-                 "                     events, one per face.\n"
+                     "                     answers {obj, faces, tokens, finished, timing}, or with \"stream\": true\n"
+                 "                     server-sent events, one per face.\n"
                  "A request with seed S gives the mesh of `iflame sample --seed S` (its first sample), at any load.\n"
                  "Fields left out take the model's sampling defaults (its sample.* metadata). Without --weights\n"
                  "the shipped model is used (see `iflame sample --help`).");

@@ -37,6 +37,13 @@ const std::vector<SamplingSwitch>& sampling_switches() {
   return table;
 }
 
+const SamplingSwitch& sampling_switch(bool SamplingOptions::*member) {
+  for (const SamplingSwitch& rule : sampling_switches()) {
+    if (rule.member == member) return rule;
+  }
+  throw Error("sampling_switch: no row for this member of SamplingOptions");
+}
+
 void check_sampling_options(const SamplingOptions& o, int64_t vocab, OptionNames names) {
   const bool cli = names == OptionNames::kCommandLine;
   const std::string prefix = cli ? "--" : "", top_k = cli ? "--top-k" : "top_k", top_p = cli ? "--top-p" : "top_p",

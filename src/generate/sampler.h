@@ -61,6 +61,8 @@ struct SamplingSwitch {
   const char* help;    // for --help
 };
 const std::vector<SamplingSwitch>& sampling_switches();
+// The row of `member` (every bool of SamplingOptions but greedy and constraints has one).
+const SamplingSwitch& sampling_switch(bool SamplingOptions::*member);
 
 // Throws iflame::Error naming the option when a value is out of range: temperature must be
 // finite and > 0, top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1); order needs

@@ -82,7 +82,8 @@ ParsedRequest parse_generate_request(const std::string& body, const RequestDefau
       throw Error("unknown field '" + key + "' (known: " + known_fields() + ")");
     }
   }
-  settle_sampling_switches(r.sampling, {j.contains("order"), j.contains("distinct_faces")});
+  auto named = [&](bool SamplingOptions::*member) { return j.contains(sampling_switch(member).field); };
+  settle_sampling_switches(r.sampling, {named(&SamplingOptions::order), named(&SamplingOptions::distinct_faces)});
   check_sampling_options(r.sampling, tokenizer.vocab_size(), OptionNames::kRequestFields);
   return out;
 }

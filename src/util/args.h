@@ -59,8 +59,9 @@ void require_at_least(const std::string& option, int64_t value, int64_t min);
 void require_finite_non_negative(const std::string& option, double value);
 
 // `first` followed by `words` broken into lines of at most `width` characters at spaces, every
-// line after the first starting with `indent` (for lists in help text). A word longer than a
-// line gets a line of its own.
+// line after the first starting with `indent` (for lists in help text). Words are split at
+// single spaces (runs of spaces count as one); a word never breaks, so a line holding a single
+// word longer than the room left (after `first` or `indent`) is wider than `width`.
 std::string wrap_words(const std::string& first, const std::string& words, size_t width, const std::string& indent);
 
 }  // namespace iflame

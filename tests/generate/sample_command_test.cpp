@@ -160,8 +160,6 @@ TEST(SampleCommand, ModelMetadataSetsDefaultsThatOptionsOverride) {
   EXPECT_NE(bad.out.find("bad.safetensors"), std::string::npos) << bad.out;
 }
 
-// A second run into the same --out is refused and leaves the first's files; with --overwrite
-// it replaces them, leaving none of the earlier run's and nothing else touched.
 // Each row of sampling_switches() is a flag of `iflame sample` (listed in --help, turned off by
 // --NAME=false) and a metadata default sample.NAME, recorded in summary.json by its field name.
 TEST(SampleCommand, EverySamplingSwitchIsAFlagAndAMetadataDefault) {
@@ -190,6 +188,8 @@ TEST(SampleCommand, EverySamplingSwitchIsAFlagAndAMetadataDefault) {
   }
 }
 
+// A second run into the same --out is refused and leaves the first's files; with --overwrite
+// it replaces them, leaving none of the earlier run's and nothing else touched.
 TEST(SampleCommand, AnOutFolderWithEarlierSamplesIsRefusedUnlessOverwrite) {
   IFLAME_REQUIRE_REFERENCE_DATA();
   namespace fs = std::filesystem;

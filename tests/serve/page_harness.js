@@ -2,7 +2,8 @@
 // clicks Generate, waits for the tile to finish, then posts what it saw as JSON to the URL in
 // the page's ?report= parameter: the tile's face counter, its colored canvas pixels (before the
 // first face and at the end), and the two downloads (the OBJ's text, the GLB's header).
-// It first waits for the switch checkboxes (made from /health) and ticks escape_loops.
+// It first waits for the switch checkboxes (made from /health) and ticks escape_loops; it also
+// reports the switches offered and the request the tile was made for.
 window.addEventListener('load', () => {
   const ready = setInterval(() => {
     if (document.getElementById('switches').dataset.ready !== 'true') return;
@@ -39,6 +40,7 @@ function start() {
       faces: +tile.dataset.faces, finished: tile.dataset.finished || '', info: tile.querySelector('.info').textContent,
       before, after: colored(tile), downloads: links.map((l) => l.download), obj,
       switches: switches.map((i) => i.dataset.field), request: JSON.parse(tile.dataset.request),
+      tile_at_click: first !== null,
       glb: glb ? { magic: glb.getUint32(0, true), version: glb.getUint32(4, true), length: glb.getUint32(8, true),
                    bytes: glb.byteLength } : null,
     }) });

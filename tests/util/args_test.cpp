@@ -47,6 +47,7 @@ TEST(WrapWords, BreaksAtSpacesWithinTheWidthAndIndentsTheRest) {
   EXPECT_EQ(wrap_words("list: ", "a bb ccc dd", 12, "  "), "list: a bb\n  ccc dd");
   EXPECT_EQ(wrap_words("", "a  b", 80, ""), "a b");
   EXPECT_EQ(wrap_words("x ", "", 80, ""), "x ");
+  EXPECT_EQ(wrap_words("  A {", "aa bb cc dd", 9, "    "), "  A {aa\n    bb cc\n    dd");
   // A word longer than the width gets a line of its own rather than being cut.
   EXPECT_EQ(wrap_words("", "a verylongword b", 5, ""), "a\nverylongword\nb");
 }

@@ -165,7 +165,7 @@ int run_sample(int argc, char** argv) {
   // The model's own sampling defaults, for the options the command line did not set.
   const std::vector<std::string> from_model = apply_sampling_defaults(
       metadata, weights, args, {{"temperature", &temperature}, {"top-p", &top_p}, {"min-p", &min_p}},
-      {{"top-k", &top_k}, {"max-faces", &max_faces}}, switch_targets(switches));
+      {{"top-k", &top_k}, {"max-faces", &max_faces}}, switches);
   check_max_faces();
   if (!from_model.empty()) {
     std::string list;

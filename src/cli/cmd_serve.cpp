@@ -100,8 +100,7 @@ int run_serve(int argc, char** argv) {
   SamplingOptions& d = options.defaults.sampling;
   int64_t default_faces = std::min<int64_t>(800, max_faces);
   apply_sampling_defaults(metadata, weights, args, {{"temperature", &d.temperature}, {"top-p", &d.top_p}, {"min-p", &d.min_p}},
-                          {{"top-k", &d.top_k}, {"max-faces", &default_faces}},
-                          switch_targets(d));
+                          {{"top-k", &d.top_k}, {"max-faces", &default_faces}}, d);
   settle_sampling_switches(d, {});  // the server's defaults: none named by a request yet
   options.defaults.max_faces = std::clamp<int64_t>(default_faces, 1, max_faces);
   check_sampling_options(d, model->config.vocab);

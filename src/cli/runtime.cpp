@@ -22,7 +22,7 @@ std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std
                                                  const std::string& path, const ArgParser& args,
                                                  const std::vector<std::pair<std::string, double*>>& numbers,
                                                  const std::vector<std::pair<std::string, int64_t*>>& integers,
-                                                 const std::vector<std::pair<std::string, bool*>>& flags) {
+                                                 SamplingOptions& switches) {
   std::vector<std::string> applied;
   auto value_of = [&](const std::string& option) -> const std::string* {
     if (args.given(option)) return nullptr;
@@ -50,20 +50,14 @@ std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std
     *target = x;
     applied.push_back(option);
   }
-  for (const auto& [option, target] : flags) {
-    const std::string* v = value_of(option);
+  for (const SamplingSwitch& rule : sampling_switches()) {
+    const std::string* v = value_of(rule.option);
     if (!v) continue;
-    if (*v != "true" && *v != "false") throw bad(option, *v);
-    *target = *v == "true";
-    applied.push_back(option);
+    if (*v != "true" && *v != "false") throw bad(rule.option, *v);
+    switches.*rule.member = *v == "true";
+    applied.push_back(rule.option);
   }
   return applied;
-}
-
-std::vector<std::pair<std::string, bool*>> switch_targets(SamplingOptions& sampling) {
-  std::vector<std::pair<std::string, bool*>> targets;
-  for (const SamplingSwitch& rule : sampling_switches()) targets.emplace_back(rule.option, &(sampling.*rule.member));
-  return targets;
 }
 
 }  // namespace iflame::cli

@@ -16,17 +16,14 @@ namespace iflame::cli {
 torch::Device parse_device(const std::string& name);
 
 // Sets each option the command line did not give from the model's "sample.<option>" metadata
-// (sample.temperature, sample.top-p, sample.min-p, sample.top-k, sample.max-faces, and the
-// switches the caller names: sample.order-constraints, sample.distinct-faces, ...).
-// Returns the options so set. A malformed value is an error naming the file and key.
+// (sample.temperature, sample.top-p, sample.min-p, sample.top-k, sample.max-faces given by the
+// caller, and every switch of sampling_switches() into `switches`: sample.order-constraints,
+// sample.distinct-faces, ...). Returns the options so set. A malformed value is an error naming
+// the file and key.
 std::vector<std::string> apply_sampling_defaults(const std::map<std::string, std::string>& metadata,
                                                  const std::string& path, const ArgParser& args,
                                                  const std::vector<std::pair<std::string, double*>>& numbers,
                                                  const std::vector<std::pair<std::string, int64_t*>>& integers,
-                                                 const std::vector<std::pair<std::string, bool*>>& flags);
-
-// The switches of sampling_switches() as (option, member of `sampling`), for
-// apply_sampling_defaults.
-std::vector<std::pair<std::string, bool*>> switch_targets(SamplingOptions& sampling);
+                                                 SamplingOptions& switches);
 
 }  // namespace iflame::cli
